@@ -43,7 +43,10 @@ fn probe() -> pkg_config::Library {
                     stderr.trim()
                 ));
             }
-            fail(&format!("pkg-config cannot find GnuTLS (`{command}`: {})", stderr.trim()));
+            fail(&format!(
+                "pkg-config cannot find GnuTLS (`{command}`: {})",
+                stderr.trim()
+            ));
         }
         Err(error) => fail(&format!("pkg-config cannot find GnuTLS: {error}")),
     }
@@ -90,7 +93,9 @@ mod regenerate {
         for path in include_paths {
             builder = builder.clang_arg(format!("-I{}", path.display()));
         }
-        let bindings = builder.generate().expect("bindgen could not parse the GnuTLS headers");
+        let bindings = builder
+            .generate()
+            .expect("bindgen could not parse the GnuTLS headers");
         bindings
             .write_to_file(&target)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
@@ -106,11 +111,22 @@ mod regenerate {
     impl bindgen::callbacks::ParseCallbacks for SkipRepeatedMacros {
         fn will_parse_macro(&self, name: &str) -> bindgen::callbacks::MacroParsingBehavior {
             const REPEATED: &[&str] = &[
-                "GNUTLS_SERVER", "GNUTLS_CLIENT", "GNUTLS_DATAGRAM", "GNUTLS_NONBLOCK",
-                "GNUTLS_NO_EXTENSIONS", "GNUTLS_NO_REPLAY_PROTECTION", "GNUTLS_NO_SIGNAL",
-                "GNUTLS_ALLOW_ID_CHANGE", "GNUTLS_ENABLE_FALSE_START", "GNUTLS_FORCE_CLIENT_CERT",
-                "GNUTLS_NO_TICKETS", "GNUTLS_TL_VERIFY_CRL", "GNUTLS_TL_USE_IN_TLS",
-                "GNUTLS_TL_NO_DUPLICATES", "GNUTLS_TL_NO_DUPLICATE_KEY", "GNUTLS_TL_GET_COPY",
+                "GNUTLS_SERVER",
+                "GNUTLS_CLIENT",
+                "GNUTLS_DATAGRAM",
+                "GNUTLS_NONBLOCK",
+                "GNUTLS_NO_EXTENSIONS",
+                "GNUTLS_NO_REPLAY_PROTECTION",
+                "GNUTLS_NO_SIGNAL",
+                "GNUTLS_ALLOW_ID_CHANGE",
+                "GNUTLS_ENABLE_FALSE_START",
+                "GNUTLS_FORCE_CLIENT_CERT",
+                "GNUTLS_NO_TICKETS",
+                "GNUTLS_TL_VERIFY_CRL",
+                "GNUTLS_TL_USE_IN_TLS",
+                "GNUTLS_TL_NO_DUPLICATES",
+                "GNUTLS_TL_NO_DUPLICATE_KEY",
+                "GNUTLS_TL_GET_COPY",
                 "GNUTLS_TL_FAIL_ON_INVALID_CRL",
             ];
             if REPEATED.contains(&name) {

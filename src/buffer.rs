@@ -1,0 +1,193 @@
+//! [`ByteQueue`]: a FIFO of bytes over one contiguous allocation.
+//!
+//! Every byte stream inside a socket (ciphertext in and out, plaintext read
+//! and queued for writing) is a `ByteQueue`. It owns its memory and nothing
+//! else: it knows no sockets and no TLS. Writers fill the free space at the
+//! tail in place (a `read(2)` lands there directly, with no staging copy) and
+//! readers take from the head; the live bytes are moved to the front only
+//! when the tail runs out of room, and the allocation is dropped when the
+//! queue drains, so an idle connection holds no buffer memory.
+
+use std::io;
+
+/// The smallest allocation a queue makes when it first needs room.
+const MIN_CAPACITY: usize = 4096;
+
+/// A FIFO of bytes: append at the tail, consume from the head.
+#[derive(Debug, Default)]
+pub(crate) struct ByteQueue {
+    /// Always fully initialised: `buf.len()` is the capacity.
+    buf: Vec<u8>,
+    head: usize,
+    tail: usize,
+}
+
+impl ByteQueue {
+    /// An empty queue that holds no memory.
+    pub(crate) const fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    /// Number of bytes queued.
+    pub(crate) fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    /// The queued bytes, oldest first.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[self.head..self.tail]
+    }
+
+    /// Appends `data`.
+    pub(crate) fn extend(&mut self, data: &[u8]) {
+        self.spare(data.len())[..data.len()].copy_from_slice(data);
+        self.tail += data.len();
+    }
+
+    /// Removes `n` bytes from the head (at most [`len`](Self::len)).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.head += n.min(self.len());
+        if self.head == self.tail {
+            self.release();
+        }
+    }
+
+    /// Copies up to `out.len()` bytes from the head into `out` and removes
+    /// them; returns how many were copied.
+    pub(crate) fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len());
+        out[..n].copy_from_slice(&self.buf[self.head..self.head + n]);
+        self.consume(n);
+        n
+    }
+
+    /// Removes everything and returns it as a vector.
+    pub(crate) fn take_all(&mut self) -> Vec<u8> {
+        let out = self.as_slice().to_vec();
+        self.release();
+        out
+    }
+
+    /// Fills the tail from `source` with a single `read` call of at most
+    /// `limit` bytes. Returns what `read` returned: `Ok(0)` is end of stream.
+    pub(crate) fn fill_from(
+        &mut self,
+        source: &mut impl io::Read,
+        limit: usize,
+    ) -> io::Result<usize> {
+        self.fill_with(limit, |room| source.read(room))
+    }
+
+    /// Offers `fill` up to `limit` bytes of room at the tail and keeps the
+    /// first `n` bytes it reports written. Returns `fill`'s result.
+    pub(crate) fn fill_with<E>(
+        &mut self,
+        limit: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let limit = limit.max(1);
+        let room = self.spare(limit);
+        let room_len = room.len().min(limit);
+        let result = fill(&mut room[..room_len]);
+        if let Ok(n) = result {
+            self.tail += n.min(room_len);
+        }
+        if self.is_empty() {
+            self.release();
+        }
+        result
+    }
+
+    /// Writes the head to `sink` with a single `write` call and removes what
+    /// was written.
+    pub(crate) fn drain_to(&mut self, sink: &mut impl io::Write) -> io::Result<usize> {
+        let n = sink.write(self.as_slice())?;
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Returns at least `wanted` bytes of writable room at the tail, moving
+    /// the live bytes to the front or growing the allocation as needed.
+    fn spare(&mut self, wanted: usize) -> &mut [u8] {
+        if self.buf.len() - self.tail < wanted {
+            self.make_room(wanted);
+        }
+        &mut self.buf[self.tail..]
+    }
+
+    fn make_room(&mut self, wanted: usize) {
+        let live = self.len();
+        if self.head > 0 {
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.head = 0;
+            self.tail = live;
+        }
+        if self.buf.len() - live < wanted {
+            let capacity = (live + wanted).max(MIN_CAPACITY).next_power_of_two();
+            self.buf.resize(capacity, 0);
+        }
+    }
+
+    /// Empties the queue and gives its memory back.
+    fn release(&mut self) {
+        self.buf = Vec::new();
+        self.head = 0;
+        self.tail = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_order_survives_compaction_and_growth() {
+        let mut q = ByteQueue::new();
+        let mut expected = Vec::new();
+        let mut next = 0u8;
+        for round in 0..200 {
+            let chunk: Vec<u8> = (0..(round * 37) % 5000)
+                .map(|_| {
+                    next = next.wrapping_add(1);
+                    next
+                })
+                .collect();
+            q.extend(&chunk);
+            expected.extend_from_slice(&chunk);
+            let mut out = vec![0; (round * 53) % 4000];
+            let n = q.take_into(&mut out);
+            assert_eq!(&out[..n], &expected[..n]);
+            expected.drain(..n);
+            assert_eq!(q.as_slice(), &expected[..]);
+        }
+    }
+
+    #[test]
+    fn draining_releases_memory() {
+        let mut q = ByteQueue::new();
+        q.extend(&[1; 10_000]);
+        q.consume(10_000);
+        assert!(q.is_empty());
+        assert_eq!(q.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn fill_from_reads_once_and_respects_the_limit() {
+        let mut q = ByteQueue::new();
+        let mut source: &[u8] = &[7; 100_000];
+        assert_eq!(q.fill_from(&mut source, 1000).unwrap(), 1000);
+        assert_eq!(q.len(), 1000);
+        let mut empty: &[u8] = &[];
+        assert_eq!(q.fill_from(&mut empty, 1000).unwrap(), 0);
+        assert_eq!(q.len(), 1000);
+    }
+}

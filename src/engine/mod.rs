@@ -1,0 +1,521 @@
+//! The TLS engine: one GnuTLS session over in-memory buffers.
+//!
+//! Ciphertext goes in ([`Engine::incoming`], [`Engine::peer_eof`]),
+//! [`Engine::process`] drives the handshake and decrypts every complete
+//! record, ciphertext to send comes out ([`Engine::outgoing`]), and what
+//! happened is queued as [`EngineEvent`]s. There are no sockets, no clocks
+//! and no user callbacks here: the engine is tested and fuzzed from byte
+//! slices, and `ssl_socket.rs` drives it from the network.
+//!
+//! Certificate verification pauses the handshake: the engine reports
+//! [`EngineEvent::SslErrors`] and waits for [`Engine::resolve_ssl_errors`],
+//! so the application decides outside any GnuTLS call.
+
+#[cfg(test)]
+mod tests;
+mod verification;
+
+use std::collections::VecDeque;
+
+use crate::buffer::ByteQueue;
+use crate::certificate::Certificate;
+use crate::config::{PeerVerifyMode, SslConfiguration, SslProtocol};
+use crate::error::{Alert, Error, SslError, SslErrorKind};
+use crate::gnutls::{code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session};
+
+/// The most plaintext one `gnutls_record_recv` call may produce (one record).
+const RECORD_ROOM: usize = 16 * 1024;
+
+/// How many times a send is retried after `GNUTLS_E_AGAIN` or
+/// `GNUTLS_E_INTERRUPTED` before giving up (the transport never blocks, so
+/// one retry is the norm).
+const SEND_RETRIES: usize = 8;
+
+/// What happened inside the engine, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EngineEvent {
+    /// The handshake finished; application data may flow.
+    HandshakeComplete,
+    /// One problem found while verifying the peer (reported in every verify
+    /// mode but `VerifyNone`).
+    PeerVerifyError(SslError),
+    /// Verification failed: the handshake waits for
+    /// [`Engine::resolve_ssl_errors`]. Carries the problems not already
+    /// ignored.
+    SslErrors(Vec<SslError>),
+    /// The peer sent an alert (warnings do not end the session).
+    AlertReceived(Alert),
+    /// We sent an alert.
+    AlertSent(Alert),
+    /// The peer sent `close_notify`: it will send no more data.
+    CloseNotify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshaking,
+    AwaitingDecision,
+    Established,
+    Failed,
+}
+
+/// Whether verification problems stop the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enforcement {
+    Off,
+    Report,
+    Enforce,
+}
+
+/// A TLS session over in-memory buffers.
+pub(crate) struct Engine {
+    session: Session,
+    role: Role,
+    phase: Phase,
+    enforcement: Enforcement,
+    ignore_all: bool,
+    ignored: Vec<SslError>,
+    peer_verify_errors: Vec<SslError>,
+    pending_errors: Vec<SslError>,
+    events: VecDeque<EngineEvent>,
+    peer_closed: bool,
+    closed: bool,
+}
+
+impl Engine {
+    /// A client session for `host` (sent as SNI when it is a name) that
+    /// verifies the server against `verify_name` (normally `host`).
+    pub(crate) fn client(
+        config: &SslConfiguration,
+        host: &str,
+        verify_name: &str,
+    ) -> Result<Self, Error> {
+        let mut engine = Self::new(config, Role::Client)?;
+        if !host.is_empty() && host.parse::<std::net::IpAddr>().is_err() {
+            engine
+                .session
+                .set_server_name(host)
+                .map_err(Error::Handshake)?;
+        }
+        if engine.enforcement != Enforcement::Off {
+            let name = (!verify_name.is_empty()).then_some(verify_name);
+            engine
+                .session
+                .enable_peer_check(name)
+                .map_err(Error::Handshake)?;
+        }
+        Ok(engine)
+    }
+
+    /// A server session.
+    pub(crate) fn server(config: &SslConfiguration) -> Result<Self, Error> {
+        let mut engine = Self::new(config, Role::Server)?;
+        let request = match engine.enforcement {
+            Enforcement::Off => ClientCertificate::Ignore,
+            Enforcement::Report => ClientCertificate::Request,
+            Enforcement::Enforce => ClientCertificate::Require,
+        };
+        engine.session.set_client_certificate(request);
+        if engine.enforcement != Enforcement::Off {
+            engine
+                .session
+                .enable_peer_check(None)
+                .map_err(Error::Handshake)?;
+        }
+        Ok(engine)
+    }
+
+    fn new(config: &SslConfiguration, role: Role) -> Result<Self, Error> {
+        let mut session = Session::new(
+            role,
+            config.credentials().clone(),
+            config.priority().clone(),
+        )
+        .map_err(Error::Handshake)?;
+        if !config.alpn_protocols().is_empty() {
+            session
+                .set_alpn_protocols(config.alpn_protocols(), role == Role::Server)
+                .map_err(Error::Handshake)?;
+        }
+        let enforcement =
+            match (config.peer_verify_mode(), role) {
+                (PeerVerifyMode::VerifyNone, _)
+                | (PeerVerifyMode::AutoVerifyPeer, Role::Server) => Enforcement::Off,
+                (PeerVerifyMode::QueryPeer, _) => Enforcement::Report,
+                (PeerVerifyMode::VerifyPeer, _)
+                | (PeerVerifyMode::AutoVerifyPeer, Role::Client) => Enforcement::Enforce,
+            };
+        Ok(Self {
+            session,
+            role,
+            phase: Phase::Handshaking,
+            enforcement,
+            ignore_all: false,
+            ignored: Vec::new(),
+            peer_verify_errors: Vec::new(),
+            pending_errors: Vec::new(),
+            events: VecDeque::new(),
+            peer_closed: false,
+            closed: false,
+        })
+    }
+
+    /// Ciphertext received from the peer and not yet processed; the socket
+    /// reads into it directly.
+    pub(crate) fn incoming(&mut self) -> &mut ByteQueue {
+        &mut self.session.transport_mut().incoming
+    }
+
+    /// Appends ciphertext from the peer.
+    #[cfg(test)]
+    pub(crate) fn receive(&mut self, ciphertext: &[u8]) {
+        self.incoming().extend(ciphertext);
+    }
+
+    /// The peer's byte stream ended (TCP FIN). Whether that is a clean end
+    /// depends on `close_notify`; [`process`](Self::process) tells.
+    pub(crate) fn peer_eof(&mut self) {
+        self.session.transport_mut().eof = true;
+    }
+
+    /// Ciphertext waiting to be sent to the peer.
+    pub(crate) fn outgoing(&mut self) -> &mut ByteQueue {
+        &mut self.session.transport_mut().outgoing
+    }
+
+    /// Bytes of ciphertext waiting to be sent.
+    pub(crate) fn outgoing_len(&self) -> usize {
+        self.session.transport().outgoing.len()
+    }
+
+    /// Advances the handshake and decrypts every complete record into
+    /// `plaintext`, stopping once it holds `limit` bytes or more (the rest
+    /// stays buffered until the next call).
+    pub(crate) fn process(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
+        if self.phase == Phase::Handshaking {
+            self.handshake()?;
+        }
+        if self.phase == Phase::Established {
+            self.decrypt(plaintext, limit)?;
+        }
+        Ok(())
+    }
+
+    fn handshake(&mut self) -> Result<(), Error> {
+        loop {
+            let result = self.session.handshake();
+            let Err(error) = result else {
+                log::debug!("handshake complete: {}", self.session.description());
+                self.phase = Phase::Established;
+                self.events.push_back(EngineEvent::HandshakeComplete);
+                return Ok(());
+            };
+            match error.code() {
+                code::AGAIN => {
+                    if !self.review_peer_check() {
+                        return Ok(());
+                    }
+                }
+                code::INTERRUPTED => {}
+                code::WARNING_ALERT_RECEIVED => self.warning_alert(),
+                _ => return Err(self.fail_handshake(error)),
+            }
+        }
+    }
+
+    /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused on the
+    /// peer check, judges the result. Returns whether the handshake can go
+    /// on at once.
+    fn review_peer_check(&mut self) -> bool {
+        let PeerCheck::Checked(status) = self.session.transport().peer_check else {
+            return false;
+        };
+        let chain = self.peer_certificate_chain();
+        let errors = verification::ssl_errors(status, &chain);
+        log::debug!("peer verification: {} problem(s)", errors.len());
+        for error in &errors {
+            log::debug!("peer verification: {error}");
+            self.events
+                .push_back(EngineEvent::PeerVerifyError(error.clone()));
+        }
+        self.peer_verify_errors = errors.clone();
+        let remaining: Vec<SslError> = errors.into_iter().filter(|e| !self.is_ignored(e)).collect();
+        if self.enforcement != Enforcement::Enforce || remaining.is_empty() {
+            self.session.decide_peer_check(true);
+            return true;
+        }
+        self.pending_errors = remaining.clone();
+        self.phase = Phase::AwaitingDecision;
+        self.events.push_back(EngineEvent::SslErrors(remaining));
+        false
+    }
+
+    fn is_ignored(&self, error: &SslError) -> bool {
+        self.ignore_all || self.ignored.iter().any(|i| i.covers(error))
+    }
+
+    /// Ignores these problems if verification finds them (Qt's
+    /// `ignoreSslErrors(list)`); entries without a certificate match any.
+    pub(crate) fn ignore_ssl_errors(&mut self, errors: &[SslError]) {
+        self.ignored.extend_from_slice(errors);
+    }
+
+    /// Ignores every verification problem of this handshake.
+    pub(crate) fn ignore_all_ssl_errors(&mut self) {
+        self.ignore_all = true;
+    }
+
+    /// Whether the problems raised by the last [`EngineEvent::SslErrors`] are
+    /// now all ignored.
+    pub(crate) fn pending_errors_ignored(&self) -> bool {
+        self.pending_errors.iter().all(|e| self.is_ignored(e))
+    }
+
+    /// Continues a handshake paused by [`EngineEvent::SslErrors`]: accepts
+    /// the peer, or refuses it (the next [`process`](Self::process) fails
+    /// with [`Error::CertificateVerification`] and the peer gets an alert).
+    pub(crate) fn resolve_ssl_errors(&mut self, accept: bool) {
+        if self.phase != Phase::AwaitingDecision {
+            return;
+        }
+        self.session.decide_peer_check(accept);
+        self.phase = Phase::Handshaking;
+    }
+
+    fn warning_alert(&mut self) {
+        let alert = Alert::from_raw(self.session.received_alert(false));
+        log::debug!("received {alert}");
+        self.events.push_back(EngineEvent::AlertReceived(alert));
+    }
+
+    /// Ends the session after a fatal handshake error: tells the peer with
+    /// an alert where that makes sense, and classifies the error.
+    fn fail_handshake(&mut self, error: GnutlsError) -> Error {
+        self.phase = Phase::Failed;
+        log::debug!("handshake failed: {error}");
+        match error.code() {
+            code::FATAL_ALERT_RECEIVED => self.fatal_alert(),
+            code::CERTIFICATE_VERIFICATION_ERROR if !self.pending_errors.is_empty() => {
+                let errors = std::mem::take(&mut self.pending_errors);
+                self.send_alert(RawAlert {
+                    fatal: true,
+                    description: errors[0].kind().alert_description(),
+                });
+                Error::CertificateVerification(errors)
+            }
+            code::NO_CERTIFICATE_FOUND | code::CERTIFICATE_REQUIRED
+                if self.role == Role::Server =>
+            {
+                self.send_alert_for(error);
+                Error::CertificateVerification(vec![SslError::new(
+                    SslErrorKind::NoPeerCertificate,
+                    None,
+                )])
+            }
+            _ if self.session.transport().eof => Error::ClosedDuringHandshake,
+            _ => {
+                self.send_alert_for(error);
+                Error::Handshake(error)
+            }
+        }
+    }
+
+    fn fatal_alert(&mut self) -> Error {
+        let alert = Alert::from_raw(self.session.received_alert(true));
+        log::debug!("received {alert}");
+        self.events.push_back(EngineEvent::AlertReceived(alert));
+        Error::AlertReceived(alert)
+    }
+
+    fn send_alert(&mut self, alert: RawAlert) {
+        if let Some(sent) = self.session.send_alert(alert) {
+            self.alert_sent(sent);
+        }
+    }
+
+    fn send_alert_for(&mut self, error: GnutlsError) {
+        if let Some(sent) = self.session.send_alert_for(error) {
+            self.alert_sent(sent);
+        }
+    }
+
+    fn alert_sent(&mut self, raw: RawAlert) {
+        let alert = Alert::from_raw(raw);
+        log::debug!("sent {alert}");
+        self.events.push_back(EngineEvent::AlertSent(alert));
+    }
+
+    /// Decrypts records until GnuTLS has nothing complete left, including
+    /// what it holds internally, or `plaintext` reaches `limit`.
+    fn decrypt(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
+        while !self.peer_closed && plaintext.len() < limit {
+            let before = self.buffered();
+            let session = &mut self.session;
+            let result = plaintext.fill_with(RECORD_ROOM, |room| session.recv(room));
+            match result {
+                Ok(0) => {
+                    log::debug!("peer sent close_notify");
+                    self.peer_closed = true;
+                    self.events.push_back(EngineEvent::CloseNotify);
+                }
+                Ok(n) => log::trace!("decrypted {n} bytes"),
+                Err(e) => {
+                    if !self.on_receive_error(e, before)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What GnuTLS still holds for us: undelivered ciphertext and decrypted
+    /// plaintext.
+    fn buffered(&self) -> (usize, usize) {
+        (
+            self.session.transport().incoming.len(),
+            self.session.pending(),
+        )
+    }
+
+    /// Handles a non-data result of `gnutls_record_recv`. Returns whether to
+    /// call it again.
+    fn on_receive_error(
+        &mut self,
+        error: GnutlsError,
+        before: (usize, usize),
+    ) -> Result<bool, Error> {
+        match error.code() {
+            // After a post-handshake message (a TLS 1.3 session ticket or key
+            // update), GnuTLS can return AGAIN with records still buffered:
+            // go on while that made progress and something is left.
+            code::AGAIN => {
+                let now = self.buffered();
+                Ok(now != (0, 0) && now != before)
+            }
+            code::INTERRUPTED => Ok(true),
+            code::REHANDSHAKE => {
+                log::debug!("refusing the peer's renegotiation request");
+                if let Some(sent) = self.session.refuse_renegotiation() {
+                    self.alert_sent(sent);
+                }
+                Ok(true)
+            }
+            code::WARNING_ALERT_RECEIVED => {
+                self.warning_alert();
+                Ok(true)
+            }
+            code::FATAL_ALERT_RECEIVED => {
+                self.phase = Phase::Failed;
+                Err(self.fatal_alert())
+            }
+            code::PREMATURE_TERMINATION => {
+                self.phase = Phase::Failed;
+                Err(Error::Truncated)
+            }
+            _ if error.is_fatal() => {
+                self.phase = Phase::Failed;
+                self.send_alert_for(error);
+                Err(Error::Tls(error))
+            }
+            _ => {
+                log::debug!("ignoring non-fatal receive result: {error}");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Encrypts all of `data` into the outgoing ciphertext. Only once the
+    /// handshake is complete.
+    pub(crate) fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        if self.phase != Phase::Established || self.closed {
+            return Err(Error::InvalidState("TLS is not established for writing"));
+        }
+        let mut offset = 0;
+        while offset < data.len() {
+            offset += self.send_record(&data[offset..])?;
+        }
+        Ok(())
+    }
+
+    /// One `gnutls_record_send`, retried as GnuTLS documents: after AGAIN or
+    /// INTERRUPTED, call again with no data to finish the same record.
+    fn send_record(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let mut result = self.session.send(data);
+        for _ in 0..SEND_RETRIES {
+            match result {
+                Err(e) if e.code() == code::AGAIN || e.code() == code::INTERRUPTED => {
+                    result = self.session.send(&[])
+                }
+                _ => break,
+            }
+        }
+        result.map_err(|e| {
+            self.phase = Phase::Failed;
+            Error::Tls(e)
+        })
+    }
+
+    /// Queues `close_notify`: we send no more data.
+    pub(crate) fn close(&mut self) {
+        if self.closed || self.phase != Phase::Established {
+            return;
+        }
+        self.closed = true;
+        if let Err(e) = self.session.bye() {
+            log::debug!("close_notify not sent: {e}");
+        }
+    }
+
+    /// The next event, oldest first.
+    pub(crate) fn next_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether application data may flow.
+    pub(crate) fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// The peer's certificate chain, leaf first.
+    pub(crate) fn peer_certificate_chain(&self) -> Vec<Certificate> {
+        self.session
+            .peer_certificates()
+            .iter()
+            .filter_map(|der| Certificate::from_der(der).ok())
+            .collect()
+    }
+
+    /// Every problem verification found (including ignored ones).
+    pub(crate) fn peer_verify_errors(&self) -> &[SslError] {
+        &self.peer_verify_errors
+    }
+
+    /// The negotiated protocol version.
+    pub(crate) fn protocol(&self) -> Option<SslProtocol> {
+        self.is_established()
+            .then(|| SslProtocol::from_gnutls_name(self.session.protocol_name()))
+            .flatten()
+    }
+
+    /// The negotiated cipher suite's name.
+    pub(crate) fn cipher_suite(&self) -> Option<String> {
+        self.is_established()
+            .then(|| self.session.cipher_suite_name())
+    }
+
+    /// The negotiated bulk cipher's name ("AES-128-GCM").
+    pub(crate) fn cipher(&self) -> Option<&'static str> {
+        self.is_established().then(|| self.session.cipher_name())
+    }
+
+    /// The protocol ALPN selected, if any.
+    pub(crate) fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session.alpn_protocol()
+    }
+
+    /// Whether the session was resumed.
+    pub(crate) fn is_resumed(&self) -> bool {
+        self.is_established() && self.session.is_resumed()
+    }
+}

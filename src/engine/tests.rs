@@ -1,0 +1,283 @@
+//! The engine against itself, in memory: a client and a server engine
+//! joined by byte queues, no sockets.
+
+use super::*;
+use crate::config::SslConfigurationBuilder;
+
+fn ca(name: &str) -> String {
+    format!("{}/ca/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn client_config() -> SslConfigurationBuilder {
+    SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_ca_certificates_file(ca("root-ca.pem"))
+}
+
+fn server_config(chain: &str, key: &str) -> SslConfiguration {
+    SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca(chain), ca(key), None)
+        .build()
+        .unwrap()
+}
+
+/// A client and a server engine wired back to back.
+pub(crate) struct Pair {
+    pub(crate) client: Engine,
+    pub(crate) server: Engine,
+    pub(crate) client_plain: ByteQueue,
+    pub(crate) server_plain: ByteQueue,
+    /// Moves at most this many bytes per hop (1 = byte by byte).
+    pub(crate) chunk: usize,
+}
+
+impl Pair {
+    fn new(client: SslConfiguration, server: SslConfiguration, host: &str) -> Self {
+        Self {
+            client: Engine::client(&client, host, host).unwrap(),
+            server: Engine::server(&server).unwrap(),
+            client_plain: ByteQueue::new(),
+            server_plain: ByteQueue::new(),
+            chunk: usize::MAX,
+        }
+    }
+
+    fn default_pair() -> Self {
+        Self::new(
+            client_config().build().unwrap(),
+            server_config("server.pem", "server.key"),
+            "localhost",
+        )
+    }
+
+    /// Moves ciphertext both ways and processes until nothing moves; returns
+    /// the first error of each side.
+    fn pump(&mut self) -> (Result<(), Error>, Result<(), Error>) {
+        let (mut c, mut s) = (Ok(()), Ok(()));
+        let mut first = true;
+        loop {
+            if c.is_ok() {
+                c = self.client.process(&mut self.client_plain, usize::MAX);
+            }
+            if s.is_ok() {
+                s = self.server.process(&mut self.server_plain, usize::MAX);
+            }
+            let moved = hop(&mut self.client, &mut self.server, self.chunk)
+                + hop(&mut self.server, &mut self.client, self.chunk);
+            if moved == 0 && !first {
+                return (c, s);
+            }
+            first = false;
+        }
+    }
+
+    fn events(engine: &mut Engine) -> Vec<EngineEvent> {
+        std::iter::from_fn(|| engine.next_event()).collect()
+    }
+}
+
+fn hop(from: &mut Engine, to: &mut Engine, chunk: usize) -> usize {
+    let n = from.outgoing_len().min(chunk);
+    let bytes = from.outgoing().as_slice()[..n].to_vec();
+    from.outgoing().consume(n);
+    to.receive(&bytes);
+    n
+}
+
+#[test]
+fn handshake_and_data_both_ways() {
+    let mut pair = Pair::default_pair();
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    assert!(pair.client.is_established() && pair.server.is_established());
+    assert_eq!(
+        Pair::events(&mut pair.client),
+        vec![EngineEvent::HandshakeComplete]
+    );
+    assert_eq!(pair.client.protocol(), Some(SslProtocol::TlsV1_3));
+    assert_eq!(pair.client.peer_certificate_chain().len(), 2);
+
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    pair.client.send(&big).unwrap();
+    pair.server.send(b"pong").unwrap();
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    assert_eq!(pair.server_plain.take_all(), big);
+    assert_eq!(pair.client_plain.take_all(), b"pong");
+}
+
+#[test]
+fn byte_by_byte_delivery_changes_nothing() {
+    let mut pair = Pair::default_pair();
+    pair.chunk = 1;
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    pair.server.send(b"hello, tiny segments").unwrap();
+    pair.pump().0.unwrap();
+    assert_eq!(pair.client_plain.take_all(), b"hello, tiny segments");
+}
+
+#[test]
+fn close_notify_is_a_clean_end_and_eof_without_it_is_truncation() {
+    let mut pair = Pair::default_pair();
+    pair.pump().0.unwrap();
+    pair.server.send(b"last words").unwrap();
+    pair.server.close();
+    pair.pump().0.unwrap();
+    assert!(Pair::events(&mut pair.client).contains(&EngineEvent::CloseNotify));
+    assert_eq!(pair.client_plain.take_all(), b"last words");
+
+    let mut pair = Pair::default_pair();
+    pair.pump().0.unwrap();
+    pair.server.send(b"cut").unwrap();
+    pair.pump().0.unwrap();
+    pair.client.peer_eof();
+    let err = pair
+        .client
+        .process(&mut pair.client_plain, usize::MAX)
+        .unwrap_err();
+    assert!(matches!(err, Error::Truncated), "{err}");
+    assert_eq!(pair.client_plain.take_all(), b"cut");
+}
+
+#[test]
+fn read_limit_keeps_the_rest_buffered() {
+    let mut pair = Pair::default_pair();
+    pair.pump().0.unwrap();
+    pair.server.send(&[9u8; 100_000]).unwrap();
+    let n = pair.server.outgoing_len();
+    let bytes = pair.server.outgoing().take_all();
+    assert_eq!(bytes.len(), n);
+    pair.client.receive(&bytes);
+    pair.client.process(&mut pair.client_plain, 20_000).unwrap();
+    let first = pair.client_plain.len();
+    assert!((20_000..20_000 + RECORD_ROOM).contains(&first), "{first}");
+    pair.client_plain.consume(first);
+    pair.client
+        .process(&mut pair.client_plain, usize::MAX)
+        .unwrap();
+    assert_eq!(first + pair.client_plain.len(), 100_000);
+}
+
+#[test]
+fn host_name_mismatch_pauses_and_can_be_refused() {
+    let client = client_config().build().unwrap();
+    let mut pair = Pair::new(
+        client,
+        server_config("server.pem", "server.key"),
+        "wrong.example",
+    );
+    let (c, _) = pair.pump();
+    c.unwrap();
+    assert_eq!(pair.client.phase, Phase::AwaitingDecision);
+    let events = Pair::events(&mut pair.client);
+    let Some(EngineEvent::SslErrors(errors)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(errors[0].kind(), SslErrorKind::HostNameMismatch);
+    pair.client.resolve_ssl_errors(false);
+    let (c, s) = pair.pump();
+    let err = c.unwrap_err();
+    assert!(err.to_string().contains("HostNameMismatch"), "{err}");
+    let err = s.unwrap_err();
+    assert!(
+        matches!(err, Error::AlertReceived(a) if a.description() == 42),
+        "{err}"
+    );
+}
+
+#[test]
+fn ignored_errors_let_the_handshake_finish() {
+    let client = client_config().build().unwrap();
+    let mut pair = Pair::new(
+        client,
+        server_config("server.pem", "server.key"),
+        "wrong.example",
+    );
+    pair.client
+        .ignore_ssl_errors(&[SslError::new(SslErrorKind::HostNameMismatch, None)]);
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    assert!(pair.client.is_established());
+    assert_eq!(
+        pair.client.peer_verify_errors()[0].kind(),
+        SslErrorKind::HostNameMismatch
+    );
+}
+
+#[test]
+fn untrusted_server_is_refused_by_kind() {
+    let client = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(
+        client,
+        server_config("server.pem", "server.key"),
+        "localhost",
+    );
+    pair.pump().0.unwrap();
+    let events = Pair::events(&mut pair.client);
+    let Some(EngineEvent::SslErrors(errors)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        errors[0].kind(),
+        SslErrorKind::UnableToGetLocalIssuerCertificate
+    );
+}
+
+#[test]
+fn garbage_from_the_peer_is_a_handshake_error() {
+    let config = client_config().build().unwrap();
+    let mut client = Engine::client(&config, "localhost", "localhost").unwrap();
+    let mut plain = ByteQueue::new();
+    client.process(&mut plain, usize::MAX).unwrap();
+    assert!(client.outgoing_len() > 0, "a ClientHello was produced");
+    client.receive(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    let err = client.process(&mut plain, usize::MAX).unwrap_err();
+    assert!(matches!(err, Error::Handshake(_)), "{err}");
+}
+
+#[test]
+fn server_requiring_a_client_certificate_refuses_a_client_without_one() {
+    let server = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_ca_certificates_file(ca("root-ca.pem"))
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .peer_verify_mode(PeerVerifyMode::VerifyPeer)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(
+        client_config().build().unwrap(),
+        server.clone(),
+        "localhost",
+    );
+    let (_, s) = pair.pump();
+    let err = s.unwrap_err();
+    assert_eq!(
+        err.ssl_errors()[0].kind(),
+        SslErrorKind::NoPeerCertificate,
+        "{err}"
+    );
+
+    let client = client_config()
+        .add_local_certificate_files(ca("client.pem"), ca("client.key"), None)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(client, server, "localhost");
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    assert_eq!(
+        pair.server.peer_certificate_chain()[0]
+            .subject_common_name()
+            .as_deref(),
+        Some("sslsocket test client")
+    );
+}

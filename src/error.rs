@@ -1,0 +1,368 @@
+//! The public error types: [`Error`] for everything the API reports,
+//! [`SslError`] and [`SslErrorKind`] for certificate verification problems,
+//! and [`Alert`] for TLS alerts.
+//!
+//! This module describes failures; it decides nothing and touches no I/O.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::certificate::Certificate;
+use crate::gnutls::{self, GnutlsError};
+
+/// Everything that can go wrong in sslsocket.
+///
+/// Errors reach a program in two ways: as the `Result` of a call, and through
+/// a socket's `error` signal for what happens later on the connection.
+/// `Display` says what happened in one line, naming the certificate problem
+/// kind for verification failures.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name could not be resolved.
+    HostNotFound {
+        /// The name that was looked up.
+        host: String,
+        /// The resolver's explanation.
+        reason: String,
+    },
+    /// No address of the host accepted a TCP connection.
+    ConnectionFailed {
+        /// The host that was connected to.
+        host: String,
+        /// The last address tried.
+        address: SocketAddr,
+        /// Why the last attempt failed.
+        source: io::Error,
+    },
+    /// The connection failed after it was established (reset, network down).
+    Network(io::Error),
+    /// The peer closed the connection during the TLS handshake.
+    ClosedDuringHandshake,
+    /// The peer closed TCP without sending TLS `close_notify`: the data
+    /// received may have been cut short (a truncation attack looks the same).
+    Truncated,
+    /// The peer's certificate failed verification and the errors were not
+    /// ignored.
+    CertificateVerification(Vec<SslError>),
+    /// The peer sent a fatal TLS alert.
+    AlertReceived(Alert),
+    /// The TLS handshake failed.
+    Handshake(GnutlsError),
+    /// A TLS error after the handshake (bad record, decryption failure, …).
+    Tls(GnutlsError),
+    /// A timeout expired.
+    Timeout(TimeoutKind),
+    /// A file could not be read.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Certificate, key or CA data could not be used.
+    InvalidCertificateData {
+        /// Where the data came from: a path, or a description.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration was refused (bad priority string, empty protocol
+    /// range, …).
+    InvalidConfiguration(String),
+    /// An argument was invalid (empty host name, port 0, …).
+    InvalidInput(String),
+    /// The call does not fit the socket's state (writing after close, …).
+    InvalidState(&'static str),
+}
+
+/// Which timeout expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Establishing the TCP connection (all addresses) took too long.
+    Connect,
+    /// The TLS handshake took too long.
+    Handshake,
+    /// Nothing was received for too long.
+    Idle,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::HostNotFound { host, reason } => write!(f, "host not found: {host}: {reason}"),
+            Error::ConnectionFailed { host, address, source } => {
+                write!(f, "cannot connect to {host} ({address}): {source}")
+            }
+            Error::Network(e) => write!(f, "network error: {e}"),
+            Error::ClosedDuringHandshake => f.write_str("the peer closed the connection during the TLS handshake"),
+            Error::Truncated => f.write_str(
+                "the peer closed the connection without TLS close_notify: the data may be truncated",
+            ),
+            Error::CertificateVerification(errors) => {
+                f.write_str("certificate verification failed: ")?;
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            Error::AlertReceived(alert) => write!(f, "the peer sent a {alert}"),
+            Error::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Timeout(kind) => write!(f, "{kind} timed out"),
+            Error::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::InvalidCertificateData { origin, reason } => write!(f, "{origin}: {reason}"),
+            Error::InvalidConfiguration(why) => write!(f, "invalid TLS configuration: {why}"),
+            Error::InvalidInput(why) => write!(f, "invalid argument: {why}"),
+            Error::InvalidState(why) => write!(f, "invalid in the socket's state: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "connecting",
+            TimeoutKind::Handshake => "the TLS handshake",
+            TimeoutKind::Idle => "waiting for data",
+        })
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ConnectionFailed { source, .. } | Error::File { source, .. } => Some(source),
+            Error::Network(e) => Some(e),
+            Error::Handshake(e) | Error::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// The certificate problems behind a verification failure (empty for
+    /// other errors).
+    pub fn ssl_errors(&self) -> &[SslError] {
+        match self {
+            Error::CertificateVerification(errors) => errors,
+            _ => &[],
+        }
+    }
+}
+
+/// A certificate verification problem, as Qt's `QSslError` names them.
+///
+/// `Display` prints the name (`CertificateExpired`);
+/// [`description`](SslErrorKind::description) says it in a sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SslErrorKind {
+    /// The issuer of a certificate in the chain is not in the trust store
+    /// and was not sent by the peer.
+    UnableToGetLocalIssuerCertificate,
+    /// A signature in the chain does not verify.
+    CertificateSignatureFailed,
+    /// A certificate is not valid yet.
+    CertificateNotYetValid,
+    /// A certificate has expired.
+    CertificateExpired,
+    /// The peer's certificate is self-signed and not trusted.
+    SelfSignedCertificate,
+    /// The chain ends in a self-signed root that is not trusted.
+    SelfSignedCertificateInChain,
+    /// A certificate that signed another is not a (valid) CA.
+    InvalidCaCertificate,
+    /// The certificate may not be used for this purpose (e.g. a client-only
+    /// certificate presented by a server).
+    InvalidPurpose,
+    /// The certificate is not trusted for a reason GnuTLS does not detail.
+    CertificateUntrusted,
+    /// A certificate in the chain was revoked.
+    CertificateRevoked,
+    /// The certificate does not name the host that was connected to.
+    HostNameMismatch,
+    /// The peer sent no certificate.
+    NoPeerCertificate,
+    /// The chain uses an algorithm or key size that is refused as insecure
+    /// (SHA-1 signatures, RSA keys below 2048 bits, …).
+    InsecureAlgorithm,
+    /// The OCSP response is missing (when required) or invalid.
+    OcspResponseInvalid,
+    /// A certificate has a critical extension GnuTLS does not understand.
+    UnknownCriticalExtension,
+    /// Verification failed for another reason.
+    UnspecifiedError,
+}
+
+impl SslErrorKind {
+    /// The problem, in a sentence.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::UnableToGetLocalIssuerCertificate => {
+                "the issuer certificate of a locally looked up certificate could not be found"
+            }
+            Self::CertificateSignatureFailed => "the signature of the certificate is invalid",
+            Self::CertificateNotYetValid => "the certificate is not yet valid",
+            Self::CertificateExpired => "the certificate has expired",
+            Self::SelfSignedCertificate => "the certificate is self-signed, and untrusted",
+            Self::SelfSignedCertificateInChain => {
+                "the root certificate of the certificate chain is self-signed, and untrusted"
+            }
+            Self::InvalidCaCertificate => "one of the CA certificates is invalid",
+            Self::InvalidPurpose => "the certificate cannot be used for the given purpose",
+            Self::CertificateUntrusted => "the certificate is not trusted",
+            Self::CertificateRevoked => "the certificate has been revoked",
+            Self::HostNameMismatch => {
+                "the host name did not match any of the valid hosts for this certificate"
+            }
+            Self::NoPeerCertificate => "the peer did not present any certificate",
+            Self::InsecureAlgorithm => {
+                "the certificate uses an insecure algorithm or a key that is too small"
+            }
+            Self::OcspResponseInvalid => "the OCSP status response is missing or invalid",
+            Self::UnknownCriticalExtension => "the certificate has an unknown critical extension",
+            Self::UnspecifiedError => "an unspecified error occurred",
+        }
+    }
+
+    /// The TLS alert a client or server sends when it refuses a peer for
+    /// this reason (RFC 8446 §6.2).
+    pub(crate) fn alert_description(self) -> u8 {
+        const BAD_CERTIFICATE: u8 = 42;
+        const CERTIFICATE_REVOKED: u8 = 44;
+        const CERTIFICATE_EXPIRED: u8 = 45;
+        const UNKNOWN_CA: u8 = 48;
+        const CERTIFICATE_REQUIRED: u8 = 116;
+        match self {
+            Self::CertificateExpired | Self::CertificateNotYetValid => CERTIFICATE_EXPIRED,
+            Self::CertificateRevoked => CERTIFICATE_REVOKED,
+            Self::UnableToGetLocalIssuerCertificate
+            | Self::SelfSignedCertificate
+            | Self::SelfSignedCertificateInChain
+            | Self::CertificateUntrusted
+            | Self::InvalidCaCertificate => UNKNOWN_CA,
+            Self::NoPeerCertificate => CERTIFICATE_REQUIRED,
+            _ => BAD_CERTIFICATE,
+        }
+    }
+}
+
+impl fmt::Display for SslErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One certificate verification problem and the certificate it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SslError {
+    kind: SslErrorKind,
+    certificate: Option<Certificate>,
+}
+
+impl SslError {
+    /// A problem of `kind` about `certificate`.
+    ///
+    /// Built by hand, it serves as an entry of an ignore list: an entry
+    /// without a certificate matches that kind for any certificate.
+    pub fn new(kind: SslErrorKind, certificate: Option<Certificate>) -> Self {
+        Self { kind, certificate }
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> SslErrorKind {
+        self.kind
+    }
+
+    /// The certificate the problem concerns, when there is one.
+    pub fn certificate(&self) -> Option<&Certificate> {
+        self.certificate.as_ref()
+    }
+
+    /// Whether this (ignore-list) entry covers `other`: same kind, and the
+    /// same certificate unless this entry names none.
+    pub fn covers(&self, other: &SslError) -> bool {
+        self.kind == other.kind
+            && (self.certificate.is_none() || self.certificate == other.certificate)
+    }
+}
+
+impl fmt::Display for SslError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.kind.description())?;
+        if let Some(cert) = &self.certificate {
+            write!(f, " [{}]", cert.subject_dn())?;
+        }
+        Ok(())
+    }
+}
+
+/// How serious an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertLevel {
+    /// The connection may go on.
+    Warning,
+    /// The connection ends.
+    Fatal,
+}
+
+/// A TLS alert, sent or received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Alert {
+    level: AlertLevel,
+    description: u8,
+}
+
+impl Alert {
+    pub(crate) fn from_raw(raw: gnutls::RawAlert) -> Self {
+        Self {
+            level: if raw.fatal {
+                AlertLevel::Fatal
+            } else {
+                AlertLevel::Warning
+            },
+            description: raw.description,
+        }
+    }
+
+    /// Warning or fatal.
+    pub fn level(&self) -> AlertLevel {
+        self.level
+    }
+
+    /// The alert's description number (RFC 8446 §6), e.g. 42 for
+    /// `bad_certificate`.
+    pub fn description(&self) -> u8 {
+        self.description
+    }
+
+    /// GnuTLS's name for the description ("Certificate is bad", …).
+    pub fn description_text(&self) -> &'static str {
+        gnutls::alert_name(self.description)
+    }
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            AlertLevel::Warning => "warning",
+            AlertLevel::Fatal => "fatal",
+        };
+        write!(
+            f,
+            "{level} alert: {} ({})",
+            self.description_text(),
+            self.description
+        )
+    }
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

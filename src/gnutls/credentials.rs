@@ -1,0 +1,119 @@
+//! [`CertificateCredentials`]: an owned `gnutls_certificate_credentials_t`,
+//! the trust anchors, revocation lists and local key pairs sessions use.
+//!
+//! Credentials are filled once, while a configuration is built, and then
+//! only read by the sessions that point at them.
+
+use std::ptr::{self, NonNull};
+
+use gnutls_sys as sys;
+
+use super::datum::borrowed;
+use super::error::{check, code, GnutlsError};
+use super::privkey::X509PrivKey;
+use super::x509::{Encoding, X509Crt};
+
+/// Certificate credentials: trust store, CRLs and local certificates.
+pub(crate) struct CertificateCredentials {
+    raw: NonNull<sys::gnutls_certificate_credentials_st>,
+}
+
+// SAFETY: GnuTLS documents credentials as safe for concurrent read-only use
+// by sessions in different threads ("read-only access to objects, for example
+// the credentials holding structures, is also thread-safe"). Every mutating
+// method takes `&mut self`, so once shared (behind an `Arc`) they are only read.
+unsafe impl Send for CertificateCredentials {}
+// SAFETY: see the `Send` impl: shared access is read-only.
+unsafe impl Sync for CertificateCredentials {}
+
+impl CertificateCredentials {
+    /// Empty credentials: no trust anchors, no key.
+    pub(crate) fn new() -> Result<Self, GnutlsError> {
+        let mut raw = ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; on success we own the object.
+        check(unsafe { sys::gnutls_certificate_allocate_credentials(&mut raw) })?;
+        let raw = NonNull::new(raw).ok_or(GnutlsError::from_code(sys::GNUTLS_E_MEMORY_ERROR))?;
+        Ok(Self { raw })
+    }
+
+    /// The raw handle, to attach to a session.
+    pub(crate) fn as_raw(&self) -> sys::gnutls_certificate_credentials_t {
+        self.raw.as_ptr()
+    }
+
+    /// Adds the system trust store; returns how many certificates it held.
+    pub(crate) fn add_system_trust(&mut self) -> Result<usize, GnutlsError> {
+        // SAFETY: the credentials are live and exclusively borrowed.
+        let n = check(unsafe { sys::gnutls_certificate_set_x509_system_trust(self.as_raw()) })?;
+        Ok(n as usize)
+    }
+
+    /// Adds trust anchors from memory; returns how many were added.
+    pub(crate) fn add_trust(
+        &mut self,
+        data: &[u8],
+        encoding: Encoding,
+    ) -> Result<usize, GnutlsError> {
+        let datum = borrowed(data)?;
+        // SAFETY: the credentials are live and exclusively borrowed; GnuTLS
+        // copies the certificates out of `datum` during the call.
+        let n = check(unsafe {
+            sys::gnutls_certificate_set_x509_trust_mem(self.as_raw(), &datum, encoding.raw())
+        })?;
+        Ok(n as usize)
+    }
+
+    /// Adds certificate revocation lists from memory; returns how many.
+    pub(crate) fn add_crls(
+        &mut self,
+        data: &[u8],
+        encoding: Encoding,
+    ) -> Result<usize, GnutlsError> {
+        let datum = borrowed(data)?;
+        // SAFETY: as in `add_trust`; GnuTLS copies the CRLs.
+        let n = check(unsafe {
+            sys::gnutls_certificate_set_x509_crl_mem(self.as_raw(), &datum, encoding.raw())
+        })?;
+        Ok(n as usize)
+    }
+
+    /// Adds a local certificate chain (leaf first) and its private key.
+    /// GnuTLS copies both.
+    pub(crate) fn add_key_pair(
+        &mut self,
+        chain: &[X509Crt],
+        key: &X509PrivKey,
+    ) -> Result<(), GnutlsError> {
+        let mut raw_chain: Vec<sys::gnutls_x509_crt_t> =
+            chain.iter().map(X509Crt::as_raw).collect();
+        let len = std::ffi::c_int::try_from(raw_chain.len())
+            .map_err(|_| GnutlsError::from_code(code::INVALID_REQUEST))?;
+        // SAFETY: the credentials are live and exclusively borrowed; the
+        // certificate handles and the key are live for the call, and GnuTLS
+        // copies them (they may be freed afterwards).
+        check(unsafe {
+            sys::gnutls_certificate_set_x509_key(
+                self.as_raw(),
+                raw_chain.as_mut_ptr(),
+                len,
+                key.as_raw(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Limits the peer's key size and chain length accepted in verification.
+    pub(crate) fn set_verify_limits(&mut self, max_bits: u32, max_depth: u32) {
+        // SAFETY: the credentials are live and exclusively borrowed.
+        unsafe { sys::gnutls_certificate_set_verify_limits(self.as_raw(), max_bits, max_depth) }
+    }
+}
+
+impl Drop for CertificateCredentials {
+    fn drop(&mut self) {
+        // SAFETY: we own the credentials; every session that pointed at them
+        // holds an `Arc` to them and has been deinitialised before the last
+        // reference drops.
+        unsafe { sys::gnutls_certificate_free_credentials(self.raw.as_ptr()) }
+    }
+}

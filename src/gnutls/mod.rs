@@ -1,0 +1,31 @@
+//! The safe layer over GnuTLS: the only module that names `gnutls_sys` or
+//! writes `unsafe`.
+//!
+//! Each GnuTLS object has one owner type that frees it in `Drop`
+//! ([`Session`], [`CertificateCredentials`], [`Priority`], [`X509Crt`]);
+//! [`check`](error::check) turns every return code into a `Result` with a
+//! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
+//! leaves this module. The `extern "C"` callbacks live in `transport.rs` and
+//! only move bytes; they never run code from the layers above.
+//!
+//! This module must not know about sockets, the reactor or user callbacks.
+#![allow(unsafe_code)]
+
+mod credentials;
+mod datum;
+mod error;
+mod global;
+mod priority;
+mod privkey;
+mod session;
+mod transport;
+mod x509;
+
+pub(crate) use credentials::CertificateCredentials;
+pub(crate) use error::code;
+pub use error::GnutlsError;
+pub(crate) use priority::Priority;
+pub(crate) use privkey::X509PrivKey;
+pub(crate) use session::{alert_name, ClientCertificate, RawAlert, Role, Session};
+pub(crate) use transport::{PeerCheck, VerifyStatus};
+pub(crate) use x509::{AltName, Encoding, X509Crt};

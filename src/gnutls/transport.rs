@@ -1,0 +1,295 @@
+//! [`Transport`]: what GnuTLS's pull, push and verify callbacks reach, and
+//! the `extern "C"` callbacks themselves.
+//!
+//! The callbacks only move bytes between GnuTLS and the two ciphertext
+//! queues, or record the peer's verification status; they never call user
+//! code. Each body runs under `catch_unwind`; a caught panic is stored here
+//! and re-raised by the session after the GnuTLS call returns, so nothing
+//! unwinds through C.
+
+use std::any::Any;
+use std::ffi::{c_int, c_uint, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use gnutls_sys as sys;
+
+use super::error::{code, GnutlsError};
+use crate::buffer::ByteQueue;
+
+/// The certificate check GnuTLS runs mid-handshake, as a small state
+/// machine. The verify callback computes the status once and then pauses
+/// the handshake (`GNUTLS_E_AGAIN`) until the layer above decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeerCheck {
+    /// Not reached yet.
+    Idle,
+    /// GnuTLS verified the peer's chain: the status bits, or the error when
+    /// the peer sent no certificate or verification itself failed.
+    Checked(Result<VerifyStatus, GnutlsError>),
+    /// The layer above accepted the peer: the handshake goes on.
+    Accepted,
+    /// The layer above refused the peer: the handshake fails.
+    Rejected,
+}
+
+/// The `gnutls_certificate_status_t` bits of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct VerifyStatus(pub(crate) u32);
+
+impl VerifyStatus {
+    pub(crate) fn is_trusted(self) -> bool {
+        self.0 == 0
+    }
+    pub(crate) fn expired(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_EXPIRED != 0
+    }
+    pub(crate) fn not_activated(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_NOT_ACTIVATED != 0
+    }
+    pub(crate) fn signer_not_found(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_SIGNER_NOT_FOUND != 0
+    }
+    pub(crate) fn signer_not_ca(self) -> bool {
+        self.0 & (sys::GNUTLS_CERT_SIGNER_NOT_CA | sys::GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE) != 0
+    }
+    pub(crate) fn unexpected_owner(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_UNEXPECTED_OWNER != 0
+    }
+    pub(crate) fn revoked(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_REVOKED != 0
+    }
+    pub(crate) fn insecure_algorithm(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_INSECURE_ALGORITHM != 0
+    }
+    pub(crate) fn purpose_mismatch(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_PURPOSE_MISMATCH != 0
+    }
+    pub(crate) fn signature_failure(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_SIGNATURE_FAILURE != 0
+    }
+    pub(crate) fn ocsp_problem(self) -> bool {
+        self.0 & (sys::GNUTLS_CERT_MISSING_OCSP_STATUS | sys::GNUTLS_CERT_INVALID_OCSP_STATUS) != 0
+    }
+    pub(crate) fn unknown_critical_extension(self) -> bool {
+        self.0 & sys::GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS != 0
+    }
+}
+
+/// Which key purpose the peer's certificate must allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The peer is a TLS server (we are the client).
+    Server,
+    /// The peer is a TLS client (we are the server).
+    Client,
+}
+
+/// The state GnuTLS's callbacks share with the session: ciphertext queues,
+/// end of stream, and the peer check.
+pub(crate) struct Transport {
+    /// Ciphertext received from the peer, not yet pulled by GnuTLS.
+    pub(crate) incoming: ByteQueue,
+    /// Ciphertext GnuTLS pushed, not yet sent to the peer.
+    pub(crate) outgoing: ByteQueue,
+    /// The peer's stream ended: once `incoming` is empty, pull reports EOF.
+    pub(crate) eof: bool,
+    /// The peer check and what it verifies against.
+    pub(crate) peer_check: PeerCheck,
+    pub(crate) check_name: Option<CString>,
+    pub(crate) purpose: Purpose,
+    errno: c_int,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Transport {
+    pub(crate) fn new(purpose: Purpose) -> Self {
+        Self {
+            incoming: ByteQueue::new(),
+            outgoing: ByteQueue::new(),
+            eof: false,
+            peer_check: PeerCheck::Idle,
+            check_name: None,
+            purpose,
+            errno: 0,
+            panic: None,
+        }
+    }
+
+    /// Takes a panic caught in a callback, to re-raise outside GnuTLS.
+    pub(crate) fn take_panic(&mut self) -> Option<Box<dyn Any + Send>> {
+        self.panic.take()
+    }
+
+    fn pull(&mut self, out: &mut [u8]) -> isize {
+        if self.incoming.is_empty() {
+            if self.eof {
+                return 0;
+            }
+            self.errno = libc::EAGAIN;
+            return -1;
+        }
+        self.incoming.take_into(out) as isize
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        self.outgoing.extend(data);
+    }
+
+    fn readable(&self) -> bool {
+        !self.incoming.is_empty() || self.eof
+    }
+}
+
+/// Runs `body` on the transport behind `ptr`, catching any panic.
+///
+/// # Safety
+/// `ptr` must be the `Transport` registered with the session, alive and not
+/// otherwise borrowed for the duration of the call (true while GnuTLS runs
+/// one of its functions on behalf of `Session`'s `&mut self` methods).
+unsafe fn with_transport<R>(
+    ptr: *mut c_void,
+    failed: R,
+    body: impl FnOnce(&mut Transport) -> R,
+) -> R {
+    // SAFETY: guaranteed by the caller.
+    let transport = unsafe { &mut *ptr.cast::<Transport>() };
+    match catch_unwind(AssertUnwindSafe(|| body(&mut *transport))) {
+        Ok(result) => result,
+        Err(panic) => {
+            transport.panic = Some(panic);
+            transport.errno = libc::EIO;
+            failed
+        }
+    }
+}
+
+/// `gnutls_pull_func`: hands GnuTLS what is buffered, up to `len` bytes.
+pub(crate) unsafe extern "C" fn pull(
+    ptr: sys::gnutls_transport_ptr_t,
+    data: *mut c_void,
+    len: usize,
+) -> isize {
+    // SAFETY: GnuTLS passes the transport pointer registered by Session::new
+    // and a writable buffer of `len` bytes.
+    unsafe {
+        with_transport(ptr, -1, |t| {
+            let out = std::slice::from_raw_parts_mut(data.cast::<u8>(), len);
+            t.pull(out)
+        })
+    }
+}
+
+/// `gnutls_push_func`: queues one buffer of ciphertext.
+pub(crate) unsafe extern "C" fn push(
+    ptr: sys::gnutls_transport_ptr_t,
+    data: *const c_void,
+    len: usize,
+) -> isize {
+    // SAFETY: GnuTLS passes the registered transport and a readable buffer.
+    unsafe {
+        with_transport(ptr, -1, |t| {
+            t.push(std::slice::from_raw_parts(data.cast::<u8>(), len));
+            len as isize
+        })
+    }
+}
+
+/// `gnutls_vec_push_func`: queues a record's pieces in one call.
+pub(crate) unsafe extern "C" fn vec_push(
+    ptr: sys::gnutls_transport_ptr_t,
+    iov: *const sys::giovec_t,
+    iovcnt: c_int,
+) -> isize {
+    // SAFETY: GnuTLS passes the registered transport and `iovcnt` readable
+    // iovecs.
+    unsafe {
+        with_transport(ptr, -1, |t| {
+            let pieces = std::slice::from_raw_parts(iov, usize::try_from(iovcnt).unwrap_or(0));
+            let mut total = 0usize;
+            for piece in pieces {
+                t.push(std::slice::from_raw_parts(
+                    piece.iov_base.cast::<u8>(),
+                    piece.iov_len,
+                ));
+                total += piece.iov_len;
+            }
+            total as isize
+        })
+    }
+}
+
+/// `gnutls_pull_timeout_func`: never waits; says whether pull has something.
+pub(crate) unsafe extern "C" fn pull_timeout(
+    ptr: sys::gnutls_transport_ptr_t,
+    _ms: c_uint,
+) -> c_int {
+    // SAFETY: GnuTLS passes the registered transport.
+    unsafe { with_transport(ptr, -1, |t| c_int::from(t.readable())) }
+}
+
+/// `gnutls_errno_func`: the errno of the last failed pull or push.
+pub(crate) unsafe extern "C" fn errno(ptr: sys::gnutls_transport_ptr_t) -> c_int {
+    // SAFETY: GnuTLS passes the registered transport.
+    unsafe { with_transport(ptr, libc::EIO, |t| t.errno) }
+}
+
+/// `gnutls_certificate_verify_function`: verifies the peer once, then
+/// pauses the handshake until the layer above accepts or rejects.
+pub(crate) unsafe extern "C" fn verify_peer(session: sys::gnutls_session_t) -> c_int {
+    // SAFETY: the session's user pointer is the registered transport (set in
+    // Session::new), and GnuTLS calls this only from within a handshake
+    // driven through `&mut Session`.
+    unsafe {
+        let ptr = sys::gnutls_session_get_ptr(session);
+        with_transport(ptr, sys::GNUTLS_E_CERTIFICATE_ERROR, |t| {
+            match t.peer_check {
+                PeerCheck::Accepted => 0,
+                PeerCheck::Rejected => code::CERTIFICATE_VERIFICATION_ERROR,
+                PeerCheck::Checked(_) => code::AGAIN,
+                PeerCheck::Idle => {
+                    t.peer_check = PeerCheck::Checked(verify_status(session, t));
+                    code::AGAIN
+                }
+            }
+        })
+    }
+}
+
+/// Runs `gnutls_certificate_verify_peers` for the transport's name and
+/// purpose.
+///
+/// # Safety
+/// `session` must be a live session inside a handshake.
+unsafe fn verify_status(
+    session: sys::gnutls_session_t,
+    t: &Transport,
+) -> Result<VerifyStatus, GnutlsError> {
+    let purpose: &[u8] = match t.purpose {
+        Purpose::Server => sys::GNUTLS_KP_TLS_WWW_SERVER,
+        Purpose::Client => sys::GNUTLS_KP_TLS_WWW_CLIENT,
+    };
+    let mut data = vec![sys::gnutls_typed_vdata_st {
+        type_: sys::GNUTLS_DT_KEY_PURPOSE_OID,
+        data: purpose.as_ptr().cast_mut(),
+        size: 0,
+    }];
+    if let Some(name) = &t.check_name {
+        data.push(sys::gnutls_typed_vdata_st {
+            type_: sys::GNUTLS_DT_DNS_HOSTNAME,
+            data: name.as_ptr().cast_mut().cast(),
+            size: 0,
+        });
+    }
+    let mut status: c_uint = 0;
+    // SAFETY: `session` is live (caller); `data` holds NUL-terminated
+    // strings that outlive the call (GnuTLS reads strings when size is 0).
+    let rc = unsafe {
+        sys::gnutls_certificate_verify_peers(
+            session,
+            data.as_mut_ptr(),
+            data.len() as c_uint,
+            &mut status,
+        )
+    };
+    super::error::check(rc).map(|_| VerifyStatus(status))
+}

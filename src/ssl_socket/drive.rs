@@ -1,0 +1,473 @@
+//! Driving a socket: connecting, reading, decrypting, encrypting, writing
+//! and closing, as far as the network allows without blocking.
+//!
+//! Nothing here runs user code: what happens is queued as events for
+//! `dispatch.rs`. Reads and writes go until `WouldBlock` (mio is
+//! edge-triggered) or until a buffer limit stops them; in the latter case
+//! the socket is driven again when the program makes room.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::Registry;
+
+use super::dispatch::SocketEvent;
+use super::{SocketState, SslMode, SslSocket};
+use crate::engine::EngineEvent;
+use crate::error::{Error, Result};
+use crate::reactor::{token_of, Context, Readiness};
+use crate::tcp::{Received, Tcp, READ_CHUNK};
+
+/// Ciphertext queued for the network above which no more plaintext is
+/// encrypted until the network takes some: bounds memory with a slow peer.
+const OUTGOING_HIGH_WATER: usize = 256 * 1024;
+
+/// Plaintext encrypted per call into the engine (a few records).
+const ENCRYPT_CHUNK: usize = 64 * 1024;
+
+/// How long a graceful close waits for the peer to close its side after
+/// our `close_notify` and FIN.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Establishing the TCP connection.
+#[derive(Debug, Default)]
+pub(super) struct Connect {
+    /// A lookup must be started.
+    lookup_needed: bool,
+    /// The number of the lookup whose answer is awaited (stale answers are
+    /// dropped).
+    lookup: u64,
+    addresses: VecDeque<SocketAddr>,
+    last_failure: Option<(SocketAddr, io::Error)>,
+    attempt: Option<SocketAddr>,
+}
+
+impl Connect {
+    pub(super) fn lookup() -> Self {
+        Self {
+            lookup_needed: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// A graceful close in progress.
+#[derive(Debug, Default)]
+pub(super) struct Close {
+    /// `disconnect_from_host` was called (or the peer closed first).
+    pub(super) requested: bool,
+    close_notify_sent: bool,
+    fin_sent: bool,
+    /// The peer sent `close_notify` (or, unencrypted, FIN).
+    peer_finished: bool,
+    deadline: Option<Instant>,
+}
+
+impl SslSocket {
+    /// One service round: applies readiness, does all the I/O that can be
+    /// done, then dispatches the resulting signals. Returns whether another
+    /// round could make progress (slots ran and may have written).
+    pub(crate) fn service(&mut self, cx: &mut Context, readiness: Option<Readiness>) -> bool {
+        if let (Some(r), Some(tcp)) = (readiness, self.tcp.as_mut()) {
+            tcp.on_ready(r.readable, r.writable);
+        }
+        if self.deleted {
+            return false;
+        }
+        if let Err(error) = self.advance(cx) {
+            self.fail(error);
+        }
+        if self.events.is_empty() {
+            return false;
+        }
+        self.dispatch(cx);
+        !self.deleted
+    }
+
+    fn advance(&mut self, cx: &mut Context) -> Result<()> {
+        self.advance_connect(cx)?;
+        if self.tcp.is_none()
+            || matches!(
+                self.state,
+                SocketState::Connecting | SocketState::Unconnected
+            )
+        {
+            return Ok(());
+        }
+        self.register(cx)?;
+        if self.encrypt_when_connected
+            && self.engine.is_none()
+            && self.state == SocketState::Connected
+        {
+            self.start_client_encryption()?;
+        }
+        self.receive()?;
+        self.transmit()?;
+        self.advance_close(cx)?;
+        Ok(())
+    }
+
+    fn register(&mut self, cx: &mut Context) -> Result<()> {
+        if self.registered {
+            return Ok(());
+        }
+        if let Some(tcp) = &mut self.tcp {
+            tcp.register(cx.registry(), token_of(self.id.0))
+                .map_err(Error::Network)?;
+            self.registered = true;
+        }
+        Ok(())
+    }
+
+    // ---- connecting ----
+
+    fn advance_connect(&mut self, cx: &mut Context) -> Result<()> {
+        if self.state == SocketState::HostLookup && self.connect.lookup_needed {
+            self.connect.lookup_needed = false;
+            self.connect.lookup += 1;
+            log::debug!("socket {:?}: looking up {}", self.id, self.host);
+            cx.resolver
+                .lookup(self.id.0, self.connect.lookup, &self.host, self.port);
+        }
+        if self.state != SocketState::Connecting {
+            return Ok(());
+        }
+        loop {
+            if self.tcp.is_none() && !self.start_attempt(cx)? {
+                return Ok(());
+            }
+            match self.tcp.as_mut().map(Tcp::finish_connect) {
+                Some(Ok(true)) => return self.on_tcp_connected(),
+                Some(Ok(false)) => return Ok(()),
+                Some(Err(e)) => self.attempt_failed(cx, e),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The resolver's answer for lookup number `lookup`.
+    pub(crate) fn on_host_lookup(&mut self, lookup: u64, addresses: io::Result<Vec<SocketAddr>>) {
+        if self.state != SocketState::HostLookup || lookup != self.connect.lookup {
+            return;
+        }
+        match addresses {
+            Ok(list) if !list.is_empty() => {
+                log::debug!(
+                    "socket {:?}: {} has {} address(es)",
+                    self.id,
+                    self.host,
+                    list.len()
+                );
+                self.connect.addresses = list.into();
+                self.events.push_back(SocketEvent::HostFound);
+                self.set_state(SocketState::Connecting);
+            }
+            Ok(_) => self.fail(Error::HostNotFound {
+                host: self.host.clone(),
+                reason: "no addresses".into(),
+            }),
+            Err(e) => self.fail(Error::HostNotFound {
+                host: self.host.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Starts connecting to the next address. Returns `Ok(false)` when an
+    /// attempt is under way… or, with `Err`, that none is left.
+    fn start_attempt(&mut self, cx: &mut Context) -> Result<bool> {
+        while let Some(address) = self.connect.addresses.pop_front() {
+            log::debug!("socket {:?}: connecting to {address}", self.id);
+            match Tcp::connect(address) {
+                Ok(mut tcp) => {
+                    tcp.register(cx.registry(), token_of(self.id.0))
+                        .map_err(Error::Network)?;
+                    self.registered = true;
+                    self.tcp = Some(tcp);
+                    self.connect.attempt = Some(address);
+                    return Ok(true);
+                }
+                Err(e) => self.connect.last_failure = Some((address, e)),
+            }
+        }
+        let (address, source) = self.connect.last_failure.take().unwrap_or_else(|| {
+            (
+                SocketAddr::from(([0, 0, 0, 0], self.port)),
+                io::ErrorKind::NotFound.into(),
+            )
+        });
+        Err(Error::ConnectionFailed {
+            host: self.host.clone(),
+            address,
+            source,
+        })
+    }
+
+    fn attempt_failed(&mut self, cx: &mut Context, error: io::Error) {
+        let address = self.connect.attempt.take();
+        log::debug!(
+            "socket {:?}: connecting to {address:?} failed: {error}",
+            self.id
+        );
+        if let Some(mut tcp) = self.tcp.take() {
+            tcp.deregister(cx.registry());
+        }
+        self.registered = false;
+        if let Some(address) = address {
+            self.connect.last_failure = Some((address, error));
+        }
+    }
+
+    fn on_tcp_connected(&mut self) -> Result<()> {
+        if let Some(tcp) = &self.tcp {
+            tcp.set_nodelay(self.nodelay);
+            log::debug!("socket {:?}: connected to {:?}", self.id, tcp.peer_addr());
+        }
+        self.connect.addresses.clear();
+        self.set_state(SocketState::Connected);
+        self.events.push_back(SocketEvent::Connected);
+        Ok(())
+    }
+
+    // ---- receiving ----
+
+    fn read_limit(&self) -> usize {
+        match self.read_buffer_size {
+            0 => usize::MAX,
+            n => n,
+        }
+    }
+
+    fn receive(&mut self) -> Result<()> {
+        let limit = self.read_limit();
+        let before = self.read_buffer.len();
+        let received = self.read_network(limit)?;
+        if let Some(engine) = self.engine.as_mut() {
+            // Once our close_notify is out, the peer's FIN ends the
+            // connection whether or not it answered with close_notify.
+            if received.eof && !self.close.close_notify_sent {
+                engine.peer_eof();
+            }
+            let result = engine.process(&mut self.read_buffer, limit);
+            let close_notify = self.collect_engine_events();
+            if self.read_buffer.len() > before {
+                self.events.push_back(SocketEvent::ReadyRead);
+            }
+            result?;
+            if close_notify {
+                self.on_peer_finished();
+            }
+            return Ok(());
+        }
+        if self.read_buffer.len() > before {
+            self.events.push_back(SocketEvent::ReadyRead);
+        }
+        if received.eof {
+            self.on_peer_finished();
+        }
+        Ok(())
+    }
+
+    /// Reads from TCP into the engine (ciphertext) or the read buffer
+    /// (unencrypted), as far as the read buffer limit allows.
+    fn read_network(&mut self, limit: usize) -> Result<Received> {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return Ok(Received::default());
+        };
+        let received = match self.engine.as_mut() {
+            Some(engine) => {
+                let room = if self.read_buffer.len() < limit {
+                    READ_CHUNK
+                } else {
+                    0
+                };
+                tcp.receive(engine.incoming(), room)
+            }
+            None => tcp.receive(&mut self.read_buffer, limit),
+        };
+        received.map_err(Error::Network)
+    }
+
+    /// Queues the engine's events; returns whether the peer's
+    /// `close_notify` was among them (it is reported after the data before
+    /// it).
+    fn collect_engine_events(&mut self) -> bool {
+        let mut close_notify = false;
+        while let Some(event) = self.engine.as_mut().and_then(|e| e.next_event()) {
+            match event {
+                EngineEvent::HandshakeComplete => {
+                    if self.state == SocketState::Handshaking {
+                        self.set_state(SocketState::Encrypted);
+                    }
+                    self.events.push_back(SocketEvent::HandshakeComplete);
+                }
+                EngineEvent::PeerVerifyError(e) => {
+                    self.events.push_back(SocketEvent::PeerVerifyError(e))
+                }
+                EngineEvent::SslErrors(errors) => {
+                    self.events.push_back(SocketEvent::SslErrors(errors))
+                }
+                EngineEvent::AlertReceived(a) => {
+                    self.events.push_back(SocketEvent::AlertReceived(a))
+                }
+                EngineEvent::AlertSent(a) => self.events.push_back(SocketEvent::AlertSent(a)),
+                EngineEvent::CloseNotify => close_notify = true,
+            }
+        }
+        close_notify
+    }
+
+    /// The peer will send nothing more: tell the program, and close our side
+    /// too once our pending data is out.
+    fn on_peer_finished(&mut self) {
+        self.close.peer_finished = true;
+        self.events.push_back(SocketEvent::ReadChannelFinished);
+        if !self.close.requested {
+            self.close.requested = true;
+            self.set_state(SocketState::Closing);
+        }
+    }
+
+    // ---- sending ----
+
+    /// Encrypts queued plaintext and writes ciphertext (or, unencrypted, the
+    /// plaintext) until the network pushes back.
+    fn transmit(&mut self) -> Result<()> {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return Ok(());
+        };
+        match self.engine.as_mut() {
+            Some(engine) => {
+                if engine.is_established() {
+                    while !self.write_buffer.is_empty()
+                        && engine.outgoing_len() < OUTGOING_HIGH_WATER
+                    {
+                        let n = self.write_buffer.len().min(ENCRYPT_CHUNK);
+                        engine.send(&self.write_buffer.as_slice()[..n])?;
+                        self.write_buffer.consume(n);
+                        self.unflushed += n as u64;
+                    }
+                }
+                tcp.send(engine.outgoing()).map_err(Error::Network)?;
+                if engine.outgoing_len() == 0 && self.unflushed > 0 {
+                    self.events
+                        .push_back(SocketEvent::BytesWritten(self.unflushed));
+                    self.unflushed = 0;
+                }
+            }
+            None if self.mode == SslMode::UnencryptedMode => {
+                let sent = tcp.send(&mut self.write_buffer).map_err(Error::Network)?;
+                if sent > 0 {
+                    self.events
+                        .push_back(SocketEvent::BytesWritten(sent as u64));
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Writes what can be written now, without waiting for the reactor (Qt's
+    /// `flush`). Returns whether everything queued went out; a failure is
+    /// reported through the `error` signal.
+    pub fn flush(&mut self) -> bool {
+        if self.tcp.is_some() {
+            if let Err(error) = self.transmit() {
+                self.fail(error);
+            }
+        }
+        self.bytes_to_write() == 0 && self.engine.as_ref().is_none_or(|e| e.outgoing_len() == 0)
+    }
+
+    // ---- closing ----
+
+    /// A graceful close, step by step: queued data out, `close_notify`, FIN,
+    /// then wait (briefly) for the peer to finish too.
+    fn advance_close(&mut self, cx: &mut Context) -> Result<()> {
+        if !self.close.requested || self.state == SocketState::Unconnected {
+            return Ok(());
+        }
+        self.set_state(SocketState::Closing);
+        let established = self.engine.as_ref().is_none_or(|e| e.is_established());
+        if established && !self.write_buffer.is_empty() {
+            return Ok(());
+        }
+        if let Some(engine) = self.engine.as_mut().filter(|e| e.is_established()) {
+            if !self.close.close_notify_sent {
+                engine.close();
+                self.close.close_notify_sent = true;
+                self.transmit()?;
+            }
+        }
+        if self.engine.as_ref().is_some_and(|e| e.outgoing_len() > 0) {
+            return Ok(());
+        }
+        if !self.close.fin_sent {
+            self.close.fin_sent = true;
+            if let Some(tcp) = &self.tcp {
+                tcp.shutdown_write();
+            }
+            let deadline = Instant::now() + CLOSE_LINGER;
+            self.close.deadline = Some(deadline);
+            cx.wake_at(self.id.0, deadline);
+        }
+        let peer_gone = self.close.peer_finished || self.tcp.as_ref().is_none_or(Tcp::is_eof);
+        let timed_out = self.close.deadline.is_some_and(|d| Instant::now() >= d);
+        if timed_out && !peer_gone {
+            log::debug!(
+                "socket {:?}: the peer did not close in time; closing",
+                self.id
+            );
+        }
+        if peer_gone || timed_out {
+            self.tear_down();
+        }
+        Ok(())
+    }
+
+    /// Ends the connection after an error: the error, then `disconnected`.
+    pub(super) fn fail(&mut self, error: Error) {
+        log::debug!("socket {:?}: {error}", self.id);
+        if let (Some(engine), Some(tcp)) = (self.engine.as_mut(), self.tcp.as_mut()) {
+            // Best effort: let an alert reach the peer.
+            let _ = tcp.send(engine.outgoing());
+        }
+        self.events.push_back(SocketEvent::Error(error));
+        self.tear_down();
+    }
+
+    /// Drops the connection and the TLS session; `disconnected` follows if
+    /// there was a connection. Received data stays readable.
+    pub(super) fn tear_down(&mut self) {
+        let was_connected = matches!(
+            self.state,
+            SocketState::Connected
+                | SocketState::Handshaking
+                | SocketState::Encrypted
+                | SocketState::Closing
+        );
+        // Dropping the stream closes it, which also removes it from epoll.
+        self.tcp = None;
+        self.registered = false;
+        self.engine = None;
+        self.connect = Connect::default();
+        self.close = Close::default();
+        self.encrypt_when_connected = false;
+        self.ended = true;
+        self.set_state(SocketState::Unconnected);
+        if was_connected {
+            self.events.push_back(SocketEvent::Disconnected);
+        }
+    }
+
+    /// Called when the reactor drops the socket.
+    pub(crate) fn retire(&mut self, registry: &Registry) {
+        if let Some(tcp) = &mut self.tcp {
+            tcp.deregister(registry);
+        }
+        self.tcp = None;
+        self.engine = None;
+    }
+}

@@ -1,0 +1,528 @@
+//! [`SslSocket`]: a TCP socket that can speak TLS (Qt's `QSslSocket`): the
+//! one place where the TLS engine, the TCP stream and the user's signals meet.
+//!
+//! The public calls only change the socket's state and buffers: they never
+//! do network I/O except [`flush`](SslSocket::flush), and they never run
+//! slots. The reactor then drives the socket (`drive.rs`: connect, read,
+//! decrypt, encrypt, write, close; no user code) and dispatches the signals
+//! that produced (`dispatch.rs`).
+
+mod dispatch;
+mod drive;
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::buffer::ByteQueue;
+use crate::certificate::Certificate;
+use crate::config::{SslConfiguration, SslProtocol};
+use crate::engine::Engine;
+use crate::error::{Error, Result, SslError};
+use crate::reactor::SocketId;
+use crate::tcp::Tcp;
+
+use dispatch::{SocketEvent, SocketSignals};
+use drive::Connect;
+
+/// Where a socket is in its life (Qt's `SocketState`, with the TLS phases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketState {
+    /// No connection.
+    Unconnected,
+    /// Looking up the host name.
+    HostLookup,
+    /// Establishing the TCP connection.
+    Connecting,
+    /// TCP is connected; no TLS (yet).
+    Connected,
+    /// The TLS handshake is running.
+    Handshaking,
+    /// TLS is established: data is encrypted.
+    Encrypted,
+    /// Closing: pending data is flushed, then `close_notify` and FIN are sent.
+    Closing,
+}
+
+/// Whether and how a socket uses TLS (Qt's `SslMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SslMode {
+    /// Plain TCP (before `start_client_encryption`, for example).
+    UnencryptedMode,
+    /// TLS client.
+    SslClientMode,
+    /// TLS server.
+    SslServerMode,
+}
+
+/// A TLS socket owned by a [`Reactor`](crate::Reactor).
+///
+/// Create one with [`Context::ssl_socket`](crate::Context::ssl_socket),
+/// connect slots to its signals, then call
+/// [`connect_to_host_encrypted`](Self::connect_to_host_encrypted) (or
+/// [`connect_to_host`](Self::connect_to_host) and, after a plaintext phase,
+/// [`start_client_encryption`](Self::start_client_encryption)).
+///
+/// Data may be written at any time after construction: what is written
+/// before the connection is encrypted is queued and sent once it is.
+/// Certificates are verified against the configuration's trust store and
+/// the host name unless the configuration says otherwise.
+pub struct SslSocket {
+    id: SocketId,
+    config: SslConfiguration,
+    mode: SslMode,
+    state: SocketState,
+    host: String,
+    port: u16,
+    verify_name: Option<String>,
+    encrypt_when_connected: bool,
+    connect: Connect,
+    tcp: Option<Tcp>,
+    registered: bool,
+    engine: Option<Box<Engine>>,
+    /// Plaintext received, not yet read by the program.
+    read_buffer: ByteQueue,
+    /// Plaintext written by the program, not yet encrypted (or, unencrypted,
+    /// not yet sent).
+    write_buffer: ByteQueue,
+    /// Plaintext bytes encrypted whose ciphertext is not all sent yet.
+    unflushed: u64,
+    read_buffer_size: usize,
+    nodelay: bool,
+    ignored: Vec<SslError>,
+    ignore_all: bool,
+    close: drive::Close,
+    events: VecDeque<SocketEvent>,
+    signals: SocketSignals,
+    last_error: Option<Error>,
+    /// The connection ended (closed or failed): writing is refused until
+    /// the next `connect_to_host`.
+    ended: bool,
+    auto_delete: bool,
+    deleted: bool,
+    user_data: Option<Box<dyn Any>>,
+}
+
+impl SslSocket {
+    pub(crate) fn new(id: SocketId, config: SslConfiguration) -> Self {
+        Self {
+            id,
+            config,
+            mode: SslMode::UnencryptedMode,
+            state: SocketState::Unconnected,
+            host: String::new(),
+            port: 0,
+            verify_name: None,
+            encrypt_when_connected: false,
+            connect: Connect::default(),
+            tcp: None,
+            registered: false,
+            engine: None,
+            read_buffer: ByteQueue::new(),
+            write_buffer: ByteQueue::new(),
+            unflushed: 0,
+            read_buffer_size: 0,
+            nodelay: true,
+            ignored: Vec::new(),
+            ignore_all: false,
+            close: drive::Close::default(),
+            events: VecDeque::new(),
+            signals: SocketSignals::default(),
+            last_error: None,
+            ended: false,
+            auto_delete: false,
+            deleted: false,
+            user_data: None,
+        }
+    }
+
+    /// A server-mode socket for a connection an [`SslServer`](crate::SslServer)
+    /// accepted, handshaking with `engine`.
+    pub(crate) fn accepted(
+        id: SocketId,
+        config: SslConfiguration,
+        tcp: Tcp,
+        engine: Engine,
+    ) -> Self {
+        let mut socket = Self::new(id, config);
+        tcp.set_nodelay(socket.nodelay);
+        socket.tcp = Some(tcp);
+        socket.engine = Some(Box::new(engine));
+        socket.mode = SslMode::SslServerMode;
+        socket.state = SocketState::Handshaking;
+        socket.auto_delete = true;
+        socket
+    }
+
+    /// Whether the reactor removes the socket once it has disconnected and
+    /// its `disconnected` slots ran. On for sockets a server accepted (so a
+    /// server does not accumulate dead connections), off otherwise.
+    pub fn set_auto_delete(&mut self, enabled: bool) {
+        self.auto_delete = enabled;
+    }
+
+    /// This socket's handle.
+    pub fn id(&self) -> SocketId {
+        self.id
+    }
+
+    /// Connects to `host` (a name or an IP address) on `port`, without TLS.
+    /// The name is looked up off the reactor thread and every address is
+    /// tried in turn. Progress is reported through `host_found`,
+    /// `connected` and `state_changed`, failure through `error`.
+    pub fn connect_to_host(&mut self, host: &str, port: u16) -> Result<()> {
+        if self.state != SocketState::Unconnected {
+            return Err(Error::InvalidState(
+                "connect_to_host needs an unconnected socket",
+            ));
+        }
+        validate_host(host, port)?;
+        host.clone_into(&mut self.host);
+        self.port = port;
+        self.last_error = None;
+        self.ended = false;
+        self.connect = Connect::lookup();
+        self.set_state(SocketState::HostLookup);
+        Ok(())
+    }
+
+    /// Connects to `host` and starts the TLS handshake as soon as TCP is
+    /// connected; `handshake_complete` follows `connected`.
+    pub fn connect_to_host_encrypted(&mut self, host: &str, port: u16) -> Result<()> {
+        self.connect_to_host(host, port)?;
+        self.encrypt_when_connected = true;
+        self.mode = SslMode::SslClientMode;
+        Ok(())
+    }
+
+    /// Starts the TLS handshake as a client on a connected, unencrypted
+    /// socket (STARTTLS). Bytes already received stay readable as plaintext;
+    /// everything after is TLS.
+    pub fn start_client_encryption(&mut self) -> Result<()> {
+        self.start_encryption(false)
+    }
+
+    /// Starts the TLS handshake as a server on a connected, unencrypted
+    /// socket (server-side STARTTLS). The configuration must hold a local
+    /// certificate and key.
+    pub fn start_server_encryption(&mut self) -> Result<()> {
+        self.start_encryption(true)
+    }
+
+    fn start_encryption(&mut self, server: bool) -> Result<()> {
+        if self.state != SocketState::Connected || self.engine.is_some() {
+            return Err(Error::InvalidState(
+                "encryption starts on a connected, unencrypted socket",
+            ));
+        }
+        let engine = if server {
+            Engine::server(&self.config)?
+        } else {
+            let name = self.verify_name.as_deref().unwrap_or(&self.host);
+            Engine::client(&self.config, &self.host, name)?
+        };
+        let mut engine = Box::new(engine);
+        engine.ignore_ssl_errors(&self.ignored);
+        if self.ignore_all {
+            engine.ignore_all_ssl_errors();
+        }
+        self.engine = Some(engine);
+        self.mode = if server {
+            SslMode::SslServerMode
+        } else {
+            SslMode::SslClientMode
+        };
+        self.set_state(SocketState::Handshaking);
+        Ok(())
+    }
+
+    /// Queues `data` for sending and returns its length. Data written before
+    /// the handshake is complete (even before connecting) is sent once the
+    /// connection is encrypted; in unencrypted mode it is sent as is.
+    /// `bytes_written` reports progress.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        if self.close.requested || self.ended || self.deleted {
+            return Err(Error::InvalidState("the socket is closing or closed"));
+        }
+        self.write_buffer.extend(data);
+        Ok(data.len())
+    }
+
+    /// Copies received plaintext into `buf`; returns how many bytes (0 when
+    /// nothing is buffered). Data received before the connection ended stays
+    /// readable after it.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.read_buffer.is_empty() && self.state == SocketState::Unconnected {
+            return Err(Error::InvalidState(
+                "the socket is not connected and has no data",
+            ));
+        }
+        Ok(self.read_buffer.take_into(buf))
+    }
+
+    /// Takes all buffered plaintext.
+    pub fn read_all(&mut self) -> Vec<u8> {
+        self.read_buffer.take_all()
+    }
+
+    /// Bytes of plaintext ready to read.
+    pub fn bytes_available(&self) -> usize {
+        self.read_buffer.len()
+    }
+
+    /// Whether a whole line (ending in `\n`) is buffered.
+    pub fn can_read_line(&self) -> bool {
+        self.read_buffer.as_slice().contains(&b'\n')
+    }
+
+    /// Takes one line, including its `\n`, if a whole line is buffered.
+    pub fn read_line(&mut self) -> Option<Vec<u8>> {
+        let end = self
+            .read_buffer
+            .as_slice()
+            .iter()
+            .position(|&b| b == b'\n')?
+            + 1;
+        let line = self.read_buffer.as_slice()[..end].to_vec();
+        self.read_buffer.consume(end);
+        Some(line)
+    }
+
+    /// Plaintext bytes written but not yet handed to the network.
+    pub fn bytes_to_write(&self) -> u64 {
+        self.write_buffer.len() as u64 + self.unflushed
+    }
+
+    /// Limits the plaintext buffered for reading (0: no limit, the
+    /// default). At the limit the socket stops reading from the network, so
+    /// TCP pushes back on the peer, until the program reads.
+    pub fn set_read_buffer_size(&mut self, size: usize) {
+        self.read_buffer_size = size;
+    }
+
+    /// The read buffer limit (0: none).
+    pub fn read_buffer_size(&self) -> usize {
+        self.read_buffer_size
+    }
+
+    /// Whether Nagle's algorithm is off (it is by default). Takes effect on
+    /// the next connection.
+    pub fn set_low_delay(&mut self, enabled: bool) {
+        self.nodelay = enabled;
+    }
+
+    /// Closes gracefully: pending data is flushed, then TLS `close_notify`
+    /// and FIN are sent; `disconnected` follows once the peer closed too (or
+    /// after a short wait).
+    pub fn disconnect_from_host(&mut self) {
+        match self.state {
+            SocketState::Unconnected | SocketState::Closing => {}
+            SocketState::HostLookup | SocketState::Connecting => self.abort(),
+            _ => {
+                self.close.requested = true;
+                self.set_state(SocketState::Closing);
+            }
+        }
+    }
+
+    /// Closes at once, discarding unsent data; `disconnected` is emitted if
+    /// the socket was connected.
+    pub fn abort(&mut self) {
+        self.write_buffer = ByteQueue::new();
+        self.unflushed = 0;
+        self.tear_down();
+    }
+
+    /// Removes the socket from its reactor once the current slot returns
+    /// (Qt's `deleteLater`); its connection is aborted and no further signal
+    /// is emitted.
+    pub fn delete_later(&mut self) {
+        self.deleted = true;
+    }
+
+    /// Ignores these certificate problems in the coming handshake (Qt's
+    /// `ignoreSslErrors(list)`). From an `ssl_errors` slot, ignoring every
+    /// reported problem lets the handshake continue. An entry without a
+    /// certificate matches its kind for any certificate.
+    pub fn ignore_ssl_errors(&mut self, errors: &[SslError]) {
+        self.ignored.extend_from_slice(errors);
+        if let Some(engine) = &mut self.engine {
+            engine.ignore_ssl_errors(errors);
+        }
+    }
+
+    /// Ignores every certificate problem of the coming handshake (Qt's
+    /// `ignoreSslErrors()`). Use with care: it turns verification off.
+    pub fn ignore_all_ssl_errors(&mut self) {
+        self.ignore_all = true;
+        if let Some(engine) = &mut self.engine {
+            engine.ignore_all_ssl_errors();
+        }
+    }
+
+    /// Verifies the peer's certificate against `name` instead of the host
+    /// name given to `connect_to_host` (Qt's `setPeerVerifyName`).
+    pub fn set_peer_verify_name(&mut self, name: &str) {
+        self.verify_name = Some(name.to_owned());
+    }
+
+    /// Replaces the TLS configuration; only while unconnected.
+    pub fn set_ssl_configuration(&mut self, config: SslConfiguration) -> Result<()> {
+        if self.state != SocketState::Unconnected {
+            return Err(Error::InvalidState(
+                "the configuration can change only while unconnected",
+            ));
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    /// The TLS configuration.
+    pub fn ssl_configuration(&self) -> &SslConfiguration {
+        &self.config
+    }
+
+    /// Where the socket is.
+    pub fn state(&self) -> SocketState {
+        self.state
+    }
+
+    /// Whether and how TLS is used.
+    pub fn mode(&self) -> SslMode {
+        self.mode
+    }
+
+    /// Whether the handshake is complete and data is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.engine.as_ref().is_some_and(|e| e.is_established())
+    }
+
+    /// The last error reported through the `error` signal (Qt's `error()`).
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    /// The host name given to `connect_to_host`.
+    pub fn peer_name(&self) -> &str {
+        &self.host
+    }
+
+    /// The port given to `connect_to_host`, or the peer's port once connected.
+    pub fn peer_port(&self) -> u16 {
+        self.peer_address().map_or(self.port, |a| a.port())
+    }
+
+    /// The peer's address, once connected.
+    pub fn peer_address(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(Tcp::peer_addr)
+    }
+
+    /// The local address, once connected.
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(Tcp::local_addr)
+    }
+
+    /// The negotiated protocol version, once encrypted.
+    pub fn protocol(&self) -> Option<SslProtocol> {
+        self.engine.as_ref().and_then(|e| e.protocol())
+    }
+
+    /// The negotiated cipher suite ("TLS_AES_128_GCM_SHA256", …), once
+    /// encrypted.
+    pub fn session_cipher(&self) -> Option<String> {
+        self.engine.as_ref().and_then(|e| e.cipher_suite())
+    }
+
+    /// The negotiated bulk cipher ("AES-128-GCM", …), once encrypted.
+    pub fn session_cipher_algorithm(&self) -> Option<&'static str> {
+        self.engine.as_ref().and_then(|e| e.cipher())
+    }
+
+    /// The application protocol ALPN selected (Qt's
+    /// `nextNegotiatedProtocol`), once encrypted.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.engine.as_ref().and_then(|e| e.alpn_protocol())
+    }
+
+    /// Whether the handshake resumed an earlier session.
+    pub fn is_session_resumed(&self) -> bool {
+        self.engine.as_ref().is_some_and(|e| e.is_resumed())
+    }
+
+    /// The peer's certificate (the leaf), once received.
+    pub fn peer_certificate(&self) -> Option<Certificate> {
+        self.peer_certificate_chain().into_iter().next()
+    }
+
+    /// The certificate chain the peer sent, leaf first.
+    pub fn peer_certificate_chain(&self) -> Vec<Certificate> {
+        self.engine
+            .as_ref()
+            .map(|e| e.peer_certificate_chain())
+            .unwrap_or_default()
+    }
+
+    /// Every problem found verifying the peer, including ignored ones.
+    pub fn peer_verify_errors(&self) -> Vec<SslError> {
+        self.engine
+            .as_ref()
+            .map(|e| e.peer_verify_errors().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Attaches the program's own state to the socket, replacing any
+    /// earlier value. Slots reach it through [`user_data`](Self::user_data):
+    /// state shared by a socket's slots lives with the socket, with no
+    /// `Rc<RefCell<_>>` needed.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.set_user_data(0usize);
+    /// socket.ready_read().connect(|s, _, _| {
+    ///     let n = s.read_all().len();
+    ///     *s.user_data::<usize>().unwrap() += n;
+    /// });
+    /// assert_eq!(socket.user_data::<usize>(), Some(&mut 0));
+    /// ```
+    pub fn set_user_data<T: Any>(&mut self, data: T) {
+        self.user_data = Some(Box::new(data));
+    }
+
+    /// The program's state attached with [`set_user_data`](Self::set_user_data),
+    /// if it is a `T`.
+    pub fn user_data<T: Any>(&mut self) -> Option<&mut T> {
+        self.user_data.as_mut()?.downcast_mut()
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    fn set_state(&mut self, state: SocketState) {
+        if self.state != state {
+            log::debug!("socket {:?}: {:?} -> {state:?}", self.id, self.state);
+            self.state = state;
+            self.events.push_back(SocketEvent::StateChanged(state));
+        }
+    }
+}
+
+fn validate_host(host: &str, port: u16) -> Result<()> {
+    if host.is_empty() {
+        return Err(Error::InvalidInput("empty host name".into()));
+    }
+    if port == 0 {
+        return Err(Error::InvalidInput("port 0".into()));
+    }
+    if host.len() > 253 + 2
+        || host
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'/')
+    {
+        return Err(Error::InvalidInput(format!("invalid host name {host:?}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! [`Tcp`]: a non-blocking TCP stream under mio's edge-triggered
+//! readiness, with the bookkeeping that edge triggering demands.
+//!
+//! mio reports a readiness *change* once; after that the stream must be
+//! read (or written) until the kernel answers `WouldBlock`, or no further
+//! event will come. `Tcp` remembers whether the last read or write stopped
+//! at `WouldBlock`: when it did not (a buffer limit stopped it), the owner
+//! may go on later without waiting for an event. This file moves bytes
+//! between the kernel and [`ByteQueue`]s and knows nothing of TLS.
+
+use std::io::{self, ErrorKind};
+use std::net::{Shutdown, SocketAddr};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::buffer::ByteQueue;
+
+/// The most one `read(2)` asks for. Large reads mean few syscalls on bulk
+/// transfers; the queue only grows this far when that much is waiting.
+pub(crate) const READ_CHUNK: usize = 256 * 1024;
+
+/// What a drain of the receive side found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Received {
+    /// Bytes appended to the queue.
+    pub(crate) bytes: usize,
+    /// The peer closed its side (FIN).
+    pub(crate) eof: bool,
+}
+
+/// A TCP stream and its readiness state.
+#[derive(Debug)]
+pub(crate) struct Tcp {
+    stream: TcpStream,
+    /// Readable until a read returns `WouldBlock`.
+    readable: bool,
+    /// Writable until a write returns `WouldBlock`.
+    writable: bool,
+    /// The peer's FIN was read.
+    eof: bool,
+}
+
+impl Tcp {
+    /// Starts a non-blocking connect to `address`.
+    pub(crate) fn connect(address: SocketAddr) -> io::Result<Self> {
+        Ok(Self::new(TcpStream::connect(address)?, false))
+    }
+
+    /// Wraps a stream that is already connected (accepted, or handed over).
+    pub(crate) fn connected(stream: TcpStream) -> Self {
+        Self::new(stream, true)
+    }
+
+    fn new(stream: TcpStream, connected: bool) -> Self {
+        Self {
+            stream,
+            readable: connected,
+            writable: connected,
+            eof: false,
+        }
+    }
+
+    /// Registers for both directions, edge-triggered, once.
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            &mut self.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Removes the stream from the poller.
+    pub(crate) fn deregister(&mut self, registry: &Registry) {
+        if let Err(e) = registry.deregister(&mut self.stream) {
+            log::trace!("deregister: {e}");
+        }
+    }
+
+    /// Records a readiness event.
+    pub(crate) fn on_ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// After a writable event on a connecting stream: `Ok(true)` once
+    /// connected, `Ok(false)` while still connecting, `Err` when the attempt
+    /// failed (as mio documents: `take_error`, then `peer_addr`).
+    pub(crate) fn finish_connect(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.readable = true;
+                self.writable = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a read could make progress without a new event.
+    pub(crate) fn can_read(&self) -> bool {
+        self.readable && !self.eof
+    }
+
+    /// Whether the peer's FIN was read.
+    pub(crate) fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Reads into `queue` until `WouldBlock`, EOF, or `queue` holds `limit`
+    /// bytes.
+    pub(crate) fn receive(&mut self, queue: &mut ByteQueue, limit: usize) -> io::Result<Received> {
+        let mut received = Received::default();
+        while self.can_read() && queue.len() < limit {
+            let room = (limit - queue.len()).min(READ_CHUNK);
+            match queue.fill_from(&mut self.stream, room) {
+                Ok(0) => {
+                    self.eof = true;
+                    received.eof = true;
+                }
+                Ok(n) => received.bytes += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(received)
+    }
+
+    /// Writes from `queue` until it is empty or `WouldBlock`; returns how
+    /// many bytes went out.
+    pub(crate) fn send(&mut self, queue: &mut ByteQueue) -> io::Result<usize> {
+        let mut sent = 0;
+        while self.writable && !queue.is_empty() {
+            match queue.drain_to(&mut self.stream) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends FIN: we write no more.
+    pub(crate) fn shutdown_write(&self) {
+        if let Err(e) = self.stream.shutdown(Shutdown::Write) {
+            log::trace!("shutdown: {e}");
+        }
+    }
+
+    /// Turns Nagle's algorithm off (on by default for our sockets: TLS
+    /// writes whole records).
+    pub(crate) fn set_nodelay(&self, nodelay: bool) {
+        if let Err(e) = self.stream.set_nodelay(nodelay) {
+            log::debug!("TCP_NODELAY: {e}");
+        }
+    }
+
+    /// The local address.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.stream.local_addr().ok()
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+}
