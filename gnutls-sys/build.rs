@@ -68,8 +68,8 @@ mod regenerate {
     use std::path::{Path, PathBuf};
 
     /// Writes `src/bindings.rs` from `wrapper.h` with the options the
-    /// committed file was made with; `tests/bindings_drift.rs` in the root
-    /// crate compares the two.
+    /// committed file was made with; `scripts/check-bindings` compares the
+    /// two.
     pub fn bindings(include_paths: &[PathBuf]) {
         let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
         let out = Path::new(&manifest).join("src").join("bindings.rs");
