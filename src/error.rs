@@ -135,6 +135,57 @@ impl fmt::Display for TimeoutKind {
     }
 }
 
+/// Errors are cloned to be reported in more than one place (a socket's
+/// `error` signal and its server's `error_occurred`); an I/O error keeps its
+/// OS error code, or else its kind and message.
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        match self {
+            Error::HostNotFound { host, reason } => Error::HostNotFound {
+                host: host.clone(),
+                reason: reason.clone(),
+            },
+            Error::ConnectionFailed {
+                host,
+                address,
+                source,
+            } => Error::ConnectionFailed {
+                host: host.clone(),
+                address: *address,
+                source: clone_io(source),
+            },
+            Error::Network(e) => Error::Network(clone_io(e)),
+            Error::ClosedDuringHandshake => Error::ClosedDuringHandshake,
+            Error::Truncated => Error::Truncated,
+            Error::CertificateVerification(errors) => {
+                Error::CertificateVerification(errors.clone())
+            }
+            Error::AlertReceived(alert) => Error::AlertReceived(*alert),
+            Error::Handshake(e) => Error::Handshake(*e),
+            Error::Tls(e) => Error::Tls(*e),
+            Error::Timeout(kind) => Error::Timeout(*kind),
+            Error::File { path, source } => Error::File {
+                path: path.clone(),
+                source: clone_io(source),
+            },
+            Error::InvalidCertificateData { origin, reason } => Error::InvalidCertificateData {
+                origin: origin.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidConfiguration(why) => Error::InvalidConfiguration(why.clone()),
+            Error::InvalidInput(why) => Error::InvalidInput(why.clone()),
+            Error::InvalidState(why) => Error::InvalidState(why),
+        }
+    }
+}
+
+fn clone_io(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -29,7 +29,7 @@ use slotmap::{Key, KeyData, SlotMap};
 use crate::config::SslConfiguration;
 use crate::error::{Error, Result};
 use crate::resolver::Resolver;
-use crate::server::SslServer;
+use crate::server::{ServerNotice, SslServer};
 use crate::ssl_socket::SslSocket;
 use crate::timer::{TimerAction, TimerId, Timers};
 
@@ -420,7 +420,7 @@ impl Context {
         };
         let deleted = match &object {
             Object::Socket(socket) => socket.is_deleted(),
-            Object::Server(_) => false,
+            Object::Server(server) => server.is_closed(),
         };
         if entry.doomed || deleted {
             self.objects.remove(key);
@@ -430,6 +430,14 @@ impl Context {
         entry.object = Some(object);
         if more {
             self.mark_dirty(key);
+        }
+    }
+
+    /// Passes a notice from an accepted socket to its server.
+    pub(crate) fn notify_server(&mut self, id: ServerId, notice: ServerNotice) {
+        if let Some(server) = self.server(id) {
+            server.notify(notice);
+            self.mark_dirty(id.0);
         }
     }
 

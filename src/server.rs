@@ -3,12 +3,14 @@
 //!
 //! The server accepts until `WouldBlock` on each readable event, gives
 //! every connection its own TLS session from the shared configuration, and
-//! announces it through `new_connection`. It does not touch the accepted
-//! sockets after that.
+//! announces it through `new_connection`. Accepted sockets tell their server
+//! when their handshake ends (see [`ServerNotice`]); the server keeps the
+//! Qt-style queue of ready connections. It does not otherwise touch them.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
@@ -21,8 +23,25 @@ use crate::signal::{emit, Signal};
 use crate::ssl_socket::SslSocket;
 use crate::tcp::Tcp;
 
+/// The handshake timeout accepted sockets get unless the server is told
+/// otherwise (Qt's default).
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pending-connection queue's default length (Qt's default).
+const DEFAULT_MAX_PENDING: usize = 30;
+
+/// What an accepted socket tells its server.
+pub(crate) enum ServerNotice {
+    /// The handshake completed.
+    Encrypted(SocketId),
+    /// The connection failed before its handshake completed.
+    Failed(SocketId, Error),
+}
+
 enum ServerEvent {
     NewConnection(SocketId),
+    PendingConnectionAvailable,
+    ErrorOccurred(SocketId, Error),
     AcceptError(Error),
 }
 
@@ -30,15 +49,35 @@ enum ServerEvent {
 /// [`Context::listen`].
 ///
 /// Accepted connections are server-mode [`SslSocket`]s that start their
-/// handshake at once. They are removed from the reactor automatically
-/// after they disconnect (see [`SslSocket::set_auto_delete`]).
+/// handshake at once (or stay unencrypted, see
+/// [`set_immediate_encryption`](Self::set_immediate_encryption)), with a
+/// handshake timeout of 5 seconds by default. They are removed from the
+/// reactor automatically after they disconnect (see
+/// [`SslSocket::set_auto_delete`]).
+///
+/// Two ways to take connections, as in Qt: connect to `new_connection`,
+/// which fires at accept time with a socket that is still handshaking; or
+/// connect to `pending_connection_available` and call
+/// [`next_pending_connection`](Self::next_pending_connection) for sockets
+/// whose handshake completed. The queue is kept only while
+/// `pending_connection_available` has a slot; when it holds
+/// [`max_pending_connections`](Self::max_pending_connections) sockets the
+/// server stops accepting (the kernel's backlog pushes back) until the
+/// program takes some.
 pub struct SslServer {
     id: ServerId,
     listener: TcpListener,
     config: SslConfiguration,
     readable: bool,
+    immediate_encryption: bool,
+    handshake_timeout: Option<Duration>,
+    max_pending: usize,
+    pending: VecDeque<SocketId>,
+    closed: bool,
     events: VecDeque<ServerEvent>,
     new_connection: Signal<SslServer, SocketId>,
+    pending_connection_available: Signal<SslServer, ()>,
+    error_occurred: Signal<SslServer, (SocketId, Error)>,
     accept_error: Signal<SslServer, Error>,
 }
 
@@ -59,8 +98,15 @@ impl SslServer {
             listener,
             config,
             readable: true,
+            immediate_encryption: true,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            max_pending: DEFAULT_MAX_PENDING,
+            pending: VecDeque::new(),
+            closed: false,
             events: VecDeque::new(),
             new_connection: Signal::default(),
+            pending_connection_available: Signal::default(),
+            error_occurred: Signal::default(),
             accept_error: Signal::default(),
         })
     }
@@ -93,11 +139,74 @@ impl SslServer {
         &self.config
     }
 
+    /// Whether accepted connections start their TLS handshake at once (the
+    /// default). With `false` they stay unencrypted until the program calls
+    /// [`SslSocket::start_server_encryption`] (server-side STARTTLS).
+    pub fn set_immediate_encryption(&mut self, immediate: bool) {
+        self.immediate_encryption = immediate;
+    }
+
+    /// The handshake timeout given to accepted sockets (default: 5 s;
+    /// `None`: no limit).
+    pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
+        self.handshake_timeout = timeout;
+    }
+
+    /// The handshake timeout given to accepted sockets.
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        self.handshake_timeout
+    }
+
+    /// The most encrypted connections kept waiting for
+    /// [`next_pending_connection`](Self::next_pending_connection) (default 30).
+    pub fn set_max_pending_connections(&mut self, max: usize) {
+        self.max_pending = max.max(1);
+    }
+
+    /// See [`set_max_pending_connections`](Self::set_max_pending_connections).
+    pub fn max_pending_connections(&self) -> usize {
+        self.max_pending
+    }
+
+    /// Whether encrypted connections wait to be taken.
+    pub fn has_pending_connections(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Takes the oldest encrypted connection waiting in the queue.
+    pub fn next_pending_connection(&mut self) -> Option<SocketId> {
+        self.pending.pop_front()
+    }
+
+    /// Stops listening; the server is removed from the reactor when the
+    /// current slot returns. Accepted sockets are not affected.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// A connection was accepted; the payload is its socket, which is
-    /// handshaking. Connect its slots with
-    /// [`Context::socket`](crate::Context::socket).
+    /// handshaking (Qt's `startedEncryptionHandshake`). Connect its slots
+    /// with [`Context::socket`].
     pub fn new_connection(&mut self) -> &mut Signal<SslServer, SocketId> {
         &mut self.new_connection
+    }
+
+    /// A connection completed its handshake and waits in the queue for
+    /// [`next_pending_connection`](Self::next_pending_connection).
+    pub fn pending_connection_available(&mut self) -> &mut Signal<SslServer, ()> {
+        &mut self.pending_connection_available
+    }
+
+    /// An accepted connection failed before its handshake completed
+    /// (verification refused, timeout, protocol error, …); the socket is
+    /// then removed. The socket's own `error` signal fired first.
+    pub fn error_occurred(&mut self) -> &mut Signal<SslServer, (SocketId, Error)> {
+        &mut self.error_occurred
     }
 
     /// Accepting a connection failed (too many open files, …), or its TLS
@@ -106,17 +215,36 @@ impl SslServer {
         &mut self.accept_error
     }
 
+    /// Takes a notice from one of the server's sockets.
+    pub(crate) fn notify(&mut self, notice: ServerNotice) {
+        match notice {
+            ServerNotice::Encrypted(id) if self.pending_connection_available.is_connected() => {
+                self.pending.push_back(id);
+                self.events
+                    .push_back(ServerEvent::PendingConnectionAvailable);
+            }
+            ServerNotice::Encrypted(_) => {}
+            ServerNotice::Failed(id, error) => {
+                self.pending.retain(|&p| p != id);
+                self.events.push_back(ServerEvent::ErrorOccurred(id, error));
+            }
+        }
+    }
+
     pub(crate) fn service(&mut self, cx: &mut Context, readiness: Option<Readiness>) -> bool {
         if readiness.is_some_and(|r| r.readable) {
             self.readable = true;
         }
         self.accept_all(cx);
-        if self.events.is_empty() {
-            return false;
-        }
         while let Some(event) = self.events.pop_front() {
             match event {
                 ServerEvent::NewConnection(id) => emit(self, cx, |s| &mut s.new_connection, &id),
+                ServerEvent::PendingConnectionAvailable => {
+                    emit(self, cx, |s| &mut s.pending_connection_available, &());
+                }
+                ServerEvent::ErrorOccurred(id, e) => {
+                    emit(self, cx, |s| &mut s.error_occurred, &(id, e));
+                }
                 ServerEvent::AcceptError(e) => emit(self, cx, |s| &mut s.accept_error, &e),
             }
         }
@@ -124,7 +252,7 @@ impl SslServer {
     }
 
     fn accept_all(&mut self, cx: &mut Context) {
-        while self.readable {
+        while self.readable && !self.closed && self.pending.len() < self.max_pending {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     log::debug!("server {:?}: accepted {peer}", self.id);
@@ -143,14 +271,17 @@ impl SslServer {
     }
 
     fn adopt(&mut self, cx: &mut Context, tcp: Tcp) {
-        match Engine::server(&self.config) {
-            Ok(engine) => {
-                let config = self.config.clone();
-                let id = cx.insert_socket(|id| SslSocket::accepted(id, config, tcp, engine));
-                self.events.push_back(ServerEvent::NewConnection(id));
-            }
-            Err(e) => self.events.push_back(ServerEvent::AcceptError(e)),
-        }
+        let engine = match self.immediate_encryption {
+            true => match Engine::server(&self.config) {
+                Ok(engine) => Some(engine),
+                Err(e) => return self.events.push_back(ServerEvent::AcceptError(e)),
+            },
+            false => None,
+        };
+        let (server, config, timeout) = (self.id, self.config.clone(), self.handshake_timeout);
+        let id =
+            cx.insert_socket(|id| SslSocket::accepted(id, server, config, tcp, engine, timeout));
+        self.events.push_back(ServerEvent::NewConnection(id));
     }
 
     pub(crate) fn retire(&mut self, registry: &Registry) {

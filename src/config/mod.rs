@@ -7,14 +7,20 @@
 //! of sockets, in any thread, use it. This module reads files; it performs
 //! no network I/O.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+mod load;
+mod session_cache;
 
-use crate::certificate::{contains, invalid, looks_like_pem, read_file, Certificate};
-use crate::error::{Error, Result};
-use crate::gnutls::{self, CertificateCredentials, Encoding, Priority};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::certificate::Certificate;
+use crate::error::{Error, Result, SslError};
+use crate::gnutls::{self, CertificateCredentials, Priority};
 use crate::private_key::PrivateKey;
+use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity};
+pub(crate) use session_cache::SessionCache;
 
 /// How a socket verifies its peer's certificate (Qt's `PeerVerifyMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,6 +97,7 @@ impl fmt::Display for SslProtocol {
 ///     .add_ca_certificates_file(concat!(env!("CARGO_MANIFEST_DIR"), "/ca/root-ca.pem"))
 ///     .protocols(SslProtocol::TlsV1_3, SslProtocol::TlsV1_3)
 ///     .peer_verify_mode(PeerVerifyMode::VerifyPeer)
+///     .alpn_protocols(["h2", "http/1.1"])
 ///     .build()?;
 /// assert_eq!(config.ca_certificates().len(), 1);
 /// let for_another_socket = config.clone(); // shares the loaded credentials
@@ -105,16 +112,22 @@ struct Inner {
     credentials: Arc<CertificateCredentials>,
     priority: Arc<Priority>,
     verify_mode: PeerVerifyMode,
-    ca_certificates: Vec<Certificate>,
+    anchors: LoadedAnchors,
     local_chains: Vec<Vec<Certificate>>,
     system_ca: bool,
     protocols: (SslProtocol, SslProtocol),
     alpn: Vec<Vec<u8>>,
+    session_cache: Option<SessionCache>,
+    ticket_key: Option<Vec<u8>>,
+    ticket_lifetime: Duration,
+    ocsp_required: bool,
+    interrupt_on_error: bool,
 }
 
 impl SslConfiguration {
     /// Starts a configuration with the secure defaults: system trust store,
-    /// TLS 1.2 and 1.3, peers verified, keys below 2048 bits (RSA) refused.
+    /// TLS 1.2 and 1.3, peers verified, keys below 2048 bits (RSA) refused,
+    /// session resumption on.
     pub fn builder() -> SslConfigurationBuilder {
         SslConfigurationBuilder::default()
     }
@@ -136,7 +149,7 @@ impl SslConfiguration {
 
     /// The CA certificates added explicitly (the system store is not listed).
     pub fn ca_certificates(&self) -> &[Certificate] {
-        &self.inner.ca_certificates
+        &self.inner.anchors.certificates
     }
 
     /// Whether the system trust store is used.
@@ -165,6 +178,63 @@ impl SslConfiguration {
         &self.inner.alpn
     }
 
+    /// Whether clients remember sessions and servers issue session tickets.
+    pub fn session_resumption(&self) -> bool {
+        self.inner.session_cache.is_some()
+    }
+
+    /// Whether a client requires the server to staple a valid OCSP response.
+    pub fn ocsp_stapling_required(&self) -> bool {
+        self.inner.ocsp_required
+    }
+
+    /// Whether a verification problem pauses the handshake until the
+    /// program calls [`SslSocket::continue_interrupted_handshake`](crate::SslSocket::continue_interrupted_handshake)
+    /// (Qt's `handshakeMustInterruptOnError`).
+    pub fn handshake_must_interrupt_on_error(&self) -> bool {
+        self.inner.interrupt_on_error
+    }
+
+    /// Verifies a certificate chain (leaf first) outside any handshake, as
+    /// a client verifying a server named `host` would, against this
+    /// configuration's trust anchors and CRLs (Qt's
+    /// `QSslCertificate::verify`). Returns the problems found, with the same
+    /// kinds a handshake reports; empty means trusted.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// let config = sslsocket::SslConfiguration::builder()
+    ///     .system_ca_certificates(false)
+    ///     .add_ca_certificates_file(format!("{ca}root-ca.pem"))
+    ///     .build()?;
+    /// let chain = sslsocket::Certificate::from_file(format!("{ca}server.pem"))?;
+    /// assert!(config.verify_chain(&chain, Some("localhost")).is_empty());
+    /// let problems = config.verify_chain(&chain, Some("example.org"));
+    /// assert_eq!(problems[0].kind(), sslsocket::SslErrorKind::HostNameMismatch);
+    /// # Ok(()) }
+    /// ```
+    pub fn verify_chain(&self, chain: &[Certificate], host: Option<&str>) -> Vec<SslError> {
+        let parsed: Vec<_> = chain.iter().filter_map(Certificate::parsed).collect();
+        let anchors = gnutls::Anchors {
+            certificates: self
+                .ca_certificates()
+                .iter()
+                .filter_map(Certificate::parsed)
+                .collect(),
+            crls_pem: &self.inner.anchors.crls_pem,
+            system: self.inner.system_ca,
+        };
+        let status = gnutls::verify_chain(
+            &parsed,
+            anchors,
+            host,
+            gnutls::Purpose::Server,
+            VERIFY_PROFILE,
+        );
+        crate::engine::ssl_errors(status, chain)
+    }
+
     pub(crate) fn credentials(&self) -> &Arc<CertificateCredentials> {
         &self.inner.credentials
     }
@@ -172,42 +242,35 @@ impl SslConfiguration {
     pub(crate) fn priority(&self) -> &Arc<Priority> {
         &self.inner.priority
     }
+
+    pub(crate) fn session_cache(&self) -> Option<&SessionCache> {
+        self.inner.session_cache.as_ref()
+    }
+
+    /// The server's session ticket key and the tickets' lifetime.
+    pub(crate) fn session_tickets(&self) -> Option<(&[u8], Duration)> {
+        let key = self.inner.ticket_key.as_deref()?;
+        Some((key, self.inner.ticket_lifetime))
+    }
 }
+
+/// The verification flags for GnuTLS's "medium" profile, as the
+/// `GNUTLS_PROFILE_TO_VFLAGS(GNUTLS_PROFILE_MEDIUM)` macro computes them; the
+/// handshake gets the same profile from `%PROFILE_MEDIUM` in its priority.
+const VERIFY_PROFILE: u32 = 5 << 24;
 
 impl fmt::Debug for SslConfiguration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SslConfiguration")
             .field("verify_mode", &self.inner.verify_mode)
             .field("system_ca", &self.inner.system_ca)
-            .field("ca_certificates", &self.inner.ca_certificates.len())
+            .field("ca_certificates", &self.inner.anchors.certificates.len())
             .field("local_chains", &self.inner.local_chains.len())
             .field("protocols", &self.inner.protocols)
-            .finish()
+            .field("alpn", &self.inner.alpn.len())
+            .field("session_resumption", &self.session_resumption())
+            .finish_non_exhaustive()
     }
-}
-
-enum CaSource {
-    File(PathBuf),
-    Dir(PathBuf),
-    Data(Vec<u8>),
-    Certificates(Vec<Certificate>),
-}
-
-enum KeySource {
-    Files {
-        chain: PathBuf,
-        key: PathBuf,
-        passphrase: Option<String>,
-    },
-    Pem {
-        chain: Vec<u8>,
-        key: Vec<u8>,
-        passphrase: Option<String>,
-    },
-    Loaded {
-        chain: Vec<Certificate>,
-        key: PrivateKey,
-    },
 }
 
 /// Collects the settings of an [`SslConfiguration`]; [`build`](Self::build)
@@ -215,12 +278,17 @@ enum KeySource {
 pub struct SslConfigurationBuilder {
     system_ca: bool,
     ca: Vec<CaSource>,
-    keys: Vec<KeySource>,
+    identities: Vec<LocalIdentity>,
     verify_mode: PeerVerifyMode,
     verify_depth: Option<u32>,
     protocols: (SslProtocol, SslProtocol),
     priority: Option<String>,
     alpn: Vec<Vec<u8>>,
+    session_resumption: bool,
+    ticket_lifetime: Duration,
+    ocsp_required: bool,
+    interrupt_on_error: bool,
+    misuse: Option<String>,
 }
 
 impl Default for SslConfigurationBuilder {
@@ -228,12 +296,17 @@ impl Default for SslConfigurationBuilder {
         Self {
             system_ca: true,
             ca: Vec::new(),
-            keys: Vec::new(),
+            identities: Vec::new(),
             verify_mode: PeerVerifyMode::AutoVerifyPeer,
             verify_depth: None,
             protocols: (SslProtocol::TlsV1_2, SslProtocol::TlsV1_3),
             priority: None,
             alpn: Vec::new(),
+            session_resumption: true,
+            ticket_lifetime: Duration::from_secs(6 * 3600),
+            ocsp_required: false,
+            interrupt_on_error: false,
+            misuse: None,
         }
     }
 }
@@ -276,44 +349,77 @@ impl SslConfigurationBuilder {
         self
     }
 
-    /// Uses a certificate chain (PEM file, leaf first) and its private key
-    /// (PEM or DER file, PKCS#1, SEC1 or PKCS#8; encrypted PKCS#8 needs the
-    /// passphrase). May be called several times (for example an ECDSA and an
-    /// RSA chain, or chains for different names): GnuTLS picks the one that
-    /// fits the client's algorithms and SNI name.
+    /// Uses a certificate chain (PEM, leaf first, or one DER certificate)
+    /// and its private key (PEM or DER; PKCS#1, SEC1 or PKCS#8; encrypted
+    /// PKCS#8 needs the passphrase). May be called several times (an ECDSA
+    /// and an RSA chain, or chains for different names): GnuTLS picks the one
+    /// that fits the client's algorithms and SNI name.
     pub fn add_local_certificate_files(
-        mut self,
+        self,
         chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
         passphrase: Option<&str>,
     ) -> Self {
-        self.keys.push(KeySource::Files {
+        self.identity(KeySource::Files {
             chain: chain.as_ref().to_owned(),
             key: key.as_ref().to_owned(),
             passphrase: passphrase.map(str::to_owned),
-        });
-        self
+        })
     }
 
     /// Same as [`add_local_certificate_files`](Self::add_local_certificate_files)
-    /// with PEM data in memory.
+    /// with data in memory.
     pub fn add_local_certificate_pem(
-        mut self,
+        self,
         chain: impl Into<Vec<u8>>,
         key: impl Into<Vec<u8>>,
         passphrase: Option<&str>,
     ) -> Self {
-        self.keys.push(KeySource::Pem {
+        self.identity(KeySource::Pem {
             chain: chain.into(),
             key: key.into(),
             passphrase: passphrase.map(str::to_owned),
+        })
+    }
+
+    /// Uses an already loaded certificate chain (leaf first) and key.
+    pub fn add_local_certificate(self, chain: Vec<Certificate>, key: PrivateKey) -> Self {
+        self.identity(KeySource::Loaded { chain, key })
+    }
+
+    /// Uses the key and certificate chain of a PKCS#12 file.
+    pub fn add_local_certificate_pkcs12(self, path: impl AsRef<Path>, password: &str) -> Self {
+        self.identity(KeySource::Pkcs12 {
+            path: path.as_ref().to_owned(),
+            password: password.to_owned(),
+        })
+    }
+
+    fn identity(mut self, source: KeySource) -> Self {
+        self.identities.push(LocalIdentity {
+            source,
+            ocsp_response: None,
         });
         self
     }
 
-    /// Uses an already loaded certificate chain (leaf first) and key.
-    pub fn add_local_certificate(mut self, chain: Vec<Certificate>, key: PrivateKey) -> Self {
-        self.keys.push(KeySource::Loaded { chain, key });
+    /// On a server: staples the OCSP response in this DER file for the
+    /// local certificate added last.
+    pub fn ocsp_response_file(mut self, path: impl AsRef<Path>) -> Self {
+        match self.identities.last_mut() {
+            Some(identity) => identity.ocsp_response = Some(path.as_ref().to_owned()),
+            None => {
+                self.misuse =
+                    Some("ocsp_response_file needs a local certificate added before it".into())
+            }
+        }
+        self
+    }
+
+    /// On a client: fail verification (with `OcspResponseInvalid`) unless
+    /// the server staples a valid OCSP response (default: no).
+    pub fn ocsp_stapling_required(mut self, required: bool) -> Self {
+        self.ocsp_required = required;
         self
     }
 
@@ -326,6 +432,15 @@ impl SslConfigurationBuilder {
     /// The longest certificate chain accepted (default: GnuTLS's, 16).
     pub fn peer_verify_depth(mut self, depth: u32) -> Self {
         self.verify_depth = Some(depth);
+        self
+    }
+
+    /// Pause the handshake on a verification problem until the program
+    /// calls [`SslSocket::continue_interrupted_handshake`](crate::SslSocket::continue_interrupted_handshake)
+    /// or aborts, instead of deciding when the `ssl_errors` slots return
+    /// (Qt's `setHandshakeMustInterruptOnError`). Default: no.
+    pub fn handshake_must_interrupt_on_error(mut self, interrupt: bool) -> Self {
+        self.interrupt_on_error = interrupt;
         self
     }
 
@@ -348,6 +463,23 @@ impl SslConfigurationBuilder {
         self
     }
 
+    /// Session resumption (default: on). A client remembers the sessions
+    /// of each `host:port` it connected to with this configuration and offers
+    /// them on the next connection; a server issues session tickets under a
+    /// random key made when the configuration is built.
+    pub fn session_resumption(mut self, enabled: bool) -> Self {
+        self.session_resumption = enabled;
+        self
+    }
+
+    /// On a server: how long session tickets are accepted; GnuTLS also
+    /// rotates the keys it encrypts tickets with at this interval (default:
+    /// 6 hours).
+    pub fn session_ticket_lifetime(mut self, lifetime: Duration) -> Self {
+        self.ticket_lifetime = lifetime;
+        self
+    }
+
     /// For experts: a complete GnuTLS priority string (see GnuTLS's manual,
     /// "Priority strings"), replacing the system default and the protocol
     /// range.
@@ -359,6 +491,9 @@ impl SslConfigurationBuilder {
     /// Reads, parses and loads everything; fails with a clear error on the
     /// first file, certificate or key that cannot be used.
     pub fn build(self) -> Result<SslConfiguration> {
+        if let Some(misuse) = self.misuse {
+            return Err(Error::InvalidConfiguration(misuse));
+        }
         self.check_alpn()?;
         let priority = self.build_priority()?;
         let mut credentials = CertificateCredentials::new().map_err(gnutls_config_error)?;
@@ -371,24 +506,34 @@ impl SslConfigurationBuilder {
             })?;
             log::debug!("loaded {n} certificates from the system trust store");
         }
-        let mut ca_certificates = Vec::new();
+        let mut anchors = LoadedAnchors::default();
         for source in &self.ca {
-            ca_certificates.extend(load_ca(&mut credentials, source)?);
+            load::load_ca(&mut credentials, source, &mut anchors)?;
         }
-        let mut local_chains = Vec::new();
-        for source in &self.keys {
-            local_chains.push(load_key_pair(&mut credentials, source)?);
-        }
+        let local_chains = self
+            .identities
+            .iter()
+            .map(|identity| load::load_identity(&mut credentials, identity))
+            .collect::<Result<Vec<_>>>()?;
+        let ticket_key = match self.session_resumption && !local_chains.is_empty() {
+            true => Some(gnutls::ticket_key().map_err(gnutls_config_error)?),
+            false => None,
+        };
         Ok(SslConfiguration {
             inner: Arc::new(Inner {
                 credentials: Arc::new(credentials),
                 priority: Arc::new(priority),
                 verify_mode: self.verify_mode,
-                ca_certificates,
+                anchors,
                 local_chains,
                 system_ca: self.system_ca,
                 protocols: self.protocols,
                 alpn: self.alpn,
+                session_cache: self.session_resumption.then(SessionCache::default),
+                ticket_key,
+                ticket_lifetime: self.ticket_lifetime,
+                ocsp_required: self.ocsp_required,
+                interrupt_on_error: self.interrupt_on_error,
             }),
         })
     }
@@ -439,135 +584,4 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
 
 fn gnutls_config_error(e: gnutls::GnutlsError) -> Error {
     Error::InvalidConfiguration(e.to_string())
-}
-
-/// Loads one CA source into the credentials; returns the certificates it
-/// added.
-fn load_ca(
-    credentials: &mut CertificateCredentials,
-    source: &CaSource,
-) -> Result<Vec<Certificate>> {
-    match source {
-        CaSource::File(path) => {
-            load_ca_data(credentials, &read_file(path)?, &path.display().to_string())
-        }
-        CaSource::Data(data) => load_ca_data(credentials, data, "CA data"),
-        CaSource::Certificates(certs) => {
-            for cert in certs {
-                credentials
-                    .add_trust(cert.to_der(), Encoding::Der)
-                    .map_err(|e| invalid("CA certificate", e.to_string()))?;
-            }
-            Ok(certs.clone())
-        }
-        CaSource::Dir(dir) => load_ca_dir(credentials, dir),
-    }
-}
-
-fn load_ca_data(
-    credentials: &mut CertificateCredentials,
-    data: &[u8],
-    origin: &str,
-) -> Result<Vec<Certificate>> {
-    if !looks_like_pem(data) {
-        let cert = Certificate::from_bytes_named(data, origin)?;
-        credentials
-            .add_trust(data, Encoding::Der)
-            .map_err(|e| invalid(origin, e.to_string()))?;
-        return Ok(cert);
-    }
-    let has_crl = contains(data, b"-----BEGIN X509 CRL-----");
-    let has_cert = contains(data, b"-----BEGIN CERTIFICATE-----");
-    if !has_crl && !has_cert {
-        return Err(invalid(origin, "no PEM certificate or CRL found".into()));
-    }
-    let mut certs = Vec::new();
-    if has_cert {
-        certs = Certificate::from_bytes_named(data, origin)?;
-        credentials
-            .add_trust(data, Encoding::Pem)
-            .map_err(|e| invalid(origin, e.to_string()))?;
-    }
-    if has_crl {
-        let n = credentials
-            .add_crls(data, Encoding::Pem)
-            .map_err(|e| invalid(origin, format!("cannot load the CRL: {e}")))?;
-        log::debug!("{origin}: loaded {n} CRLs");
-    }
-    Ok(certs)
-}
-
-fn load_ca_dir(credentials: &mut CertificateCredentials, dir: &Path) -> Result<Vec<Certificate>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::File {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_certificate_file_name(p))
-        .collect();
-    paths.sort();
-    let mut certs = Vec::new();
-    for path in paths {
-        match load_ca_data(credentials, &read_file(&path)?, &path.display().to_string()) {
-            Ok(found) => certs.extend(found),
-            Err(e) => log::debug!("skipping {}: {e}", path.display()),
-        }
-    }
-    Ok(certs)
-}
-
-fn is_certificate_file_name(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ["pem", "crt", "cer", "der"].contains(&extension) {
-        return true;
-    }
-    // OpenSSL's c_rehash names: eight hex digits, a dot, a number.
-    name.len() >= 10
-        && name[..8].bytes().all(|b| b.is_ascii_hexdigit())
-        && name.as_bytes()[8] == b'.'
-        && name[9..].bytes().all(|b| b.is_ascii_digit())
-}
-
-fn load_key_pair(
-    credentials: &mut CertificateCredentials,
-    source: &KeySource,
-) -> Result<Vec<Certificate>> {
-    let (chain, key, origin) = match source {
-        KeySource::Files {
-            chain,
-            key,
-            passphrase,
-        } => (
-            Certificate::from_file(chain)?,
-            PrivateKey::from_file(key, passphrase.as_deref())?,
-            chain.display().to_string(),
-        ),
-        KeySource::Pem {
-            chain,
-            key,
-            passphrase,
-        } => (
-            Certificate::from_bytes_named(chain, "local certificate data")?,
-            PrivateKey::from_bytes(key, passphrase.as_deref())?,
-            "local certificate data".to_owned(),
-        ),
-        KeySource::Loaded { chain, key } => {
-            (chain.clone(), key.clone(), "local certificate".to_owned())
-        }
-    };
-    if chain.is_empty() {
-        return Err(invalid(&origin, "the certificate chain is empty".into()));
-    }
-    let parsed: Vec<_> = chain.iter().filter_map(Certificate::parsed).collect();
-    credentials.add_key_pair(&parsed, key.raw()).map_err(|e| {
-        invalid(
-            &origin,
-            format!("cannot use this certificate with this key: {e}"),
-        )
-    })?;
-    Ok(chain)
 }

@@ -14,6 +14,7 @@
 #[cfg(test)]
 mod tests;
 mod verification;
+pub(crate) use verification::ssl_errors;
 
 use std::collections::VecDeque;
 
@@ -80,17 +81,25 @@ pub(crate) struct Engine {
     events: VecDeque<EngineEvent>,
     peer_closed: bool,
     closed: bool,
+    config: SslConfiguration,
+    /// Where this client's session is remembered for resumption
+    /// (`host:port`), when the configuration keeps sessions.
+    session_key: Option<String>,
 }
 
 impl Engine {
     /// A client session for `host` (sent as SNI when it is a name) that
-    /// verifies the server against `verify_name` (normally `host`).
+    /// verifies the server against `verify_name` (normally `host`), and
+    /// resumes (then remembers) the session stored under `session_key`.
     pub(crate) fn client(
         config: &SslConfiguration,
         host: &str,
         verify_name: &str,
+        session_key: Option<String>,
     ) -> Result<Self, Error> {
         let mut engine = Self::new(config, Role::Client)?;
+        engine.session_key = session_key.filter(|_| config.session_cache().is_some());
+        engine.offer_resumption();
         if !host.is_empty() && host.parse::<std::net::IpAddr>().is_err() {
             engine
                 .session
@@ -116,6 +125,13 @@ impl Engine {
             Enforcement::Enforce => ClientCertificate::Require,
         };
         engine.session.set_client_certificate(request);
+        if let Some((key, lifetime)) = config.session_tickets() {
+            let seconds = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
+            engine
+                .session
+                .enable_session_tickets(key, seconds)
+                .map_err(Error::Handshake)?;
+        }
         if engine.enforcement != Enforcement::Off {
             engine
                 .session
@@ -157,7 +173,43 @@ impl Engine {
             events: VecDeque::new(),
             peer_closed: false,
             closed: false,
+            config: config.clone(),
+            session_key: None,
         })
+    }
+
+    /// Offers the session remembered for this server, and watches for new
+    /// tickets to remember.
+    fn offer_resumption(&mut self) {
+        let (Some(key), Some(cache)) = (&self.session_key, self.config.session_cache()) else {
+            return;
+        };
+        if let Some(data) = cache.get(key) {
+            if let Err(e) = self.session.set_session_data(&data) {
+                log::debug!("cannot offer the session remembered for {key}: {e}");
+            }
+        }
+        self.session.watch_session_tickets();
+    }
+
+    /// Remembers the session for resumption: at the end of a TLS 1.2
+    /// handshake, and whenever a TLS 1.3 ticket arrives.
+    fn remember_session(&mut self, at_handshake: bool) {
+        let (Some(key), Some(cache)) = (&self.session_key, self.config.session_cache()) else {
+            return;
+        };
+        let ticket = std::mem::take(&mut self.session.transport_mut().ticket_received);
+        let tls12 = self.session.protocol_name() != "TLS1.3";
+        if !(ticket || at_handshake && tls12) {
+            return;
+        }
+        match self.session.session_data() {
+            Ok(data) => {
+                log::debug!("remembering the session for {key} ({} bytes)", data.len());
+                cache.put(key, data);
+            }
+            Err(e) => log::debug!("no session data to remember: {e}"),
+        }
     }
 
     /// Ciphertext received from the peer and not yet processed; the socket
@@ -208,6 +260,7 @@ impl Engine {
                 log::debug!("handshake complete: {}", self.session.description());
                 self.phase = Phase::Established;
                 self.events.push_back(EngineEvent::HandshakeComplete);
+                self.remember_session(true);
                 return Ok(());
             };
             match error.code() {
@@ -231,7 +284,16 @@ impl Engine {
             return false;
         };
         let chain = self.peer_certificate_chain();
-        let errors = verification::ssl_errors(status, &chain);
+        let mut errors = verification::ssl_errors(status, &chain);
+        let ocsp_missing = self.role == Role::Client
+            && self.config.ocsp_stapling_required()
+            && !self.session.ocsp_checked();
+        if ocsp_missing {
+            errors.push(SslError::new(
+                SslErrorKind::OcspResponseInvalid,
+                chain.first().cloned(),
+            ));
+        }
         log::debug!("peer verification: {} problem(s)", errors.len());
         for error in &errors {
             log::debug!("peer verification: {error}");
@@ -366,6 +428,7 @@ impl Engine {
                 }
             }
         }
+        self.remember_session(false);
         Ok(())
     }
 
@@ -512,6 +575,11 @@ impl Engine {
     /// The protocol ALPN selected, if any.
     pub(crate) fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.session.alpn_protocol()
+    }
+
+    /// The OCSP response the server stapled (DER), if any.
+    pub(crate) fn ocsp_response(&self) -> Option<Vec<u8>> {
+        self.session.ocsp_response()
     }
 
     /// Whether the session was resumed.

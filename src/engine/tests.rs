@@ -35,7 +35,7 @@ pub(crate) struct Pair {
 impl Pair {
     fn new(client: SslConfiguration, server: SslConfiguration, host: &str) -> Self {
         Self {
-            client: Engine::client(&client, host, host).unwrap(),
+            client: Engine::client(&client, host, host, Some(format!("{host}:443"))).unwrap(),
             server: Engine::server(&server).unwrap(),
             client_plain: ByteQueue::new(),
             server_plain: ByteQueue::new(),
@@ -235,7 +235,7 @@ fn untrusted_server_is_refused_by_kind() {
 #[test]
 fn garbage_from_the_peer_is_a_handshake_error() {
     let config = client_config().build().unwrap();
-    let mut client = Engine::client(&config, "localhost", "localhost").unwrap();
+    let mut client = Engine::client(&config, "localhost", "localhost", None).unwrap();
     let mut plain = ByteQueue::new();
     client.process(&mut plain, usize::MAX).unwrap();
     assert!(client.outgoing_len() > 0, "a ClientHello was produced");
@@ -280,4 +280,138 @@ fn server_requiring_a_client_certificate_refuses_a_client_without_one() {
             .as_deref(),
         Some("sslsocket test client")
     );
+}
+
+#[test]
+fn second_connection_resumes_with_a_ticket() {
+    let client = client_config().build().unwrap();
+    let server = server_config("server.pem", "server.key");
+    for (round, expect_resumed) in [(0, false), (1, true), (2, true)] {
+        let mut pair = Pair::new(client.clone(), server.clone(), "localhost");
+        let (c, s) = pair.pump();
+        c.unwrap();
+        s.unwrap();
+        // TLS 1.3 tickets come after the handshake, with the first data.
+        pair.server.send(b"x").unwrap();
+        pair.pump().0.unwrap();
+        assert_eq!(pair.client.is_resumed(), expect_resumed, "round {round}");
+        assert_eq!(pair.server.is_resumed(), expect_resumed, "round {round}");
+    }
+}
+
+#[test]
+fn tls12_sessions_resume_too() {
+    let client = client_config()
+        .protocols(SslProtocol::TlsV1_2, SslProtocol::TlsV1_2)
+        .build()
+        .unwrap();
+    let server = server_config("server.pem", "server.key");
+    let mut first = Pair::new(client.clone(), server.clone(), "localhost");
+    first.pump().0.unwrap();
+    assert_eq!(first.client.protocol(), Some(SslProtocol::TlsV1_2));
+    let mut second = Pair::new(client, server, "localhost");
+    second.pump().0.unwrap();
+    assert!(second.client.is_resumed());
+}
+
+#[test]
+fn alpn_is_chosen_by_the_server_preference() {
+    let client = client_config()
+        .alpn_protocols(["http/1.1", "h2"])
+        .build()
+        .unwrap();
+    let server = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .alpn_protocols(["h2", "http/1.1"])
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(client, server, "localhost");
+    pair.pump().0.unwrap();
+    assert_eq!(pair.client.alpn_protocol().as_deref(), Some(&b"h2"[..]));
+    assert_eq!(pair.server.alpn_protocol().as_deref(), Some(&b"h2"[..]));
+}
+
+#[test]
+fn sni_picks_the_matching_certificate() {
+    let server = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .add_local_certificate_files(ca("server-sni.pem"), ca("server-sni.key"), None)
+        .build()
+        .unwrap();
+    for (name, expected) in [
+        ("other.localhost", "other.localhost"),
+        ("localhost", "localhost"),
+    ] {
+        let mut pair = Pair::new(client_config().build().unwrap(), server.clone(), name);
+        let (c, s) = pair.pump();
+        c.unwrap();
+        s.unwrap();
+        let leaf = &pair.client.peer_certificate_chain()[0];
+        assert_eq!(leaf.subject_common_name().as_deref(), Some(expected));
+    }
+}
+
+#[test]
+fn pkcs12_and_encrypted_keys_serve() {
+    for server in [
+        SslConfiguration::builder()
+            .system_ca_certificates(false)
+            .add_local_certificate_pkcs12(ca("server.p12"), "sslsocket-test")
+            .build()
+            .unwrap(),
+        SslConfiguration::builder()
+            .system_ca_certificates(false)
+            .add_local_certificate_files(
+                ca("server.pem"),
+                ca("server-encrypted.key"),
+                Some("sslsocket-test"),
+            )
+            .build()
+            .unwrap(),
+    ] {
+        assert_eq!(server.local_certificate_chains()[0].len(), 2);
+        let mut pair = Pair::new(client_config().build().unwrap(), server, "localhost");
+        let (c, s) = pair.pump();
+        c.unwrap();
+        s.unwrap();
+    }
+    let err = SslConfiguration::builder()
+        .add_local_certificate_pkcs12(ca("server.p12"), "wrong")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("server.p12"), "{err}");
+}
+
+#[test]
+fn stapled_ocsp_reaches_the_client_and_can_be_required() {
+    let server = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .ocsp_response_file(ca("ocsp/server-ocsp-good.der"))
+        .build()
+        .unwrap();
+    let client = client_config()
+        .ocsp_stapling_required(true)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(client.clone(), server, "localhost");
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    assert!(pair.client.is_established());
+    assert!(pair.client.ocsp_response().is_some());
+
+    let mut pair = Pair::new(
+        client,
+        server_config("server.pem", "server.key"),
+        "localhost",
+    );
+    pair.pump().0.unwrap();
+    let events = Pair::events(&mut pair.client);
+    let Some(EngineEvent::SslErrors(errors)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(errors[0].kind(), SslErrorKind::OcspResponseInvalid);
 }

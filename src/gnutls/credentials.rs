@@ -4,6 +4,7 @@
 //! Credentials are filled once, while a configuration is built, and then
 //! only read by the sessions that point at them.
 
+use std::ffi::CString;
 use std::ptr::{self, NonNull};
 
 use gnutls_sys as sys;
@@ -33,6 +34,9 @@ impl CertificateCredentials {
         // SAFETY: `raw` is a valid out-pointer; on success we own the object.
         check(unsafe { sys::gnutls_certificate_allocate_credentials(&mut raw) })?;
         let raw = NonNull::new(raw).ok_or(GnutlsError::from_code(sys::GNUTLS_E_MEMORY_ERROR))?;
+        // SAFETY: the credentials are live; with API_V2 the key-setting calls
+        // return the index of the key pair they added.
+        unsafe { sys::gnutls_certificate_set_flags(raw.as_ptr(), sys::GNUTLS_CERTIFICATE_API_V2) };
         Ok(Self { raw })
     }
 
@@ -77,13 +81,13 @@ impl CertificateCredentials {
         Ok(n as usize)
     }
 
-    /// Adds a local certificate chain (leaf first) and its private key.
-    /// GnuTLS copies both.
+    /// Adds a local certificate chain (leaf first) and its private key;
+    /// returns the pair's index. GnuTLS copies both.
     pub(crate) fn add_key_pair(
         &mut self,
         chain: &[X509Crt],
         key: &X509PrivKey,
-    ) -> Result<(), GnutlsError> {
+    ) -> Result<u32, GnutlsError> {
         let mut raw_chain: Vec<sys::gnutls_x509_crt_t> =
             chain.iter().map(X509Crt::as_raw).collect();
         let len = std::ffi::c_int::try_from(raw_chain.len())
@@ -91,12 +95,65 @@ impl CertificateCredentials {
         // SAFETY: the credentials are live and exclusively borrowed; the
         // certificate handles and the key are live for the call, and GnuTLS
         // copies them (they may be freed afterwards).
-        check(unsafe {
+        let index = check(unsafe {
             sys::gnutls_certificate_set_x509_key(
                 self.as_raw(),
                 raw_chain.as_mut_ptr(),
                 len,
                 key.as_raw(),
+            )
+        })?;
+        Ok(index as u32)
+    }
+
+    /// Adds the key and certificate chain of a PKCS#12 bundle; returns the
+    /// pair's index.
+    pub(crate) fn add_pkcs12(
+        &mut self,
+        data: &[u8],
+        encoding: Encoding,
+        password: &str,
+    ) -> Result<u32, GnutlsError> {
+        let datum = borrowed(data)?;
+        let password =
+            CString::new(password).map_err(|_| GnutlsError::from_code(code::INVALID_REQUEST))?;
+        // SAFETY: the credentials are live and exclusively borrowed; the datum
+        // borrows `data` and the password is NUL-terminated; GnuTLS copies.
+        let index = check(unsafe {
+            sys::gnutls_certificate_set_x509_simple_pkcs12_mem(
+                self.as_raw(),
+                &datum,
+                encoding.raw(),
+                password.as_ptr(),
+            )
+        })?;
+        Ok(index as u32)
+    }
+
+    /// The certificate chain of key pair `index`, leaf first.
+    pub(crate) fn chain(&self, index: u32) -> Result<Vec<X509Crt>, GnutlsError> {
+        let mut list: *mut sys::gnutls_x509_crt_t = std::ptr::null_mut();
+        let mut size = 0;
+        // SAFETY: the credentials are live; GnuTLS returns copies of the
+        // certificates in an array it allocates: we own both.
+        check(unsafe {
+            sys::gnutls_certificate_get_x509_crt(self.as_raw(), index, &mut list, &mut size)
+        })?;
+        // SAFETY: `list` holds `size` certificates we now own.
+        Ok(unsafe { X509Crt::take_array(list, size) })
+    }
+
+    /// Staples the DER OCSP response in `data` for key pair `index`.
+    pub(crate) fn set_ocsp_response(&mut self, data: &[u8], index: u32) -> Result<(), GnutlsError> {
+        let datum = borrowed(data)?;
+        // SAFETY: the credentials are live and exclusively borrowed; GnuTLS
+        // copies the response (and checks that it is for that certificate).
+        check(unsafe {
+            sys::gnutls_certificate_set_ocsp_status_request_mem(
+                self.as_raw(),
+                &datum,
+                index,
+                sys::GNUTLS_X509_FMT_DER,
             )
         })?;
         Ok(())

@@ -19,6 +19,7 @@ mod priority;
 mod privkey;
 mod session;
 mod transport;
+mod trust;
 mod x509;
 
 pub(crate) use credentials::CertificateCredentials;
@@ -26,6 +27,7 @@ pub(crate) use error::code;
 pub use error::GnutlsError;
 pub(crate) use priority::Priority;
 pub(crate) use privkey::X509PrivKey;
-pub(crate) use session::{alert_name, ClientCertificate, RawAlert, Role, Session};
-pub(crate) use transport::{PeerCheck, VerifyStatus};
+pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};
+pub(crate) use transport::{PeerCheck, Purpose, VerifyStatus};
+pub(crate) use trust::{verify_chain, Anchors};
 pub(crate) use x509::{AltName, Encoding, X509Crt};

@@ -415,6 +415,94 @@ impl Session {
     }
 }
 
+/// Session resumption and OCSP.
+impl Session {
+    /// Offers to resume the session described by `data` (from
+    /// [`session_data`](Self::session_data) of an earlier connection).
+    pub(crate) fn set_session_data(&mut self, data: &[u8]) -> Result<(), GnutlsError> {
+        // SAFETY: the session is live; GnuTLS copies the data.
+        check(unsafe {
+            sys::gnutls_session_set_data(self.raw.as_ptr(), data.as_ptr().cast(), data.len())
+        })?;
+        Ok(())
+    }
+
+    /// The data needed to resume this session later.
+    pub(crate) fn session_data(&self) -> Result<Vec<u8>, GnutlsError> {
+        let mut datum = OwnedDatum::empty();
+        // SAFETY: the session is live; the datum receives a GnuTLS allocation.
+        check(unsafe { sys::gnutls_session_get_data2(self.raw.as_ptr(), datum.as_mut_ptr()) })?;
+        Ok(datum.as_bytes().to_vec())
+    }
+
+    /// On a client: records in the transport when a session ticket arrives
+    /// (TLS 1.3 sends them after the handshake).
+    pub(crate) fn watch_session_tickets(&mut self) {
+        // SAFETY: the session is live; the hook only sets a flag in the
+        // transport reached through the session's user pointer.
+        unsafe {
+            sys::gnutls_handshake_set_hook_function(
+                self.raw.as_ptr(),
+                sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
+                sys::GNUTLS_HOOK_POST as i32,
+                Some(transport::ticket_received),
+            );
+        }
+    }
+
+    /// On a server: issues session tickets encrypted under `key` (a key
+    /// from [`ticket_key`]); GnuTLS rotates the keys it derives from it
+    /// every `lifetime_secs`.
+    pub(crate) fn enable_session_tickets(
+        &mut self,
+        key: &[u8],
+        lifetime_secs: u32,
+    ) -> Result<(), GnutlsError> {
+        let datum = borrowed(key)?;
+        // SAFETY: the session is live; GnuTLS copies the key.
+        check(unsafe { sys::gnutls_session_ticket_enable_server(self.raw.as_ptr(), &datum) })?;
+        // SAFETY: the session is live.
+        unsafe {
+            sys::gnutls_db_set_cache_expiration(
+                self.raw.as_ptr(),
+                i32::try_from(lifetime_secs).unwrap_or(i32::MAX),
+            )
+        };
+        Ok(())
+    }
+
+    /// The OCSP response the server stapled (DER), if any.
+    pub(crate) fn ocsp_response(&self) -> Option<Vec<u8>> {
+        let mut datum = sys::gnutls_datum_t {
+            data: ptr::null_mut(),
+            size: 0,
+        };
+        // SAFETY: the session is live; the datum points into session memory,
+        // which we copy before returning.
+        let rc = unsafe { sys::gnutls_ocsp_status_request_get2(self.raw.as_ptr(), 0, &mut datum) };
+        if rc < 0 || datum.data.is_null() {
+            return None;
+        }
+        // SAFETY: GnuTLS filled `datum` with `size` readable bytes.
+        Some(unsafe { std::slice::from_raw_parts(datum.data, datum.size as usize) }.to_vec())
+    }
+
+    /// Whether a stapled OCSP response was received and found valid during
+    /// verification.
+    pub(crate) fn ocsp_checked(&self) -> bool {
+        // SAFETY: the session is live.
+        unsafe { sys::gnutls_ocsp_status_request_is_checked(self.raw.as_ptr(), 0) != 0 }
+    }
+}
+
+/// A fresh random master key for session tickets.
+pub(crate) fn ticket_key() -> Result<Vec<u8>, GnutlsError> {
+    let mut datum = OwnedDatum::empty();
+    // SAFETY: the datum receives a GnuTLS allocation that OwnedDatum frees.
+    check(unsafe { sys::gnutls_session_ticket_key_generate(datum.as_mut_ptr()) })?;
+    Ok(datum.as_bytes().to_vec())
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         // SAFETY: we own the session and free it once; no GnuTLS call is in

@@ -97,6 +97,8 @@ pub(crate) struct Transport {
     pub(crate) peer_check: PeerCheck,
     pub(crate) check_name: Option<CString>,
     pub(crate) purpose: Purpose,
+    /// A session ticket arrived since the flag was last cleared.
+    pub(crate) ticket_received: bool,
     errno: c_int,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -110,6 +112,7 @@ impl Transport {
             peer_check: PeerCheck::Idle,
             check_name: None,
             purpose,
+            ticket_received: false,
             errno: 0,
             panic: None,
         }
@@ -231,6 +234,25 @@ pub(crate) unsafe extern "C" fn pull_timeout(
 pub(crate) unsafe extern "C" fn errno(ptr: sys::gnutls_transport_ptr_t) -> c_int {
     // SAFETY: GnuTLS passes the registered transport.
     unsafe { with_transport(ptr, libc::EIO, |t| t.errno) }
+}
+
+/// `gnutls_handshake_hook_func` for NewSessionTicket: notes the arrival.
+pub(crate) unsafe extern "C" fn ticket_received(
+    session: sys::gnutls_session_t,
+    _htype: c_uint,
+    _when: c_uint,
+    _incoming: c_uint,
+    _msg: *const sys::gnutls_datum_t,
+) -> c_int {
+    // SAFETY: the session's user pointer is the registered transport; GnuTLS
+    // runs hooks only inside calls made through `&mut Session`.
+    unsafe {
+        let ptr = sys::gnutls_session_get_ptr(session);
+        with_transport(ptr, 0, |t| {
+            t.ticket_received = true;
+            0
+        })
+    }
 }
 
 /// `gnutls_certificate_verify_function`: verifies the peer once, then

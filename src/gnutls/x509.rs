@@ -77,22 +77,35 @@ impl X509Crt {
         check(unsafe {
             sys::gnutls_x509_crt_list_import2(&mut list, &mut size, &datum, encoding.raw(), 0)
         })?;
+        // SAFETY: on success GnuTLS returned `size` certificates we own.
+        Ok(unsafe { Self::take_array(list, size) })
+    }
+
+    /// Takes ownership of an array of `size` certificates allocated by
+    /// GnuTLS, and frees the array itself.
+    ///
+    /// # Safety
+    /// `list` must hold `size` certificate handles that nothing else owns,
+    /// in an array allocated with `gnutls_malloc` (or be NULL).
+    pub(crate) unsafe fn take_array(list: *mut sys::gnutls_x509_crt_t, size: c_uint) -> Vec<Self> {
+        if list.is_null() {
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(size as usize);
         for i in 0..size as usize {
-            // SAFETY: `list` holds `size` valid certificate handles.
-            let raw = unsafe { *list.add(i) };
-            if let Some(raw) = NonNull::new(raw) {
+            // SAFETY: the caller guarantees `size` valid handles.
+            if let Some(raw) = NonNull::new(unsafe { *list.add(i) }) {
                 out.push(Self { raw });
             }
         }
-        // SAFETY: the array itself was allocated by GnuTLS; its elements are
-        // now owned by `out`, so only the array is freed.
+        // SAFETY: the elements are now owned by `out`; only the array is
+        // freed, with the allocator GnuTLS used.
         unsafe {
             if let Some(free) = sys::gnutls_free {
                 free(list.cast());
             }
         }
-        Ok(out)
+        out
     }
 
     /// The raw handle, for calls that read it.

@@ -7,6 +7,7 @@
 use super::{SocketState, SslSocket};
 use crate::error::{Alert, Error, SslError};
 use crate::reactor::Context;
+use crate::server::ServerNotice;
 use crate::signal::{emit, Signal};
 
 /// Something that happened to a socket, waiting to be emitted.
@@ -69,6 +70,10 @@ socket_signals! {
     /// [`SslSocket::ignore_all_ssl_errors`]) it continues, otherwise it
     /// fails with [`Error::CertificateVerification`].
     ssl_errors: Vec<SslError>,
+    /// With [`handshake_must_interrupt_on_error`](crate::SslConfigurationBuilder::handshake_must_interrupt_on_error):
+    /// emitted after `ssl_errors`; the handshake stays paused until
+    /// [`SslSocket::continue_interrupted_handshake`] or [`SslSocket::abort`].
+    handshake_interrupted_on_error: Vec<SslError>,
     /// The peer sent a TLS alert.
     alert_received: Alert,
     /// We sent a TLS alert.
@@ -108,14 +113,26 @@ impl SslSocket {
             SocketEvent::HostFound => emit(self, cx, |s| &mut s.signals.host_found, &()),
             SocketEvent::Connected => emit(self, cx, |s| &mut s.signals.connected, &()),
             SocketEvent::HandshakeComplete => {
-                emit(self, cx, |s| &mut s.signals.handshake_complete, &())
+                emit(self, cx, |s| &mut s.signals.handshake_complete, &());
+                if let Some(server) = self.server.take() {
+                    cx.notify_server(server, ServerNotice::Encrypted(self.id));
+                }
             }
             SocketEvent::PeerVerifyError(e) => {
                 emit(self, cx, |s| &mut s.signals.peer_verify_error, &e)
             }
             SocketEvent::SslErrors(errors) => {
                 emit(self, cx, |s| &mut s.signals.ssl_errors, &errors);
-                self.decide_on_ssl_errors();
+                if self.config.handshake_must_interrupt_on_error() {
+                    emit(
+                        self,
+                        cx,
+                        |s| &mut s.signals.handshake_interrupted_on_error,
+                        &errors,
+                    );
+                } else {
+                    self.continue_interrupted_handshake();
+                }
             }
             SocketEvent::AlertReceived(a) => emit(self, cx, |s| &mut s.signals.alert_received, &a),
             SocketEvent::AlertSent(a) => emit(self, cx, |s| &mut s.signals.alert_sent, &a),
@@ -130,25 +147,11 @@ impl SslSocket {
             }
             SocketEvent::Error(e) => {
                 emit(self, cx, |s| &mut s.signals.error, &e);
+                if let Some(server) = self.server.take() {
+                    cx.notify_server(server, ServerNotice::Failed(self.id, e.clone()));
+                }
                 self.last_error = Some(e);
             }
-        }
-    }
-
-    /// After the `ssl_errors` slots ran: continue the handshake if they
-    /// ignored every problem, fail it otherwise.
-    fn decide_on_ssl_errors(&mut self) {
-        if let Some(engine) = &mut self.engine {
-            let accept = engine.pending_errors_ignored();
-            log::debug!(
-                "ssl_errors: {}",
-                if accept {
-                    "ignored, continuing"
-                } else {
-                    "refusing the peer"
-                }
-            );
-            engine.resolve_ssl_errors(accept);
         }
     }
 }

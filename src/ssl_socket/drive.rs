@@ -16,7 +16,7 @@ use mio::Registry;
 use super::dispatch::SocketEvent;
 use super::{SocketState, SslMode, SslSocket};
 use crate::engine::EngineEvent;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TimeoutKind};
 use crate::reactor::{token_of, Context, Readiness};
 use crate::tcp::{Received, Tcp, READ_CHUNK};
 
@@ -87,6 +87,7 @@ impl SslSocket {
     }
 
     fn advance(&mut self, cx: &mut Context) -> Result<()> {
+        self.check_deadline(cx)?;
         self.advance_connect(cx)?;
         if self.tcp.is_none()
             || matches!(
@@ -119,6 +120,42 @@ impl SslSocket {
             self.registered = true;
         }
         Ok(())
+    }
+
+    // ---- timeouts ----
+
+    /// Fails with a timeout when the current phase's deadline passed, and
+    /// otherwise makes sure the reactor wakes the socket at that deadline.
+    fn check_deadline(&mut self, cx: &mut Context) -> Result<()> {
+        let Some((deadline, kind)) = self.current_deadline() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Timeout(kind));
+        }
+        if self.wake_scheduled.is_none_or(|w| w <= now || w > deadline) {
+            cx.wake_at(self.id.0, deadline);
+            self.wake_scheduled = Some(deadline);
+        }
+        Ok(())
+    }
+
+    fn current_deadline(&self) -> Option<(Instant, TimeoutKind)> {
+        match self.state {
+            SocketState::HostLookup | SocketState::Connecting => Some((
+                self.phase_started + self.timeouts.connect?,
+                TimeoutKind::Connect,
+            )),
+            SocketState::Handshaking => Some((
+                self.phase_started + self.timeouts.handshake?,
+                TimeoutKind::Handshake,
+            )),
+            SocketState::Connected | SocketState::Encrypted => {
+                Some((self.last_activity + self.timeouts.idle?, TimeoutKind::Idle))
+            }
+            SocketState::Unconnected | SocketState::Closing => None,
+        }
     }
 
     // ---- connecting ----
@@ -244,6 +281,9 @@ impl SslSocket {
         let limit = self.read_limit();
         let before = self.read_buffer.len();
         let received = self.read_network(limit)?;
+        if received.bytes > 0 {
+            self.last_activity = Instant::now();
+        }
         if let Some(engine) = self.engine.as_mut() {
             // Once our close_notify is out, the peer's FIN ends the
             // connection whether or not it answered with close_notify.

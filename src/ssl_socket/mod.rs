@@ -13,13 +13,14 @@ mod drive;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
 use crate::config::{SslConfiguration, SslProtocol};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError};
-use crate::reactor::SocketId;
+use crate::reactor::{ServerId, SocketId};
 use crate::tcp::Tcp;
 
 use dispatch::{SocketEvent, SocketSignals};
@@ -101,6 +102,23 @@ pub struct SslSocket {
     auto_delete: bool,
     deleted: bool,
     user_data: Option<Box<dyn Any>>,
+    timeouts: Timeouts,
+    /// When the current connect or handshake phase began.
+    phase_started: Instant,
+    /// When data last arrived (for the idle timeout).
+    last_activity: Instant,
+    /// The time a reactor wake-up is already scheduled for.
+    wake_scheduled: Option<Instant>,
+    /// The server that accepted this socket, told when its handshake ends.
+    server: Option<ServerId>,
+}
+
+/// The socket's timeouts; `None` waits forever.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timeouts {
+    connect: Option<Duration>,
+    handshake: Option<Duration>,
+    idle: Option<Duration>,
 }
 
 impl SslSocket {
@@ -133,25 +151,58 @@ impl SslSocket {
             auto_delete: false,
             deleted: false,
             user_data: None,
+            timeouts: Timeouts::default(),
+            phase_started: Instant::now(),
+            last_activity: Instant::now(),
+            wake_scheduled: None,
+            server: None,
         }
     }
 
-    /// A server-mode socket for a connection an [`SslServer`](crate::SslServer)
-    /// accepted, handshaking with `engine`.
+    /// A socket for a connection `server` accepted: handshaking with
+    /// `engine`, or unencrypted until `start_server_encryption` when there is
+    /// no engine.
     pub(crate) fn accepted(
         id: SocketId,
+        server: ServerId,
         config: SslConfiguration,
         tcp: Tcp,
-        engine: Engine,
+        engine: Option<Engine>,
+        handshake_timeout: Option<Duration>,
     ) -> Self {
         let mut socket = Self::new(id, config);
         tcp.set_nodelay(socket.nodelay);
         socket.tcp = Some(tcp);
-        socket.engine = Some(Box::new(engine));
-        socket.mode = SslMode::SslServerMode;
-        socket.state = SocketState::Handshaking;
+        socket.server = Some(server);
         socket.auto_delete = true;
+        socket.timeouts.handshake = handshake_timeout;
+        socket.state = SocketState::Connected;
+        if let Some(engine) = engine {
+            socket.engine = Some(Box::new(engine));
+            socket.mode = SslMode::SslServerMode;
+            socket.state = SocketState::Handshaking;
+        }
         socket
+    }
+
+    /// Limits the time from [`connect_to_host`](Self::connect_to_host) to
+    /// an established TCP connection (lookup and every address included);
+    /// expiry fails with [`Error::Timeout`]. `None` (the default) waits as
+    /// long as the system does.
+    pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.connect = timeout;
+    }
+
+    /// Limits the TLS handshake's duration. Sockets a server accepts get
+    /// the server's handshake timeout; others have none by default.
+    pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.handshake = timeout;
+    }
+
+    /// Fails the connection with [`Error::Timeout`] when nothing arrives for
+    /// this long once it is established (default: never).
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.idle = timeout;
     }
 
     /// Whether the reactor removes the socket once it has disconnected and
@@ -219,7 +270,8 @@ impl SslSocket {
             Engine::server(&self.config)?
         } else {
             let name = self.verify_name.as_deref().unwrap_or(&self.host);
-            Engine::client(&self.config, &self.host, name)?
+            let session_key = format!("{}:{}", self.host, self.port);
+            Engine::client(&self.config, &self.host, name, Some(session_key))?
         };
         let mut engine = Box::new(engine);
         engine.ignore_ssl_errors(&self.ignored);
@@ -444,6 +496,25 @@ impl SslSocket {
         self.engine.as_ref().and_then(|e| e.alpn_protocol())
     }
 
+    /// The OCSP response the server stapled (DER), once encrypted.
+    pub fn ocsp_response(&self) -> Option<Vec<u8>> {
+        self.engine.as_ref().and_then(|e| e.ocsp_response())
+    }
+
+    /// Continues a handshake paused by `handshake_interrupted_on_error`
+    /// (configurations with
+    /// [`handshake_must_interrupt_on_error`](crate::SslConfigurationBuilder::handshake_must_interrupt_on_error)):
+    /// if every reported problem was ignored meanwhile
+    /// ([`ignore_ssl_errors`](Self::ignore_ssl_errors)), the handshake goes
+    /// on; otherwise it fails. May be called later, from anywhere (not only
+    /// from the slot). [`abort`](Self::abort) refuses the peer instead.
+    pub fn continue_interrupted_handshake(&mut self) {
+        if let Some(engine) = &mut self.engine {
+            let accept = engine.pending_errors_ignored();
+            engine.resolve_ssl_errors(accept);
+        }
+    }
+
     /// Whether the handshake resumed an earlier session.
     pub fn is_session_resumed(&self) -> bool {
         self.engine.as_ref().is_some_and(|e| e.is_resumed())
@@ -504,6 +575,12 @@ impl SslSocket {
     fn set_state(&mut self, state: SocketState) {
         if self.state != state {
             log::debug!("socket {:?}: {:?} -> {state:?}", self.id, self.state);
+            if matches!(state, SocketState::HostLookup | SocketState::Handshaking) {
+                self.phase_started = Instant::now();
+            }
+            if matches!(state, SocketState::Connected | SocketState::Encrypted) {
+                self.last_activity = Instant::now();
+            }
             self.state = state;
             self.events.push_back(SocketEvent::StateChanged(state));
         }

@@ -1,0 +1,240 @@
+//! Reading trust anchors, revocation lists and local key pairs into GnuTLS
+//! credentials, with an error that names the file and the problem.
+
+use std::path::{Path, PathBuf};
+
+use crate::certificate::{contains, invalid, looks_like_pem, read_file, Certificate};
+use crate::error::{Error, Result};
+use crate::gnutls::{CertificateCredentials, Encoding};
+use crate::private_key::PrivateKey;
+
+/// Where trust anchors come from.
+pub(super) enum CaSource {
+    File(PathBuf),
+    Dir(PathBuf),
+    Data(Vec<u8>),
+    Certificates(Vec<Certificate>),
+}
+
+/// Where a local certificate chain and its key come from.
+pub(super) enum KeySource {
+    Files {
+        chain: PathBuf,
+        key: PathBuf,
+        passphrase: Option<String>,
+    },
+    Pem {
+        chain: Vec<u8>,
+        key: Vec<u8>,
+        passphrase: Option<String>,
+    },
+    Loaded {
+        chain: Vec<Certificate>,
+        key: PrivateKey,
+    },
+    Pkcs12 {
+        path: PathBuf,
+        password: String,
+    },
+}
+
+/// A local key pair and the OCSP response to staple for it.
+pub(super) struct LocalIdentity {
+    pub(super) source: KeySource,
+    pub(super) ocsp_response: Option<PathBuf>,
+}
+
+/// What loading CA sources found: the certificates (for introspection and
+/// out-of-handshake verification) and the CRLs, as PEM.
+#[derive(Default)]
+pub(super) struct LoadedAnchors {
+    pub(super) certificates: Vec<Certificate>,
+    pub(super) crls_pem: Vec<u8>,
+}
+
+/// Loads one CA source into the credentials.
+pub(super) fn load_ca(
+    credentials: &mut CertificateCredentials,
+    source: &CaSource,
+    found: &mut LoadedAnchors,
+) -> Result<()> {
+    match source {
+        CaSource::File(path) => load_ca_data(
+            credentials,
+            &read_file(path)?,
+            &path.display().to_string(),
+            found,
+        ),
+        CaSource::Data(data) => load_ca_data(credentials, data, "CA data", found),
+        CaSource::Certificates(certs) => {
+            for cert in certs {
+                credentials
+                    .add_trust(cert.to_der(), Encoding::Der)
+                    .map_err(|e| invalid("CA certificate", e.to_string()))?;
+            }
+            found.certificates.extend_from_slice(certs);
+            Ok(())
+        }
+        CaSource::Dir(dir) => load_ca_dir(credentials, dir, found),
+    }
+}
+
+fn load_ca_data(
+    credentials: &mut CertificateCredentials,
+    data: &[u8],
+    origin: &str,
+    found: &mut LoadedAnchors,
+) -> Result<()> {
+    if !looks_like_pem(data) {
+        let certs = Certificate::from_bytes_named(data, origin)?;
+        credentials
+            .add_trust(data, Encoding::Der)
+            .map_err(|e| invalid(origin, e.to_string()))?;
+        found.certificates.extend(certs);
+        return Ok(());
+    }
+    let has_crl = contains(data, b"-----BEGIN X509 CRL-----");
+    let has_cert = contains(data, b"-----BEGIN CERTIFICATE-----");
+    if !has_crl && !has_cert {
+        return Err(invalid(origin, "no PEM certificate or CRL found".into()));
+    }
+    if has_cert {
+        let certs = Certificate::from_bytes_named(data, origin)?;
+        credentials
+            .add_trust(data, Encoding::Pem)
+            .map_err(|e| invalid(origin, e.to_string()))?;
+        found.certificates.extend(certs);
+    }
+    if has_crl {
+        let n = credentials
+            .add_crls(data, Encoding::Pem)
+            .map_err(|e| invalid(origin, format!("cannot load the CRL: {e}")))?;
+        log::debug!("{origin}: loaded {n} CRLs");
+        found.crls_pem.extend_from_slice(data);
+    }
+    Ok(())
+}
+
+fn load_ca_dir(
+    credentials: &mut CertificateCredentials,
+    dir: &Path,
+    found: &mut LoadedAnchors,
+) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::File {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_certificate_file_name(p))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let origin = path.display().to_string();
+        if let Err(e) = load_ca_data(credentials, &read_file(&path)?, &origin, found) {
+            log::debug!("skipping {origin}: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn is_certificate_file_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ["pem", "crt", "cer", "der"].contains(&extension) {
+        return true;
+    }
+    // OpenSSL's c_rehash names: eight hex digits, a dot, a number.
+    name.len() >= 10
+        && name[..8].bytes().all(|b| b.is_ascii_hexdigit())
+        && name.as_bytes()[8] == b'.'
+        && name[9..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Loads a local key pair (and its OCSP staple) into the credentials;
+/// returns its certificate chain, leaf first.
+pub(super) fn load_identity(
+    credentials: &mut CertificateCredentials,
+    identity: &LocalIdentity,
+) -> Result<Vec<Certificate>> {
+    let (index, chain, origin) = load_key_pair(credentials, &identity.source)?;
+    if let Some(path) = &identity.ocsp_response {
+        let response = read_file(path)?;
+        credentials
+            .set_ocsp_response(&response, index)
+            .map_err(|e| {
+                invalid(
+                    &path.display().to_string(),
+                    format!("cannot staple this OCSP response for {origin}: {e}"),
+                )
+            })?;
+    }
+    Ok(chain)
+}
+
+fn load_key_pair(
+    credentials: &mut CertificateCredentials,
+    source: &KeySource,
+) -> Result<(u32, Vec<Certificate>, String)> {
+    let (chain, key, origin) = match source {
+        KeySource::Pkcs12 { path, password } => return load_pkcs12(credentials, path, password),
+        KeySource::Files {
+            chain,
+            key,
+            passphrase,
+        } => (
+            Certificate::from_file(chain)?,
+            PrivateKey::from_file(key, passphrase.as_deref())?,
+            chain.display().to_string(),
+        ),
+        KeySource::Pem {
+            chain,
+            key,
+            passphrase,
+        } => (
+            Certificate::from_bytes_named(chain, "local certificate data")?,
+            PrivateKey::from_bytes(key, passphrase.as_deref())?,
+            "local certificate data".to_owned(),
+        ),
+        KeySource::Loaded { chain, key } => {
+            (chain.clone(), key.clone(), "local certificate".to_owned())
+        }
+    };
+    if chain.is_empty() {
+        return Err(invalid(&origin, "the certificate chain is empty".into()));
+    }
+    let parsed: Vec<_> = chain.iter().filter_map(Certificate::parsed).collect();
+    let index = credentials.add_key_pair(&parsed, key.raw()).map_err(|e| {
+        invalid(
+            &origin,
+            format!("cannot use this certificate with this key: {e}"),
+        )
+    })?;
+    Ok((index, chain, origin))
+}
+
+fn load_pkcs12(
+    credentials: &mut CertificateCredentials,
+    path: &Path,
+    password: &str,
+) -> Result<(u32, Vec<Certificate>, String)> {
+    let origin = path.display().to_string();
+    let data = read_file(path)?;
+    let encoding = if looks_like_pem(&data) {
+        Encoding::Pem
+    } else {
+        Encoding::Der
+    };
+    let index = credentials
+        .add_pkcs12(&data, encoding, password)
+        .map_err(|e| invalid(&origin, format!("cannot load the PKCS#12 bundle: {e}")))?;
+    let chain = credentials
+        .chain(index)
+        .map_err(|e| invalid(&origin, e.to_string()))?
+        .iter()
+        .map(|crt| Certificate::from_crt(crt, &origin))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((index, chain, origin))
+}
