@@ -1,7 +1,7 @@
 //! getslash: fetch one URL over HTTPS with sslsocket, like a tiny curl.
 //!
 //! ```text
-//! getslash [--cafile FILE] [--insecure] [--timeout SECS] [-i] [-o FILE] [URL]
+//! getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]
 //! ```
 //!
 //! With `https://HOST[:PORT][/PATH]` it sends `GET PATH` (HTTP/1.1, `Host`,
@@ -11,6 +11,11 @@
 //! or a close-delimited body ended by the server's TLS `close_notify`. On
 //! failure it prints one line on stderr (naming the certificate problem for
 //! verification failures) and exits 1.
+//!
+//! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
+//! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
+//! proxy; without it, `https_proxy`/`HTTPS_PROXY`, `all_proxy` and
+//! `no_proxy` are honoured as curl does.
 //!
 //! Without a URL it starts an HTTPS server on 127.0.0.1 in the same reactor,
 //! with the test certificates from `ca/`, and fetches `/` from it, verified
@@ -26,7 +31,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sslsocket::{Context, Error, PeerVerifyMode, Reactor, SocketId, SslConfiguration, SslSocket};
+use sslsocket::{
+    Context, Error, PeerVerifyMode, Proxy, Reactor, SocketId, SslConfiguration, SslSocket,
+};
 
 const TEST_CA: &[u8] = include_bytes!("../ca/root-ca.pem");
 const TEST_SERVER_CHAIN: &[u8] = include_bytes!("../ca/server.pem");
@@ -41,7 +48,9 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!("getslash: {message}");
-            eprintln!("usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [-i] [-o FILE] [URL]");
+            eprintln!(
+                "usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -60,6 +69,7 @@ struct Options {
     timeout: Option<Duration>,
     include_headers: bool,
     output: Option<PathBuf>,
+    proxy: Option<String>,
     url: Option<String>,
 }
 
@@ -71,6 +81,7 @@ impl Options {
             timeout: None,
             include_headers: false,
             output: None,
+            proxy: None,
             url: None,
         };
         while let Some(arg) = args.next() {
@@ -89,6 +100,7 @@ impl Options {
                 }
                 "-i" | "--include" => options.include_headers = true,
                 "-o" | "--output" => options.output = Some(value("-o")?.into()),
+                "--proxy" | "-x" => options.proxy = Some(value("--proxy")?),
                 _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
                 _ if options.url.is_none() => options.url = Some(arg),
                 _ => return Err("only one URL, please".into()),
@@ -156,9 +168,16 @@ fn split_host_port(authority: &str) -> Option<(String, u16)> {
 
 fn run(options: &Options) -> Result<(), String> {
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let (url, config) = match &options.url {
-        Some(url) => (Url::parse(url)?, client_configuration(options)?),
-        None => embedded_server(&mut reactor)?,
+    let (url, config, proxy) = match &options.url {
+        Some(url) => {
+            let url = Url::parse(url)?;
+            let proxy = proxy_for(options, &url.host)?;
+            (url, client_configuration(options)?, proxy)
+        }
+        None => {
+            let (url, config) = embedded_server(&mut reactor)?;
+            (url, config, None)
+        }
     };
     let output: Box<dyn Write> = match &options.output {
         Some(path) => Box::new(
@@ -168,7 +187,12 @@ fn run(options: &Options) -> Result<(), String> {
     };
     let id = reactor.ssl_socket(config);
     let fetch = Fetch::new(output, options.include_headers);
-    start_fetch(reactor.socket(id).expect("just created"), &url, fetch)?;
+    let socket = reactor.socket(id).expect("just created");
+    if let Some(proxy) = proxy {
+        log::info!("connecting through {proxy}");
+        socket.set_proxy(Some(proxy));
+    }
+    start_fetch(socket, &url, fetch)?;
     if let Some(timeout) = options.timeout {
         reactor.start_timer(timeout, move |cx, _| {
             if let Some(socket) = cx.socket(id) {
@@ -196,6 +220,15 @@ fn finish(reactor: &mut Reactor, id: SocketId) -> Result<(), String> {
         Some(Err(message)) => Err(message),
         None => Err("the connection ended before the response was complete".into()),
     }
+}
+
+/// `--proxy`, or else the environment's proxy for this host.
+fn proxy_for(options: &Options, host: &str) -> Result<Option<Proxy>, String> {
+    match &options.proxy {
+        Some(url) => Proxy::parse(url).map(Some),
+        None => Proxy::from_env("https", host),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn client_configuration(options: &Options) -> Result<SslConfiguration, String> {
@@ -244,10 +277,11 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
         s.abort();
         cx.quit();
     });
-    socket.error().connect(|s, _, error: &Error| {
+    socket.error().connect(|s, cx, error: &Error| {
         s.user_data::<Fetch>()
             .expect("fetch state")
             .fail(error.to_string());
+        cx.quit();
     });
     socket.disconnected().connect(|_, cx, _| cx.quit());
     socket

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::certificate::Certificate;
 use crate::gnutls::{self, GnutlsError};
+use crate::proxy::ProxyErrorKind;
 
 /// Everything that can go wrong in sslsocket.
 ///
@@ -53,6 +54,13 @@ pub enum Error {
     Handshake(GnutlsError),
     /// A TLS error after the handshake (bad record, decryption failure, …).
     Tls(GnutlsError),
+    /// Going through the proxy failed.
+    Proxy {
+        /// What went wrong.
+        kind: ProxyErrorKind,
+        /// The details, in a sentence.
+        detail: String,
+    },
     /// A timeout expired.
     Timeout(TimeoutKind),
     /// A file could not be read.
@@ -115,6 +123,7 @@ impl fmt::Display for Error {
             Error::AlertReceived(alert) => write!(f, "the peer sent a {alert}"),
             Error::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Proxy { kind, detail } => write!(f, "proxy error ({kind}): {detail}"),
             Error::Timeout(kind) => write!(f, "{kind} timed out"),
             Error::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Error::InvalidCertificateData { origin, reason } => write!(f, "{origin}: {reason}"),
@@ -163,6 +172,10 @@ impl Clone for Error {
             Error::AlertReceived(alert) => Error::AlertReceived(*alert),
             Error::Handshake(e) => Error::Handshake(*e),
             Error::Tls(e) => Error::Tls(*e),
+            Error::Proxy { kind, detail } => Error::Proxy {
+                kind: *kind,
+                detail: detail.clone(),
+            },
             Error::Timeout(kind) => Error::Timeout(*kind),
             Error::File { path, source } => Error::File {
                 path: path.clone(),

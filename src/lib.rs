@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod gnutls;
 mod private_key;
+mod proxy;
 mod reactor;
 mod resolver;
 mod server;
@@ -20,6 +21,7 @@ pub use config::{PeerVerifyMode, SslConfiguration, SslConfigurationBuilder, SslP
 pub use error::{Alert, AlertLevel, Error, Result, SslError, SslErrorKind, TimeoutKind};
 pub use gnutls::GnutlsError;
 pub use private_key::PrivateKey;
+pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use reactor::{Context, Reactor, ServerId, SocketId};
 pub use server::SslServer;
 pub use signal::{Signal, SlotId};

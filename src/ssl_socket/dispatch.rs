@@ -6,6 +6,7 @@
 
 use super::{SocketState, SslSocket};
 use crate::error::{Alert, Error, SslError};
+use crate::proxy::Proxy;
 use crate::reactor::Context;
 use crate::server::ServerNotice;
 use crate::signal::{emit, Signal};
@@ -24,6 +25,7 @@ pub(super) enum SocketEvent {
     ReadyRead,
     BytesWritten(u64),
     ReadChannelFinished,
+    ProxyAuthenticationRequired(String),
     Disconnected,
     Error(Error),
 }
@@ -57,6 +59,11 @@ socket_signals! {
     state_changed: SocketState,
     /// The host name was resolved; connecting starts.
     host_found: (),
+    /// The proxy asks for credentials, or refused the ones given; the
+    /// payload is the proxy. A slot may call [`SslSocket::set_proxy`] with
+    /// new credentials: the socket then connects again. Otherwise the
+    /// connection fails with [`Error::Proxy`].
+    proxy_authentication_required: Proxy,
     /// TCP is connected.
     connected: (),
     /// The TLS handshake completed: data is now encrypted (Qt's `encrypted`).
@@ -140,6 +147,17 @@ impl SslSocket {
             SocketEvent::BytesWritten(n) => emit(self, cx, |s| &mut s.signals.bytes_written, &n),
             SocketEvent::ReadChannelFinished => {
                 emit(self, cx, |s| &mut s.signals.read_channel_finished, &())
+            }
+            SocketEvent::ProxyAuthenticationRequired(detail) => {
+                if let Some(proxy) = self.proxy.clone() {
+                    emit(
+                        self,
+                        cx,
+                        |s| &mut s.signals.proxy_authentication_required,
+                        &proxy,
+                    );
+                }
+                self.retry_proxy_authentication(detail);
             }
             SocketEvent::Disconnected => {
                 emit(self, cx, |s| &mut s.signals.disconnected, &());

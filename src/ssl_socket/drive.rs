@@ -6,9 +6,6 @@
 //! edge-triggered) or until a buffer limit stops them; in the latter case
 //! the socket is driven again when the program makes room.
 
-use std::collections::VecDeque;
-use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::Registry;
@@ -30,28 +27,6 @@ const ENCRYPT_CHUNK: usize = 64 * 1024;
 /// How long a graceful close waits for the peer to close its side after
 /// our `close_notify` and FIN.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
-
-/// Establishing the TCP connection.
-#[derive(Debug, Default)]
-pub(super) struct Connect {
-    /// A lookup must be started.
-    lookup_needed: bool,
-    /// The number of the lookup whose answer is awaited (stale answers are
-    /// dropped).
-    lookup: u64,
-    addresses: VecDeque<SocketAddr>,
-    last_failure: Option<(SocketAddr, io::Error)>,
-    attempt: Option<SocketAddr>,
-}
-
-impl Connect {
-    pub(super) fn lookup() -> Self {
-        Self {
-            lookup_needed: true,
-            ..Self::default()
-        }
-    }
-}
 
 /// A graceful close in progress.
 #[derive(Debug, Default)]
@@ -156,116 +131,6 @@ impl SslSocket {
             }
             SocketState::Unconnected | SocketState::Closing => None,
         }
-    }
-
-    // ---- connecting ----
-
-    fn advance_connect(&mut self, cx: &mut Context) -> Result<()> {
-        if self.state == SocketState::HostLookup && self.connect.lookup_needed {
-            self.connect.lookup_needed = false;
-            self.connect.lookup += 1;
-            log::debug!("socket {:?}: looking up {}", self.id, self.host);
-            cx.resolver
-                .lookup(self.id.0, self.connect.lookup, &self.host, self.port);
-        }
-        if self.state != SocketState::Connecting {
-            return Ok(());
-        }
-        loop {
-            if self.tcp.is_none() && !self.start_attempt(cx)? {
-                return Ok(());
-            }
-            match self.tcp.as_mut().map(Tcp::finish_connect) {
-                Some(Ok(true)) => return self.on_tcp_connected(),
-                Some(Ok(false)) => return Ok(()),
-                Some(Err(e)) => self.attempt_failed(cx, e),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// The resolver's answer for lookup number `lookup`.
-    pub(crate) fn on_host_lookup(&mut self, lookup: u64, addresses: io::Result<Vec<SocketAddr>>) {
-        if self.state != SocketState::HostLookup || lookup != self.connect.lookup {
-            return;
-        }
-        match addresses {
-            Ok(list) if !list.is_empty() => {
-                log::debug!(
-                    "socket {:?}: {} has {} address(es)",
-                    self.id,
-                    self.host,
-                    list.len()
-                );
-                self.connect.addresses = list.into();
-                self.events.push_back(SocketEvent::HostFound);
-                self.set_state(SocketState::Connecting);
-            }
-            Ok(_) => self.fail(Error::HostNotFound {
-                host: self.host.clone(),
-                reason: "no addresses".into(),
-            }),
-            Err(e) => self.fail(Error::HostNotFound {
-                host: self.host.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
-    /// Starts connecting to the next address. Returns `Ok(false)` when an
-    /// attempt is under way… or, with `Err`, that none is left.
-    fn start_attempt(&mut self, cx: &mut Context) -> Result<bool> {
-        while let Some(address) = self.connect.addresses.pop_front() {
-            log::debug!("socket {:?}: connecting to {address}", self.id);
-            match Tcp::connect(address) {
-                Ok(mut tcp) => {
-                    tcp.register(cx.registry(), token_of(self.id.0))
-                        .map_err(Error::Network)?;
-                    self.registered = true;
-                    self.tcp = Some(tcp);
-                    self.connect.attempt = Some(address);
-                    return Ok(true);
-                }
-                Err(e) => self.connect.last_failure = Some((address, e)),
-            }
-        }
-        let (address, source) = self.connect.last_failure.take().unwrap_or_else(|| {
-            (
-                SocketAddr::from(([0, 0, 0, 0], self.port)),
-                io::ErrorKind::NotFound.into(),
-            )
-        });
-        Err(Error::ConnectionFailed {
-            host: self.host.clone(),
-            address,
-            source,
-        })
-    }
-
-    fn attempt_failed(&mut self, cx: &mut Context, error: io::Error) {
-        let address = self.connect.attempt.take();
-        log::debug!(
-            "socket {:?}: connecting to {address:?} failed: {error}",
-            self.id
-        );
-        if let Some(mut tcp) = self.tcp.take() {
-            tcp.deregister(cx.registry());
-        }
-        self.registered = false;
-        if let Some(address) = address {
-            self.connect.last_failure = Some((address, error));
-        }
-    }
-
-    fn on_tcp_connected(&mut self) -> Result<()> {
-        if let Some(tcp) = &self.tcp {
-            tcp.set_nodelay(self.nodelay);
-            log::debug!("socket {:?}: connected to {:?}", self.id, tcp.peer_addr());
-        }
-        self.connect.addresses.clear();
-        self.set_state(SocketState::Connected);
-        self.events.push_back(SocketEvent::Connected);
-        Ok(())
     }
 
     // ---- receiving ----
@@ -492,7 +357,7 @@ impl SslSocket {
         self.tcp = None;
         self.registered = false;
         self.engine = None;
-        self.connect = Connect::default();
+        self.connect = super::connect::Connect::default();
         self.close = Close::default();
         self.encrypt_when_connected = false;
         self.ended = true;

@@ -7,6 +7,7 @@
 //! decrypt, encrypt, write, close; no user code) and dispatches the signals
 //! that produced (`dispatch.rs`).
 
+mod connect;
 mod dispatch;
 mod drive;
 
@@ -20,11 +21,12 @@ use crate::certificate::Certificate;
 use crate::config::{SslConfiguration, SslProtocol};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError};
+use crate::proxy::Proxy;
 use crate::reactor::{ServerId, SocketId};
 use crate::tcp::Tcp;
 
+use connect::Connect;
 use dispatch::{SocketEvent, SocketSignals};
-use drive::Connect;
 
 /// Where a socket is in its life (Qt's `SocketState`, with the TLS phases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +113,7 @@ pub struct SslSocket {
     wake_scheduled: Option<Instant>,
     /// The server that accepted this socket, told when its handshake ends.
     server: Option<ServerId>,
+    proxy: Option<Proxy>,
 }
 
 /// The socket's timeouts; `None` waits forever.
@@ -156,6 +159,7 @@ impl SslSocket {
             last_activity: Instant::now(),
             wake_scheduled: None,
             server: None,
+            proxy: None,
         }
     }
 
@@ -183,6 +187,22 @@ impl SslSocket {
             socket.state = SocketState::Handshaking;
         }
         socket
+    }
+
+    /// Connects through `proxy` (HTTP CONNECT or SOCKS5) from the next
+    /// [`connect_to_host`](Self::connect_to_host) on; `None` connects
+    /// directly (the default; see [`Proxy::from_env`] for the environment's
+    /// choice). TLS runs end to end through the tunnel and the certificate is
+    /// verified against the target host. When the proxy asks for credentials,
+    /// `proxy_authentication_required` is emitted: a slot may call `set_proxy`
+    /// with credentials and the connection is tried again.
+    pub fn set_proxy(&mut self, proxy: Option<Proxy>) {
+        self.proxy = proxy;
+    }
+
+    /// The proxy set with [`set_proxy`](Self::set_proxy).
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 
     /// Limits the time from [`connect_to_host`](Self::connect_to_host) to
@@ -232,7 +252,7 @@ impl SslSocket {
         self.port = port;
         self.last_error = None;
         self.ended = false;
-        self.connect = Connect::lookup();
+        self.connect = Connect::new(self.proxy.as_ref(), host);
         self.set_state(SocketState::HostLookup);
         Ok(())
     }
