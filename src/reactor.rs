@@ -1,74 +1,47 @@
 //! [`Reactor`]: the single-threaded event loop that owns every socket,
-//! server and timer, and [`Context`], the window on it that slots receive.
+//! server and timer (through its [`Context`]), on its own `mio::Poll` or
+//! embedded in a program's.
 //!
 //! # Contract
-//! - The reactor owns its objects in a slot map; programs hold small `Copy`
-//!   handles ([`SocketId`], [`ServerId`]) that go stale, harmlessly, when
-//!   the object is removed.
+//! - The reactor owns its objects; programs hold small `Copy` handles
+//!   ([`SocketId`](crate::SocketId), [`ServerId`](crate::ServerId)) that go
+//!   stale, harmlessly, when the object is removed.
 //! - mio is edge-triggered. An event marks a socket readable or writable
 //!   (see `tcp.rs`); the socket then reads and writes until `WouldBlock`.
 //! - Servicing an object has two phases: I/O first (read, TLS, write; no
 //!   user code), then dispatch of the signals that I/O produced. During both
-//!   the object is taken out of the slot map, so a slot gets `&mut` to it and
+//!   the object is taken out of its slot, so a slot gets `&mut` to it and
 //!   `&mut Context` for everything else, without shared mutable ownership.
 //! - Any `&mut` access to an object through the [`Context`] marks it dirty:
 //!   before it next waits, the reactor services dirty objects, so data a
 //!   slot wrote is flushed and a read that freed buffer space resumes
 //!   reading, without waiting for an event.
 //! - Work per event is independent of the number of objects.
+//! - Every token the reactor registers has its top bit set
+//!   ([`Reactor::owns_token`]); an embedding program uses tokens below 2^63.
 
 use std::io;
-use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::{Events, Poll, Registry, Token, Waker};
-use slotmap::{Key, KeyData, SlotMap};
+use slotmap::{Key, KeyData};
 
-use crate::config::SslConfiguration;
-use crate::error::{Error, Result};
+use crate::context::{Context, ObjectKey};
+use crate::handle::Mailbox;
 use crate::resolver::Resolver;
-use crate::server::{ServerNotice, SslServer};
-use crate::ssl_socket::SslSocket;
-use crate::timer::{TimerAction, TimerId, Timers};
 
-// Tokens carry slot-map keys (index and version) in 64 bits.
+// Tokens carry slot-map keys in 63 bits (see `token_of`).
 const _: () = assert!(usize::BITS == 64, "sslsocket needs a 64-bit target");
 
-/// The token of the reactor's waker. Keys of live objects never map to it:
-/// their version is odd, so their 64-bit form is never 0.
-const WAKER: Token = Token(0);
+/// The bit that marks the reactor's tokens.
+const TAG: u64 = 1 << 63;
 
-/// How many I/O-then-dispatch rounds one object gets per service before the
-/// others get a turn.
-const ROUNDS_PER_SERVICE: usize = 16;
-
-slotmap::new_key_type! {
-    /// The key of an object in the reactor.
-    pub(crate) struct ObjectKey;
-}
-
-/// A handle to an [`SslSocket`] owned by a reactor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SocketId(pub(crate) ObjectKey);
-
-/// A handle to an [`SslServer`] owned by a reactor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerId(pub(crate) ObjectKey);
-
-pub(crate) enum Object {
-    Socket(Box<SslSocket>),
-    Server(Box<SslServer>),
-}
-
-struct Entry {
-    /// `None` while the object is being serviced.
-    object: Option<Object>,
-    dirty: bool,
-    /// Removal was asked for while the object was being serviced.
-    doomed: bool,
-}
+/// The token of the reactor's waker: no live key maps to it (their version
+/// is odd, so never 0).
+const WAKER: Token = Token(TAG as usize);
 
 /// Readiness reported by mio for one object.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,19 +50,19 @@ pub(crate) struct Readiness {
     pub(crate) writable: bool,
 }
 
-/// What slots (and the reactor's owner) can do with the reactor: create,
-/// reach and remove sockets and servers, run timers, stop the loop.
-///
-/// A slot receives `&mut Context` next to `&mut` the object that emitted;
-/// that object is not reachable through the context while its slot runs
-/// ([`socket`](Self::socket) returns `None` for it).
-pub struct Context {
-    registry: Registry,
-    objects: SlotMap<ObjectKey, Entry>,
-    dirty: Vec<ObjectKey>,
-    pub(crate) resolver: Resolver,
-    pub(crate) timers: Timers,
-    quit: bool,
+impl Readiness {
+    fn of(event: &Event) -> Self {
+        Self {
+            readable: event.is_readable() || event.is_read_closed() || event.is_error(),
+            writable: event.is_writable() || event.is_write_closed() || event.is_error(),
+        }
+    }
+}
+
+/// The token for an object: its key's 64-bit form with the top bit used as
+/// the tag (the version's top bit is recovered in [`Reactor::key_of`]).
+pub(crate) fn token_of(key: ObjectKey) -> Token {
+    Token((key.data().as_ffi() | TAG) as usize)
 }
 
 /// The event loop.
@@ -114,30 +87,42 @@ pub struct Context {
 /// # Ok(()) }
 /// ```
 pub struct Reactor {
-    poll: Poll,
+    /// `None` when embedded in a program's own poll.
+    poll: Option<Poll>,
     events: Events,
-    ready: Vec<(Token, Readiness)>,
     cx: Context,
 }
 
 impl Reactor {
-    /// A new reactor with its own `mio::Poll`.
+    /// A reactor with its own `mio::Poll`, driven by [`run`](Self::run) or
+    /// [`step`](Self::step).
     pub fn new() -> io::Result<Self> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let registry = poll.registry().try_clone()?;
+        let mut reactor = Self::on_registry(poll.registry())?;
+        reactor.poll = Some(poll);
+        Ok(reactor)
+    }
+
+    /// A reactor that registers its sockets on a program's own `mio::Poll`
+    /// (through `registry`) with tokens that have the top bit set. The
+    /// program passes those events to [`process_event`](Self::process_event),
+    /// calls [`process_pending`](Self::process_pending) after each poll, and
+    /// waits no longer than [`next_timeout`](Self::next_timeout). See
+    /// `examples/embed.rs`.
+    pub fn embedded(registry: &Registry) -> io::Result<Self> {
+        Self::on_registry(registry)
+    }
+
+    fn on_registry(registry: &Registry) -> io::Result<Self> {
+        let waker = Arc::new(Waker::new(registry, WAKER)?);
         Ok(Self {
-            poll,
+            poll: None,
             events: Events::with_capacity(1024),
-            ready: Vec::with_capacity(1024),
-            cx: Context {
-                registry,
-                objects: SlotMap::with_key(),
-                dirty: Vec::new(),
-                resolver: Resolver::new(waker),
-                timers: Timers::default(),
-                quit: false,
-            },
+            cx: Context::new(
+                registry.try_clone()?,
+                Resolver::new(Arc::clone(&waker)),
+                Mailbox::new(waker),
+            ),
         })
     }
 
@@ -147,63 +132,100 @@ impl Reactor {
     }
 
     /// Runs until [`Context::quit`] is called or nothing is left to do (no
-    /// socket, server, timer or host lookup). Clears the quit request on
-    /// return, so `run` may be called again.
+    /// socket, server, timer, host lookup or [`ReactorHandle`](crate::ReactorHandle)).
+    /// Clears the quit request on return, so `run` may be called again.
     pub fn run(&mut self) -> io::Result<()> {
-        while !self.cx.quit && !self.cx.is_idle() {
+        while !self.cx.quit_requested() && !self.cx.is_idle() {
             self.step(None)?;
         }
-        self.cx.quit = false;
+        self.cx.take_quit();
         Ok(())
     }
 
     /// Waits for events at most `timeout` (`None`: until something happens),
     /// services them and the timers that are due, and returns. For programs
-    /// that interleave their own work with the reactor's.
+    /// that interleave their own work with the reactor's. Fails on an
+    /// embedded reactor, which its host loop drives.
     pub fn step(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.cx.service_dirty();
-        let timeout = self.poll_timeout(timeout);
-        match self.poll.poll(&mut self.events, timeout) {
+        let timeout = match self.next_timeout() {
+            Some(t) => Some(timeout.map_or(t, |limit| limit.min(t))),
+            None => timeout,
+        };
+        let Some(poll) = self.poll.as_mut() else {
+            return Err(io::Error::other(
+                "an embedded reactor is driven by its host loop",
+            ));
+        };
+        match poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        self.ready.clear();
-        self.ready.extend(self.events.iter().map(|e| {
-            (
-                e.token(),
-                Readiness {
-                    readable: e.is_readable() || e.is_read_closed() || e.is_error(),
-                    writable: e.is_writable() || e.is_write_closed() || e.is_error(),
-                },
-            )
-        }));
-        for i in 0..self.ready.len() {
-            let (token, readiness) = self.ready[i];
-            if token == WAKER {
-                self.cx.deliver_lookups();
-            } else {
-                self.cx.service(key_of(token), Some(readiness));
-            }
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            self.process_event(event);
         }
-        self.cx.fire_timers();
-        self.cx.service_dirty();
+        self.events = events;
+        self.process_pending();
         Ok(())
     }
 
-    fn poll_timeout(&mut self, timeout: Option<Duration>) -> Option<Duration> {
-        if !self.cx.dirty.is_empty() || self.cx.quit {
+    /// Whether `token` is one of the reactor's (the top bit is set).
+    pub fn owns_token(token: Token) -> bool {
+        token.0 as u64 & TAG != 0
+    }
+
+    /// Handles one event for one of the reactor's tokens (others are
+    /// ignored). For embedding; [`step`](Self::step) calls it.
+    pub fn process_event(&mut self, event: &Event) {
+        let token = event.token();
+        if !Self::owns_token(token) {
+            return;
+        }
+        if token == WAKER {
+            self.cx.on_wake();
+            return;
+        }
+        if let Some(key) = self.key_of(token) {
+            self.cx.service(key, Some(Readiness::of(event)));
+        }
+    }
+
+    /// Fires the timers that are due and services every object that has
+    /// work without an event. For embedding; [`step`](Self::step) calls it.
+    pub fn process_pending(&mut self) {
+        self.cx.fire_timers();
+        self.cx.service_dirty();
+    }
+
+    /// How long the host loop may wait before it must call
+    /// [`process_pending`](Self::process_pending): zero when work is
+    /// waiting, the time to the next timer, or `None` (no limit).
+    pub fn next_timeout(&mut self) -> Option<Duration> {
+        if self.cx.has_dirty() || self.cx.quit_requested() {
             return Some(Duration::ZERO);
         }
-        let until_timer = self
-            .cx
+        self.cx
             .timers
             .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        match (timeout, until_timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether [`Context::quit`] was called; clears the request. For
+    /// embedding.
+    pub fn take_quit(&mut self) -> bool {
+        self.cx.take_quit()
+    }
+
+    /// The key behind a token: the tag took the version's top bit, so both
+    /// candidates are tried (only one can be live).
+    fn key_of(&self, token: Token) -> Option<ObjectKey> {
+        let bits = token.0 as u64 & !TAG;
+        [bits, bits | TAG]
+            .into_iter()
+            .map(|b| ObjectKey::from(KeyData::from_ffi(b)))
+            .find(|&key| self.cx.contains(key))
     }
 }
 
@@ -217,248 +239,5 @@ impl Deref for Reactor {
 impl DerefMut for Reactor {
     fn deref_mut(&mut self) -> &mut Context {
         &mut self.cx
-    }
-}
-
-pub(crate) fn token_of(key: ObjectKey) -> Token {
-    Token(key.data().as_ffi() as usize)
-}
-
-fn key_of(token: Token) -> ObjectKey {
-    KeyData::from_ffi(token.0 as u64).into()
-}
-
-impl Context {
-    /// Creates a socket (unconnected) that uses `config` for TLS.
-    pub fn ssl_socket(&mut self, config: SslConfiguration) -> SocketId {
-        self.insert_socket(|id| SslSocket::new(id, config))
-    }
-
-    pub(crate) fn insert_socket(&mut self, make: impl FnOnce(SocketId) -> SslSocket) -> SocketId {
-        let key = self.objects.insert_with_key(|key| Entry {
-            object: Some(Object::Socket(Box::new(make(SocketId(key))))),
-            dirty: false,
-            doomed: false,
-        });
-        self.mark_dirty(key);
-        SocketId(key)
-    }
-
-    /// The socket behind `id`; `None` when it was removed, or while its own
-    /// slot runs (the slot has it already). Marks it for servicing.
-    pub fn socket(&mut self, id: SocketId) -> Option<&mut SslSocket> {
-        self.mark_dirty(id.0);
-        match self.objects.get_mut(id.0)?.object.as_mut()? {
-            Object::Socket(socket) => Some(socket),
-            Object::Server(_) => None,
-        }
-    }
-
-    /// Removes a socket at once, closing its connection without a TLS
-    /// goodbye (see [`SslSocket::abort`]) and dropping its slots. Removing
-    /// the socket whose slot is running takes effect when the slot returns.
-    /// Returns whether the socket existed.
-    pub fn remove_socket(&mut self, id: SocketId) -> bool {
-        self.remove(id.0)
-    }
-
-    /// Listens on `address` (port 0 picks a free port) and serves TLS with
-    /// `config`, which must hold a local certificate and key.
-    pub fn listen(&mut self, address: SocketAddr, config: SslConfiguration) -> Result<ServerId> {
-        let mut server = SslServer::bind(address, config)?;
-        let key = self.objects.insert(Entry {
-            object: None,
-            dirty: false,
-            doomed: false,
-        });
-        if let Err(e) = server.attach(ServerId(key), &self.registry, token_of(key)) {
-            self.objects.remove(key);
-            return Err(Error::Network(e));
-        }
-        self.objects[key].object = Some(Object::Server(Box::new(server)));
-        Ok(ServerId(key))
-    }
-
-    /// The server behind `id` (`None` when removed or while its slot runs).
-    pub fn server(&mut self, id: ServerId) -> Option<&mut SslServer> {
-        match self.objects.get_mut(id.0)?.object.as_mut()? {
-            Object::Server(server) => Some(server),
-            Object::Socket(_) => None,
-        }
-    }
-
-    /// Stops listening and removes the server (its accepted sockets stay).
-    pub fn remove_server(&mut self, id: ServerId) -> bool {
-        self.remove(id.0)
-    }
-
-    /// Runs `callback` once, `after` from now.
-    pub fn start_timer(
-        &mut self,
-        after: Duration,
-        callback: impl FnMut(&mut Context, TimerId) + 'static,
-    ) -> TimerId {
-        self.timers.start(
-            Instant::now() + after,
-            None,
-            TimerAction::Callback(Box::new(callback)),
-        )
-    }
-
-    /// Runs `callback` every `interval` until cancelled.
-    pub fn start_repeating_timer(
-        &mut self,
-        interval: Duration,
-        callback: impl FnMut(&mut Context, TimerId) + 'static,
-    ) -> TimerId {
-        self.timers.start(
-            Instant::now() + interval,
-            Some(interval),
-            TimerAction::Callback(Box::new(callback)),
-        )
-    }
-
-    /// Cancels a timer; returns whether it was still running.
-    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        self.timers.cancel(id)
-    }
-
-    /// Asks [`Reactor::run`] to return once the current step is done.
-    pub fn quit(&mut self) {
-        self.quit = true;
-    }
-
-    /// The number of sockets and servers the reactor owns.
-    pub fn object_count(&self) -> usize {
-        self.objects.len()
-    }
-
-    pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// Wakes the object `key` when `deadline` passes.
-    pub(crate) fn wake_at(&mut self, key: ObjectKey, deadline: Instant) -> TimerId {
-        self.timers.start(deadline, None, TimerAction::Wake(key))
-    }
-
-    pub(crate) fn mark_dirty(&mut self, key: ObjectKey) {
-        if let Some(entry) = self.objects.get_mut(key) {
-            if !entry.dirty {
-                entry.dirty = true;
-                self.dirty.push(key);
-            }
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.objects.is_empty() && !self.timers.has_callbacks() && !self.resolver.is_busy()
-    }
-
-    fn remove(&mut self, key: ObjectKey) -> bool {
-        let Some(entry) = self.objects.get_mut(key) else {
-            return false;
-        };
-        match entry.object.take() {
-            Some(object) => {
-                self.objects.remove(key);
-                self.retire(object);
-            }
-            None => entry.doomed = true,
-        }
-        true
-    }
-
-    /// Closes a removed object's I/O.
-    fn retire(&mut self, object: Object) {
-        match object {
-            Object::Socket(mut socket) => socket.retire(&self.registry),
-            Object::Server(mut server) => server.retire(&self.registry),
-        }
-    }
-
-    /// Services every object marked dirty (those marked meanwhile wait for
-    /// the next round).
-    fn service_dirty(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for &key in &dirty {
-            self.service(key, None);
-        }
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-            self.dirty.clear();
-        }
-    }
-
-    /// Takes the object out, lets it do its I/O and dispatch its signals,
-    /// and puts it back (or drops it, if it was removed meanwhile).
-    pub(crate) fn service(&mut self, key: ObjectKey, readiness: Option<Readiness>) {
-        let Some(entry) = self.objects.get_mut(key) else {
-            return;
-        };
-        let Some(mut object) = entry.object.take() else {
-            return;
-        };
-        entry.dirty = false;
-        let mut readiness = readiness;
-        let mut more = false;
-        for _ in 0..ROUNDS_PER_SERVICE {
-            more = match &mut object {
-                Object::Socket(socket) => socket.service(self, readiness.take()),
-                Object::Server(server) => server.service(self, readiness.take()),
-            };
-            if !more {
-                break;
-            }
-        }
-        self.restore(key, object, more);
-    }
-
-    fn restore(&mut self, key: ObjectKey, object: Object, more: bool) {
-        let Some(entry) = self.objects.get_mut(key) else {
-            return;
-        };
-        let deleted = match &object {
-            Object::Socket(socket) => socket.is_deleted(),
-            Object::Server(server) => server.is_closed(),
-        };
-        if entry.doomed || deleted {
-            self.objects.remove(key);
-            self.retire(object);
-            return;
-        }
-        entry.object = Some(object);
-        if more {
-            self.mark_dirty(key);
-        }
-    }
-
-    /// Passes a notice from an accepted socket to its server.
-    pub(crate) fn notify_server(&mut self, id: ServerId, notice: ServerNotice) {
-        if let Some(server) = self.server(id) {
-            server.notify(notice);
-            self.mark_dirty(id.0);
-        }
-    }
-
-    fn deliver_lookups(&mut self) {
-        for answer in self.resolver.take_answers() {
-            if let Some(socket) = self.socket(SocketId(answer.socket)) {
-                socket.on_host_lookup(answer.lookup, answer.addresses);
-            }
-        }
-    }
-
-    fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some((id, action)) = self.timers.take_due(now) {
-            match action {
-                TimerAction::Wake(key) => self.mark_dirty(key),
-                TimerAction::Callback(mut callback) => {
-                    callback(self, id);
-                    self.timers.restore(id, TimerAction::Callback(callback));
-                }
-            }
-        }
     }
 }

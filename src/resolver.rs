@@ -14,7 +14,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 
-use crate::reactor::ObjectKey;
+use crate::context::ObjectKey;
 
 /// A finished lookup, for the socket `socket`'s lookup number `lookup`.
 pub(crate) struct Resolved {

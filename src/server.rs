@@ -16,9 +16,10 @@ use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
 use crate::config::SslConfiguration;
+use crate::context::{Context, ServerId, SocketId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::reactor::{Context, Readiness, ServerId, SocketId};
+use crate::reactor::Readiness;
 use crate::signal::{emit, Signal};
 use crate::ssl_socket::SslSocket;
 use crate::tcp::Tcp;

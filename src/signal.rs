@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use crate::reactor::Context;
+use crate::context::Context;
 
 /// Identifies a connected slot, for [`Signal::disconnect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

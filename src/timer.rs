@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use slotmap::SlotMap;
 
-use crate::reactor::{Context, ObjectKey};
+use crate::context::{Context, ObjectKey};
 
 slotmap::new_key_type! {
     /// Identifies a timer, for [`Context::cancel_timer`].

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use super::dispatch::SocketEvent;
 use super::{SocketState, SslSocket};
 use crate::buffer::ByteQueue;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::proxy::{Negotiation, Progress, Proxy, ProxyErrorKind, ProxyKind};
-use crate::reactor::{token_of, Context};
+use crate::reactor::token_of;
 use crate::tcp::Tcp;
 
 /// How long an attempt runs alone before the next address is tried in

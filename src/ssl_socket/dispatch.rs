@@ -5,9 +5,9 @@
 //! borrow of the socket's internals is in progress.
 
 use super::{SocketState, SslSocket};
+use crate::context::Context;
 use crate::error::{Alert, Error, SslError};
 use crate::proxy::Proxy;
-use crate::reactor::Context;
 use crate::server::ServerNotice;
 use crate::signal::{emit, Signal};
 

@@ -12,9 +12,10 @@ use mio::Registry;
 
 use super::dispatch::SocketEvent;
 use super::{SocketState, SslMode, SslSocket};
+use crate::context::Context;
 use crate::engine::EngineEvent;
 use crate::error::{Error, Result, TimeoutKind};
-use crate::reactor::{token_of, Context, Readiness};
+use crate::reactor::{token_of, Readiness};
 use crate::tcp::{Received, Tcp, READ_CHUNK};
 
 /// Ciphertext queued for the network above which no more plaintext is

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
 use crate::config::{SslConfiguration, SslProtocol};
+use crate::context::{ServerId, SocketId};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError};
 use crate::proxy::Proxy;
-use crate::reactor::{ServerId, SocketId};
 use crate::tcp::Tcp;
 
 use connect::Connect;

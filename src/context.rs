@@ -1,0 +1,351 @@
+//! [`Context`]: the reactor's objects (sockets and servers in a slot map),
+//! timers, host lookups and posted tasks, and what slots may do with them.
+//!
+//! The context services one object at a time: it takes the object out of
+//! its slot, lets it do its I/O and dispatch its signals with `&mut` access
+//! to everything else, and puts it back. It knows nothing of TLS.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::Registry;
+use slotmap::SlotMap;
+
+use crate::config::SslConfiguration;
+use crate::error::{Error, Result};
+use crate::handle::{Mailbox, ReactorHandle};
+use crate::reactor::{token_of, Readiness};
+use crate::resolver::Resolver;
+use crate::server::{ServerNotice, SslServer};
+use crate::ssl_socket::SslSocket;
+use crate::timer::{TimerAction, TimerId, Timers};
+
+/// How many I/O-then-dispatch rounds one object gets per service before the
+/// others get a turn.
+const ROUNDS_PER_SERVICE: usize = 16;
+
+slotmap::new_key_type! {
+    /// The key of an object in the reactor.
+    pub(crate) struct ObjectKey;
+}
+
+/// A handle to an [`SslSocket`] owned by a reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub(crate) ObjectKey);
+
+/// A handle to an [`SslServer`] owned by a reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerId(pub(crate) ObjectKey);
+
+pub(crate) enum Object {
+    Socket(Box<SslSocket>),
+    Server(Box<SslServer>),
+}
+
+struct Entry {
+    /// `None` while the object is being serviced.
+    object: Option<Object>,
+    dirty: bool,
+    /// Removal was asked for while the object was being serviced.
+    doomed: bool,
+}
+
+/// What slots (and the reactor's owner) can do with the reactor: create,
+/// reach and remove sockets and servers, run timers, stop the loop.
+///
+/// A slot receives `&mut Context` next to `&mut` the object that emitted;
+/// that object is not reachable through the context while its slot runs
+/// ([`socket`](Self::socket) returns `None` for it).
+pub struct Context {
+    registry: Registry,
+    objects: SlotMap<ObjectKey, Entry>,
+    dirty: Vec<ObjectKey>,
+    pub(crate) resolver: Resolver,
+    pub(crate) timers: Timers,
+    mailbox: Mailbox,
+    quit: bool,
+}
+
+impl Context {
+    pub(crate) fn new(registry: Registry, resolver: Resolver, mailbox: Mailbox) -> Self {
+        Self {
+            registry,
+            objects: SlotMap::with_key(),
+            dirty: Vec::new(),
+            resolver,
+            timers: Timers::default(),
+            mailbox,
+            quit: false,
+        }
+    }
+
+    /// Creates a socket (unconnected) that uses `config` for TLS.
+    pub fn ssl_socket(&mut self, config: SslConfiguration) -> SocketId {
+        self.insert_socket(|id| SslSocket::new(id, config))
+    }
+
+    pub(crate) fn insert_socket(&mut self, make: impl FnOnce(SocketId) -> SslSocket) -> SocketId {
+        let key = self.objects.insert_with_key(|key| Entry {
+            object: Some(Object::Socket(Box::new(make(SocketId(key))))),
+            dirty: false,
+            doomed: false,
+        });
+        self.mark_dirty(key);
+        SocketId(key)
+    }
+
+    /// The socket behind `id`; `None` when it was removed, or while its own
+    /// slot runs (the slot has it already). Marks it for servicing.
+    pub fn socket(&mut self, id: SocketId) -> Option<&mut SslSocket> {
+        self.mark_dirty(id.0);
+        match self.objects.get_mut(id.0)?.object.as_mut()? {
+            Object::Socket(socket) => Some(socket),
+            Object::Server(_) => None,
+        }
+    }
+
+    /// Removes a socket at once, closing its connection without a TLS
+    /// goodbye (see [`SslSocket::abort`]) and dropping its slots. Removing
+    /// the socket whose slot is running takes effect when the slot returns.
+    /// Returns whether the socket existed.
+    pub fn remove_socket(&mut self, id: SocketId) -> bool {
+        self.remove(id.0)
+    }
+
+    /// Listens on `address` (port 0 picks a free port) and serves TLS with
+    /// `config`, which must hold a local certificate and key.
+    pub fn listen(&mut self, address: SocketAddr, config: SslConfiguration) -> Result<ServerId> {
+        let mut server = SslServer::bind(address, config)?;
+        let key = self.objects.insert(Entry {
+            object: None,
+            dirty: false,
+            doomed: false,
+        });
+        if let Err(e) = server.attach(ServerId(key), &self.registry, token_of(key)) {
+            self.objects.remove(key);
+            return Err(Error::Network(e));
+        }
+        self.objects[key].object = Some(Object::Server(Box::new(server)));
+        Ok(ServerId(key))
+    }
+
+    /// The server behind `id` (`None` when removed or while its slot runs).
+    pub fn server(&mut self, id: ServerId) -> Option<&mut SslServer> {
+        match self.objects.get_mut(id.0)?.object.as_mut()? {
+            Object::Server(server) => Some(server),
+            Object::Socket(_) => None,
+        }
+    }
+
+    /// Stops listening and removes the server (its accepted sockets stay).
+    pub fn remove_server(&mut self, id: ServerId) -> bool {
+        self.remove(id.0)
+    }
+
+    /// Runs `callback` once, `after` from now.
+    pub fn start_timer(
+        &mut self,
+        after: Duration,
+        callback: impl FnMut(&mut Context, TimerId) + 'static,
+    ) -> TimerId {
+        self.timers.start(
+            Instant::now() + after,
+            None,
+            TimerAction::Callback(Box::new(callback)),
+        )
+    }
+
+    /// Runs `callback` every `interval` until cancelled.
+    pub fn start_repeating_timer(
+        &mut self,
+        interval: Duration,
+        callback: impl FnMut(&mut Context, TimerId) + 'static,
+    ) -> TimerId {
+        self.timers.start(
+            Instant::now() + interval,
+            Some(interval),
+            TimerAction::Callback(Box::new(callback)),
+        )
+    }
+
+    /// Cancels a timer; returns whether it was still running.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id)
+    }
+
+    /// A handle for other threads to post work to this reactor.
+    pub fn handle(&mut self) -> ReactorHandle {
+        self.mailbox.handle()
+    }
+
+    /// Asks [`Reactor::run`](crate::Reactor::run) to return once the current
+    /// step is done.
+    pub fn quit(&mut self) {
+        self.quit = true;
+    }
+
+    /// The number of sockets and servers the reactor owns.
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether `key` names a live object.
+    pub(crate) fn contains(&self, key: ObjectKey) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Wakes the object `key` when `deadline` passes.
+    pub(crate) fn wake_at(&mut self, key: ObjectKey, deadline: Instant) -> TimerId {
+        self.timers.start(deadline, None, TimerAction::Wake(key))
+    }
+
+    pub(crate) fn mark_dirty(&mut self, key: ObjectKey) {
+        if let Some(entry) = self.objects.get_mut(key) {
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.objects.is_empty()
+            && !self.timers.has_callbacks()
+            && !self.resolver.is_busy()
+            && !self.mailbox.is_busy()
+    }
+
+    /// Whether [`quit`](Self::quit) was called; clears the request.
+    pub(crate) fn take_quit(&mut self) -> bool {
+        std::mem::take(&mut self.quit)
+    }
+
+    /// Whether [`quit`](Self::quit) was called.
+    pub(crate) fn quit_requested(&self) -> bool {
+        self.quit
+    }
+
+    /// Whether objects wait to be serviced without an event.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    fn remove(&mut self, key: ObjectKey) -> bool {
+        let Some(entry) = self.objects.get_mut(key) else {
+            return false;
+        };
+        match entry.object.take() {
+            Some(object) => {
+                self.objects.remove(key);
+                self.retire(object);
+            }
+            None => entry.doomed = true,
+        }
+        true
+    }
+
+    /// Closes a removed object's I/O.
+    fn retire(&mut self, object: Object) {
+        match object {
+            Object::Socket(mut socket) => socket.retire(&self.registry),
+            Object::Server(mut server) => server.retire(&self.registry),
+        }
+    }
+
+    /// Services every object marked dirty (those marked meanwhile wait for
+    /// the next round).
+    pub(crate) fn service_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &key in &dirty {
+            self.service(key, None);
+        }
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+            self.dirty.clear();
+        }
+    }
+
+    /// Takes the object out, lets it do its I/O and dispatch its signals,
+    /// and puts it back (or drops it, if it was removed meanwhile).
+    pub(crate) fn service(&mut self, key: ObjectKey, readiness: Option<Readiness>) {
+        let Some(entry) = self.objects.get_mut(key) else {
+            return;
+        };
+        let Some(mut object) = entry.object.take() else {
+            return;
+        };
+        entry.dirty = false;
+        let mut readiness = readiness;
+        let mut more = false;
+        for _ in 0..ROUNDS_PER_SERVICE {
+            more = match &mut object {
+                Object::Socket(socket) => socket.service(self, readiness.take()),
+                Object::Server(server) => server.service(self, readiness.take()),
+            };
+            if !more {
+                break;
+            }
+        }
+        self.restore(key, object, more);
+    }
+
+    fn restore(&mut self, key: ObjectKey, object: Object, more: bool) {
+        let Some(entry) = self.objects.get_mut(key) else {
+            return;
+        };
+        let deleted = match &object {
+            Object::Socket(socket) => socket.is_deleted(),
+            Object::Server(server) => server.is_closed(),
+        };
+        if entry.doomed || deleted {
+            self.objects.remove(key);
+            self.retire(object);
+            return;
+        }
+        entry.object = Some(object);
+        if more {
+            self.mark_dirty(key);
+        }
+    }
+
+    /// Passes a notice from an accepted socket to its server.
+    pub(crate) fn notify_server(&mut self, id: ServerId, notice: ServerNotice) {
+        if let Some(server) = self.server(id) {
+            server.notify(notice);
+            self.mark_dirty(id.0);
+        }
+    }
+
+    /// The waker fired: host lookups finished, or tasks were posted.
+    pub(crate) fn on_wake(&mut self) {
+        self.deliver_lookups();
+        while let Some(task) = self.mailbox.next_task() {
+            task(self);
+        }
+    }
+
+    fn deliver_lookups(&mut self) {
+        for answer in self.resolver.take_answers() {
+            if let Some(socket) = self.socket(SocketId(answer.socket)) {
+                socket.on_host_lookup(answer.lookup, answer.addresses);
+            }
+        }
+    }
+
+    pub(crate) fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((id, action)) = self.timers.take_due(now) {
+            match action {
+                TimerAction::Wake(key) => self.mark_dirty(key),
+                TimerAction::Callback(mut callback) => {
+                    callback(self, id);
+                    self.timers.restore(id, TimerAction::Callback(callback));
+                }
+            }
+        }
+    }
+}
