@@ -5,7 +5,9 @@
 //! its slot, lets it do its I/O and dispatch its signals with `&mut` access
 //! to everything else, and puts it back. It knows nothing of TLS.
 
+use std::any::Any;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use mio::Registry;
@@ -64,6 +66,8 @@ pub struct Context {
     pub(crate) timers: Timers,
     mailbox: Mailbox,
     quit: bool,
+    /// A panic caught in user code, re-raised once the reactor is consistent.
+    panic: Option<Box<dyn Any + Send>>,
 }
 
 impl Context {
@@ -76,6 +80,7 @@ impl Context {
             timers: Timers::default(),
             mailbox,
             quit: false,
+            panic: None,
         }
     }
 
@@ -260,7 +265,12 @@ impl Context {
     /// the next round).
     pub(crate) fn service_dirty(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
-        for &key in &dirty {
+        for (i, &key) in dirty.iter().enumerate() {
+            if self.has_panic() {
+                // Still marked dirty: they stay queued for the next step.
+                self.dirty.extend_from_slice(&dirty[i..]);
+                break;
+            }
             self.service(key, None);
         }
         if self.dirty.is_empty() {
@@ -286,10 +296,11 @@ impl Context {
                 Object::Socket(socket) => socket.service(self, readiness.take()),
                 Object::Server(server) => server.service(self, readiness.take()),
             };
-            if !more {
+            if !more || self.has_panic() {
                 break;
             }
         }
+        let more = more || self.has_panic();
         self.restore(key, object, more);
     }
 
@@ -324,7 +335,12 @@ impl Context {
     pub(crate) fn on_wake(&mut self) {
         self.deliver_lookups();
         while let Some(task) = self.mailbox.next_task() {
-            task(self);
+            self.run_guarded(task);
+            if self.has_panic() {
+                // The rest waits for the next step: make sure it comes.
+                self.mailbox.wake();
+                break;
+            }
         }
     }
 
@@ -338,14 +354,43 @@ impl Context {
 
     pub(crate) fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some((id, action)) = self.timers.take_due(now) {
+        while !self.has_panic() {
+            let Some((id, action)) = self.timers.take_due(now) else {
+                break;
+            };
             match action {
                 TimerAction::Wake(key) => self.mark_dirty(key),
                 TimerAction::Callback(mut callback) => {
-                    callback(self, id);
+                    self.run_guarded(|cx| callback(cx, id));
                     self.timers.restore(id, TimerAction::Callback(callback));
                 }
             }
+        }
+    }
+
+    /// Runs user code (a timer callback, a posted task), holding a panic
+    /// until the reactor is consistent again.
+    fn run_guarded(&mut self, user: impl FnOnce(&mut Context)) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| user(self))) {
+            self.hold_panic(panic);
+        }
+    }
+
+    /// Keeps a panic caught in user code (the first, if several).
+    pub(crate) fn hold_panic(&mut self, panic: Box<dyn Any + Send>) {
+        log::error!("a slot, timer or posted task panicked; the panic resumes once the reactor is consistent");
+        self.panic.get_or_insert(panic);
+    }
+
+    /// Whether a caught panic waits to be re-raised: dispatching stops.
+    pub(crate) fn has_panic(&self) -> bool {
+        self.panic.is_some()
+    }
+
+    /// Re-raises a caught panic, now that every object is back in place.
+    pub(crate) fn resume_panic(&mut self) {
+        if let Some(panic) = self.panic.take() {
+            std::panic::resume_unwind(panic);
         }
     }
 }

@@ -118,6 +118,11 @@ impl Mailbox {
         self.liveness.strong_count() > 0 || !self.receiver.is_empty()
     }
 
+    /// Wakes the reactor's poll (work is left over).
+    pub(crate) fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
     /// The next posted task, if any.
     pub(crate) fn next_task(&self) -> Option<Task> {
         self.receiver.try_recv().ok()

@@ -164,7 +164,7 @@ impl Reactor {
         }
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
-            self.process_event(event);
+            self.handle_event(event);
         }
         self.events = events;
         self.process_pending();
@@ -179,15 +179,20 @@ impl Reactor {
     /// Handles one event for one of the reactor's tokens (others are
     /// ignored). For embedding; [`step`](Self::step) calls it.
     pub fn process_event(&mut self, event: &Event) {
+        self.handle_event(event);
+        self.cx.resume_panic();
+    }
+
+    /// Handles one event; a panic in user code stays held (see the crate
+    /// docs on panics).
+    fn handle_event(&mut self, event: &Event) {
         let token = event.token();
         if !Self::owns_token(token) {
             return;
         }
         if token == WAKER {
             self.cx.on_wake();
-            return;
-        }
-        if let Some(key) = self.key_of(token) {
+        } else if let Some(key) = self.key_of(token) {
             self.cx.service(key, Some(Readiness::of(event)));
         }
     }
@@ -197,6 +202,7 @@ impl Reactor {
     pub fn process_pending(&mut self) {
         self.cx.fire_timers();
         self.cx.service_dirty();
+        self.cx.resume_panic();
     }
 
     /// How long the host loop may wait before it must call

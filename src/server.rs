@@ -237,7 +237,10 @@ impl SslServer {
             self.readable = true;
         }
         self.accept_all(cx);
-        while let Some(event) = self.events.pop_front() {
+        while !cx.has_panic() {
+            let Some(event) = self.events.pop_front() else {
+                break;
+            };
             match event {
                 ServerEvent::NewConnection(id) => emit(self, cx, |s| &mut s.new_connection, &id),
                 ServerEvent::PendingConnectionAvailable => {

@@ -14,6 +14,7 @@
 //! a GnuTLS call.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::context::Context;
 
@@ -106,7 +107,11 @@ pub(crate) fn emit<O, T>(
         if select(owner).removed.contains(id) {
             continue;
         }
-        slot(owner, cx, payload);
+        let result = catch_unwind(AssertUnwindSafe(|| slot(owner, cx, payload)));
+        if let Err(panic) = result {
+            cx.hold_panic(panic);
+            break;
+        }
     }
     let signal = select(owner);
     signal.emitting = false;

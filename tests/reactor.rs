@@ -244,3 +244,29 @@ fn an_embedded_reactor_shares_the_programs_poll() {
         b"embedded"
     );
 }
+
+#[test]
+fn a_panicking_slot_leaves_the_reactor_consistent_and_usable() {
+    let mut reactor = Reactor::new().unwrap();
+    let (id, port) = tls_pair(reactor.context());
+    let socket = reactor.socket(id).unwrap();
+    socket
+        .handshake_complete()
+        .connect(|_, _, _| panic!("boom in a slot"));
+    socket.ready_read().connect(|s, cx, _| {
+        if s.read_all() == b"after the panic" {
+            cx.quit();
+        }
+    });
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_for(&mut reactor, Duration::from_secs(20));
+    }));
+    let message = caught.expect_err("the slot's panic reaches the caller");
+    assert_eq!(message.downcast_ref::<&str>(), Some(&"boom in a slot"));
+    // The socket is back in place, encrypted, and the loop goes on.
+    let socket = reactor.socket(id).expect("the socket survived the panic");
+    assert!(socket.is_encrypted());
+    socket.write(b"after the panic").unwrap();
+    run_for(&mut reactor, Duration::from_secs(20));
+}

@@ -24,6 +24,8 @@ pub(super) enum SocketEvent {
     AlertSent(Alert),
     ReadyRead,
     BytesWritten(u64),
+    WriteBufferFull(u64),
+    WriteBufferDrained,
     ReadChannelFinished,
     ProxyAuthenticationRequired(String),
     Disconnected,
@@ -90,6 +92,11 @@ socket_signals! {
     ready_read: (),
     /// Plaintext bytes (the payload) were handed to the network.
     bytes_written: u64,
+    /// [`SslSocket::bytes_to_write`] reached the high-water mark (see
+    /// [`SslSocket::set_write_high_water_mark`]); the payload is its value.
+    write_buffer_full: u64,
+    /// The write queue drained below half the high-water mark.
+    write_buffer_drained: (),
     /// The peer will send nothing more (TLS `close_notify`, or FIN on an
     /// unencrypted socket).
     read_channel_finished: (),
@@ -104,7 +111,10 @@ impl SslSocket {
     /// Emits the queued events, oldest first. Stops early when a slot
     /// deletes the socket.
     pub(super) fn dispatch(&mut self, cx: &mut Context) {
-        while let Some(event) = self.events.pop_front() {
+        while !cx.has_panic() {
+            let Some(event) = self.events.pop_front() else {
+                break;
+            };
             self.emit_event(cx, event);
             if self.deleted {
                 self.events.clear();
@@ -145,6 +155,12 @@ impl SslSocket {
             SocketEvent::AlertSent(a) => emit(self, cx, |s| &mut s.signals.alert_sent, &a),
             SocketEvent::ReadyRead => emit(self, cx, |s| &mut s.signals.ready_read, &()),
             SocketEvent::BytesWritten(n) => emit(self, cx, |s| &mut s.signals.bytes_written, &n),
+            SocketEvent::WriteBufferFull(n) => {
+                emit(self, cx, |s| &mut s.signals.write_buffer_full, &n)
+            }
+            SocketEvent::WriteBufferDrained => {
+                emit(self, cx, |s| &mut s.signals.write_buffer_drained, &())
+            }
             SocketEvent::ReadChannelFinished => {
                 emit(self, cx, |s| &mut s.signals.read_channel_finished, &())
             }

@@ -253,26 +253,33 @@ impl SslSocket {
                         let n = self.write_buffer.len().min(ENCRYPT_CHUNK);
                         engine.send(&self.write_buffer.as_slice()[..n])?;
                         self.write_buffer.consume(n);
-                        self.unflushed += n as u64;
+                        self.progress.encrypted(n, engine.outgoing_len());
                     }
                 }
-                tcp.send(engine.outgoing()).map_err(Error::Network)?;
-                if engine.outgoing_len() == 0 && self.unflushed > 0 {
-                    self.events
-                        .push_back(SocketEvent::BytesWritten(self.unflushed));
-                    self.unflushed = 0;
-                }
+                let sent = tcp.send(engine.outgoing()).map_err(Error::Network)?;
+                let written = self.progress.sent(sent);
+                self.report_written(written);
             }
             None if self.mode == SslMode::UnencryptedMode => {
                 let sent = tcp.send(&mut self.write_buffer).map_err(Error::Network)?;
-                if sent > 0 {
-                    self.events
-                        .push_back(SocketEvent::BytesWritten(sent as u64));
-                }
+                self.report_written(sent as u64);
             }
             None => {}
         }
         Ok(())
+    }
+
+    /// Queues `bytes_written` (and `write_buffer_drained` when the queue
+    /// fell back below half the high-water mark).
+    fn report_written(&mut self, written: u64) {
+        if written == 0 {
+            return;
+        }
+        self.events.push_back(SocketEvent::BytesWritten(written));
+        if self.write_full && self.bytes_to_write() <= self.write_high_water as u64 / 2 {
+            self.write_full = false;
+            self.events.push_back(SocketEvent::WriteBufferDrained);
+        }
     }
 
     /// Writes what can be written now, without waiting for the reactor (Qt's
@@ -358,6 +365,8 @@ impl SslSocket {
         self.tcp = None;
         self.registered = false;
         self.engine = None;
+        self.progress = super::write_progress::WriteProgress::default();
+        self.write_full = false;
         self.connect = super::connect::Connect::default();
         self.close = Close::default();
         self.encrypt_when_connected = false;

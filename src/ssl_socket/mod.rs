@@ -10,6 +10,7 @@
 mod connect;
 mod dispatch;
 mod drive;
+mod write_progress;
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -27,6 +28,7 @@ use crate::tcp::Tcp;
 
 use connect::Connect;
 use dispatch::{SocketEvent, SocketSignals};
+use write_progress::WriteProgress;
 
 /// Where a socket is in its life (Qt's `SocketState`, with the TLS phases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,8 +90,12 @@ pub struct SslSocket {
     /// Plaintext written by the program, not yet encrypted (or, unencrypted,
     /// not yet sent).
     write_buffer: ByteQueue,
-    /// Plaintext bytes encrypted whose ciphertext is not all sent yet.
-    unflushed: u64,
+    /// Which written plaintext has reached the network.
+    progress: WriteProgress,
+    /// `write_buffer_full` fires when `bytes_to_write` reaches this (0: never).
+    write_high_water: usize,
+    /// Above the high-water mark, until drained below half of it.
+    write_full: bool,
     read_buffer_size: usize,
     nodelay: bool,
     ignored: Vec<SslError>,
@@ -141,7 +147,9 @@ impl SslSocket {
             engine: None,
             read_buffer: ByteQueue::new(),
             write_buffer: ByteQueue::new(),
-            unflushed: 0,
+            progress: WriteProgress::default(),
+            write_high_water: 0,
+            write_full: false,
             read_buffer_size: 0,
             nodelay: true,
             ignored: Vec::new(),
@@ -317,7 +325,21 @@ impl SslSocket {
             return Err(Error::InvalidState("the socket is closing or closed"));
         }
         self.write_buffer.extend(data);
+        let mark = self.write_high_water as u64;
+        if mark > 0 && !self.write_full && self.bytes_to_write() >= mark {
+            self.write_full = true;
+            self.events
+                .push_back(SocketEvent::WriteBufferFull(self.bytes_to_write()));
+        }
         Ok(data.len())
+    }
+
+    /// Sets the write high-water mark (0, the default: none). When
+    /// [`bytes_to_write`](Self::bytes_to_write) reaches it, `write_buffer_full`
+    /// is emitted so a producer can pause; once the queue has drained below
+    /// half the mark, `write_buffer_drained` tells it to resume.
+    pub fn set_write_high_water_mark(&mut self, bytes: usize) {
+        self.write_high_water = bytes;
     }
 
     /// Copies received plaintext into `buf`; returns how many bytes (0 when
@@ -362,7 +384,7 @@ impl SslSocket {
 
     /// Plaintext bytes written but not yet handed to the network.
     pub fn bytes_to_write(&self) -> u64 {
-        self.write_buffer.len() as u64 + self.unflushed
+        self.write_buffer.len() as u64 + self.progress.unflushed()
     }
 
     /// Limits the plaintext buffered for reading (0: no limit, the
@@ -401,7 +423,6 @@ impl SslSocket {
     /// the socket was connected.
     pub fn abort(&mut self) {
         self.write_buffer = ByteQueue::new();
-        self.unflushed = 0;
         self.tear_down();
     }
 
