@@ -38,6 +38,13 @@ pub enum Error {
         /// Why the last attempt failed.
         source: io::Error,
     },
+    /// A server could not listen on its address (in use, not local, …).
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     /// The connection failed after it was established (reset, network down).
     Network(io::Error),
     /// The peer closed the connection during the TLS handshake.
@@ -105,6 +112,7 @@ impl fmt::Display for Error {
             Error::ConnectionFailed { host, address, source } => {
                 write!(f, "cannot connect to {host} ({address}): {source}")
             }
+            Error::Listen { address, source } => write!(f, "cannot listen on {address}: {source}"),
             Error::Network(e) => write!(f, "network error: {e}"),
             Error::ClosedDuringHandshake => f.write_str("the peer closed the connection during the TLS handshake"),
             Error::Truncated => f.write_str(
@@ -163,6 +171,10 @@ impl Clone for Error {
                 address: *address,
                 source: clone_io(source),
             },
+            Error::Listen { address, source } => Error::Listen {
+                address: *address,
+                source: clone_io(source),
+            },
             Error::Network(e) => Error::Network(clone_io(e)),
             Error::ClosedDuringHandshake => Error::ClosedDuringHandshake,
             Error::Truncated => Error::Truncated,
@@ -202,7 +214,9 @@ fn clone_io(e: &io::Error) -> io::Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::ConnectionFailed { source, .. } | Error::File { source, .. } => Some(source),
+            Error::ConnectionFailed { source, .. }
+            | Error::Listen { source, .. }
+            | Error::File { source, .. } => Some(source),
             Error::Network(e) => Some(e),
             Error::Handshake(e) | Error::Tls(e) => Some(e),
             _ => None,

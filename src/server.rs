@@ -89,11 +89,8 @@ impl SslServer {
                 "a server needs a local certificate and private key".into(),
             ));
         }
-        let listener = TcpListener::bind(address).map_err(|source| Error::ConnectionFailed {
-            host: address.ip().to_string(),
-            address,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(address).map_err(|source| Error::Listen { address, source })?;
         Ok(Self {
             id: ServerId(Default::default()),
             listener,

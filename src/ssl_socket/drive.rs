@@ -225,15 +225,12 @@ impl SslSocket {
         close_notify
     }
 
-    /// The peer will send nothing more: tell the program, and close our side
-    /// too once our pending data is out.
+    /// The peer will send nothing more: tell the program. Our side closes
+    /// too (see `advance_close`), but only after the slots of this round ran,
+    /// so they may still answer what arrived before the peer's goodbye.
     fn on_peer_finished(&mut self) {
         self.close.peer_finished = true;
         self.events.push_back(SocketEvent::ReadChannelFinished);
-        if !self.close.requested {
-            self.close.requested = true;
-            self.set_state(SocketState::Closing);
-        }
     }
 
     // ---- sending ----
@@ -299,6 +296,10 @@ impl SslSocket {
     /// A graceful close, step by step: queued data out, `close_notify`, FIN,
     /// then wait (briefly) for the peer to finish too.
     fn advance_close(&mut self, cx: &mut Context) -> Result<()> {
+        if self.close.peer_finished && !self.close.requested && self.events.is_empty() {
+            // The peer's goodbye has been dispatched: close our side too.
+            self.close.requested = true;
+        }
         if !self.close.requested || self.state == SocketState::Unconnected {
             return Ok(());
         }
