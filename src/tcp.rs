@@ -39,6 +39,10 @@ pub(crate) struct Tcp {
     writable: bool,
     /// The peer's FIN was read.
     eof: bool,
+    /// An error met after bytes were read in the same call: reported by the
+    /// next call, so those bytes are processed first (a TLS alert or proxy
+    /// reply followed by a reset must be seen).
+    deferred_error: Option<io::Error>,
 }
 
 impl Tcp {
@@ -58,6 +62,7 @@ impl Tcp {
             readable: connected,
             writable: connected,
             eof: false,
+            deferred_error: None,
         }
     }
 
@@ -101,9 +106,9 @@ impl Tcp {
         }
     }
 
-    /// Whether a read could make progress without a new event.
-    pub(crate) fn can_read(&self) -> bool {
-        self.readable && !self.eof
+    /// Whether an error waits to be reported by the next `receive`.
+    pub(crate) fn has_deferred_error(&self) -> bool {
+        self.deferred_error.is_some()
     }
 
     /// Whether the peer's FIN was read.
@@ -114,8 +119,11 @@ impl Tcp {
     /// Reads into `queue` until `WouldBlock`, EOF, or `queue` holds `limit`
     /// bytes.
     pub(crate) fn receive(&mut self, queue: &mut ByteQueue, limit: usize) -> io::Result<Received> {
+        if let Some(e) = self.deferred_error.take() {
+            return Err(e);
+        }
         let mut received = Received::default();
-        while self.can_read() && queue.len() < limit {
+        while self.readable && !self.eof && queue.len() < limit {
             let room = (limit - queue.len()).min(READ_CHUNK);
             match queue.fill_from(&mut self.stream, room) {
                 Ok(0) => {
@@ -125,6 +133,10 @@ impl Tcp {
                 Ok(n) => received.bytes += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if received.bytes > 0 => {
+                    self.deferred_error = Some(e);
+                    self.readable = false;
+                }
                 Err(e) => return Err(e),
             }
         }

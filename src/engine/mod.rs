@@ -374,7 +374,13 @@ impl Engine {
                     None,
                 )])
             }
-            _ if self.session.transport().eof => Error::ClosedDuringHandshake,
+            // Only what the end of the stream itself causes; any other
+            // error (garbage before the FIN, a bad alert) is reported as is.
+            code::PREMATURE_TERMINATION | code::UNEXPECTED_PACKET_LENGTH
+                if self.session.transport().eof =>
+            {
+                Error::ClosedDuringHandshake
+            }
             _ => {
                 self.send_alert_for(error);
                 Error::Handshake(error)

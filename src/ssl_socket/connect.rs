@@ -59,6 +59,9 @@ pub(super) struct Connect {
 #[derive(Debug)]
 struct Tunnel {
     negotiation: Negotiation,
+    /// What the proxy sent, kept apart from the program's data: a proxy's
+    /// error page must never read as if the target had sent it.
+    input: ByteQueue,
     out: ByteQueue,
     /// The credentials the proxy refused, while its slots may supply others.
     refused: Option<Option<(String, String)>>,
@@ -265,6 +268,7 @@ impl SslSocket {
                 )?;
                 self.connect.tunnel = Some(Tunnel {
                     negotiation,
+                    input: ByteQueue::new(),
                     out,
                     refused: None,
                 });
@@ -293,11 +297,11 @@ impl SslSocket {
         }
         tcp.send(&mut tunnel.out).map_err(proxy_dropped)?;
         let received = tcp
-            .receive(&mut self.read_buffer, usize::MAX)
+            .receive(&mut tunnel.input, usize::MAX)
             .map_err(proxy_dropped)?;
         match tunnel
             .negotiation
-            .receive(&mut self.read_buffer, &mut tunnel.out)?
+            .receive(&mut tunnel.input, &mut tunnel.out)?
         {
             Progress::Done => {
                 log::debug!(
@@ -306,7 +310,13 @@ impl SslSocket {
                     self.host,
                     self.port
                 );
+                // Whatever followed the proxy's answer is the target's.
+                let early = tunnel.input.take_all();
                 self.become_connected();
+                self.read_buffer.extend(&early);
+                if !early.is_empty() && !self.encrypt_when_connected {
+                    self.events.push_back(SocketEvent::ReadyRead);
+                }
             }
             Progress::NeedMore if received.eof => {
                 return Err(Error::Proxy {
@@ -355,7 +365,6 @@ impl SslSocket {
         );
         self.tcp = None;
         self.registered = false;
-        self.read_buffer = ByteQueue::new();
         self.connect.tunnel = None;
         self.connect.remaining = self.connect.endpoint.iter().copied().collect();
         self.connect.next_attempt_at = None;

@@ -12,6 +12,7 @@ use mio::Registry;
 
 use super::dispatch::SocketEvent;
 use super::{SocketState, SslMode, SslSocket};
+use crate::buffer::ByteQueue;
 use crate::context::Context;
 use crate::engine::EngineEvent;
 use crate::error::{Error, Result, TimeoutKind};
@@ -55,8 +56,10 @@ impl SslSocket {
         if let Err(error) = self.advance(cx) {
             self.fail(error);
         }
+        // A read error held back behind data needs another round to report.
+        let deferred = self.tcp.as_ref().is_some_and(Tcp::has_deferred_error);
         if self.events.is_empty() {
-            return false;
+            return deferred;
         }
         self.dispatch(cx);
         !self.deleted
@@ -241,6 +244,15 @@ impl SslSocket {
         let Some(tcp) = self.tcp.as_mut() else {
             return Ok(());
         };
+        if !self.plain_out.is_empty() {
+            let sent = tcp.send(&mut self.plain_out).map_err(Error::Network)?;
+            let pending = !self.plain_out.is_empty();
+            self.report_written(sent as u64);
+            if pending {
+                return Ok(());
+            }
+            return self.transmit();
+        }
         match self.engine.as_mut() {
             Some(engine) => {
                 if engine.is_established() {
@@ -301,6 +313,11 @@ impl SslSocket {
             self.close.requested = true;
         }
         if !self.close.requested || self.state == SocketState::Unconnected {
+            return Ok(());
+        }
+        if self.engine.as_ref().is_some_and(|e| !e.is_established()) {
+            // Qt's pending close: the handshake finishes first, then the
+            // data written meanwhile goes out, then the goodbye.
             return Ok(());
         }
         self.set_state(SocketState::Closing);
@@ -365,7 +382,9 @@ impl SslSocket {
         // Dropping the stream closes it, which also removes it from epoll.
         self.tcp = None;
         self.registered = false;
-        self.engine = None;
+        // The engine stays, inert, so the session's details (protocol,
+        // certificates) remain readable until the next connection.
+        self.plain_out = ByteQueue::new();
         self.progress = super::write_progress::WriteProgress::default();
         self.write_full = false;
         self.connect = super::connect::Connect::default();

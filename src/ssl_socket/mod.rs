@@ -90,6 +90,8 @@ pub struct SslSocket {
     /// Plaintext written by the program, not yet encrypted (or, unencrypted,
     /// not yet sent).
     write_buffer: ByteQueue,
+    /// Plaintext written before encryption started, sent before any TLS.
+    plain_out: ByteQueue,
     /// Which written plaintext has reached the network.
     progress: WriteProgress,
     /// `write_buffer_full` fires when `bytes_to_write` reaches this (0: never).
@@ -147,6 +149,7 @@ impl SslSocket {
             engine: None,
             read_buffer: ByteQueue::new(),
             write_buffer: ByteQueue::new(),
+            plain_out: ByteQueue::new(),
             progress: WriteProgress::default(),
             write_high_water: 0,
             write_full: false,
@@ -260,6 +263,8 @@ impl SslSocket {
         self.port = port;
         self.last_error = None;
         self.ended = false;
+        self.engine = None;
+        self.mode = SslMode::UnencryptedMode;
         self.connect = Connect::new(self.proxy.as_ref(), host);
         self.set_state(SocketState::HostLookup);
         Ok(())
@@ -275,15 +280,17 @@ impl SslSocket {
     }
 
     /// Starts the TLS handshake as a client on a connected, unencrypted
-    /// socket (STARTTLS). Bytes already received stay readable as plaintext;
-    /// everything after is TLS.
+    /// socket (STARTTLS). Plaintext written before is still sent first, in
+    /// plaintext; bytes received and not read yet count as the start of the
+    /// TLS stream, so read the plaintext phase's data before calling this.
     pub fn start_client_encryption(&mut self) -> Result<()> {
         self.start_encryption(false)
     }
 
     /// Starts the TLS handshake as a server on a connected, unencrypted
-    /// socket (server-side STARTTLS). The configuration must hold a local
-    /// certificate and key.
+    /// socket (server-side STARTTLS), with the same rules for data written
+    /// and received before. The configuration must hold a local certificate
+    /// and key.
     pub fn start_server_encryption(&mut self) -> Result<()> {
         self.start_encryption(true)
     }
@@ -305,6 +312,17 @@ impl SslSocket {
         engine.ignore_ssl_errors(&self.ignored);
         if self.ignore_all {
             engine.ignore_all_ssl_errors();
+        }
+        // Bytes received but not read are the start of the TLS stream (a
+        // ClientHello sent right after the plaintext "go ahead").
+        engine.incoming().extend(self.read_buffer.as_slice());
+        self.read_buffer = ByteQueue::new();
+        // On a socket that was unencrypted (STARTTLS), plaintext written
+        // before encryption starts still goes out first, in plaintext (a
+        // "go ahead" reply, for example). With connect_to_host_encrypted,
+        // everything written is meant to be encrypted.
+        if self.mode == SslMode::UnencryptedMode {
+            self.plain_out = std::mem::take(&mut self.write_buffer);
         }
         self.engine = Some(engine);
         self.mode = if server {
@@ -384,7 +402,7 @@ impl SslSocket {
 
     /// Plaintext bytes written but not yet handed to the network.
     pub fn bytes_to_write(&self) -> u64 {
-        self.write_buffer.len() as u64 + self.progress.unflushed()
+        (self.write_buffer.len() + self.plain_out.len()) as u64 + self.progress.unflushed()
     }
 
     /// Limits the plaintext buffered for reading (0: no limit, the
@@ -487,7 +505,8 @@ impl SslSocket {
 
     /// Whether the handshake is complete and data is encrypted.
     pub fn is_encrypted(&self) -> bool {
-        self.engine.as_ref().is_some_and(|e| e.is_established())
+        matches!(self.state, SocketState::Encrypted | SocketState::Closing)
+            && self.engine.as_ref().is_some_and(|e| e.is_established())
     }
 
     /// The last error reported through the `error` signal (Qt's `error()`).

@@ -1,0 +1,877 @@
+//! Our server (`Reactor::listen` + `new_connection`) with real TLS clients:
+//! `openssl s_client`, `gnutls-cli` and `curl`. The reactor runs on the test
+//! thread while the client process runs.
+
+mod common;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use common::*;
+use sslsocket::{
+    PeerVerifyMode, Reactor, SslConfiguration, SslErrorKind, SslMode, SslProtocol, SslSocket,
+};
+
+/// What the server does with one accepted connection.
+type Handler = fn(&mut SslSocket);
+
+/// Listens on `address` with `ca/server.pem`; every accepted connection
+/// gets a probe (not collecting data) and `handler`'s slots. Returns the
+/// port and the probes of the connections, in order.
+fn serve(
+    reactor: &mut Reactor,
+    address: &str,
+    handler: Handler,
+) -> (u16, Rc<RefCell<Vec<Shared>>>) {
+    serve_with(reactor, address, server_config(), handler)
+}
+
+fn serve_with(
+    reactor: &mut Reactor,
+    address: &str,
+    config: SslConfiguration,
+    handler: Handler,
+) -> (u16, Rc<RefCell<Vec<Shared>>>) {
+    let address: SocketAddr = address.parse().unwrap();
+    let id = reactor.listen(address, config).expect("listen");
+    let server = reactor.server(id).unwrap();
+    // No handshake deadline: on a busy machine the 5 s default could fail a
+    // test that is about something else (each wait is bounded anyway).
+    server.set_handshake_timeout(None);
+    let port = server.local_address().port();
+    assert_eq!(server.local_address().ip(), address.ip());
+    let probes: Rc<RefCell<Vec<Shared>>> = Rc::default();
+    let list = probes.clone();
+    server.new_connection().connect(move |_, cx, &socket| {
+        let socket = cx.socket(socket).expect("the new socket");
+        assert_eq!(socket.mode(), SslMode::SslServerMode);
+        list.borrow_mut().push(probe(socket, false));
+        handler(socket);
+    });
+    (port, probes)
+}
+
+/// Echoes whatever arrives.
+fn echo(socket: &mut SslSocket) {
+    socket.ready_read().connect(|s, _, _| {
+        let data = s.read_all();
+        s.write(&data).unwrap();
+    });
+}
+
+/// Answers the first line with "pong: LINE" and closes.
+fn pong(socket: &mut SslSocket) {
+    socket.ready_read().connect(|s, _, _| answer_line(s));
+}
+
+fn answer_line(s: &mut SslSocket) {
+    if let Some(line) = s.read_line() {
+        let mut answer = b"pong: ".to_vec();
+        answer.extend_from_slice(&line);
+        s.write(&answer).unwrap();
+        s.disconnect_from_host();
+    }
+}
+
+/// A tiny HTTP/1.1 server: answers every request head with a body naming
+/// the path, then closes.
+fn http(socket: &mut SslSocket) {
+    socket.set_user_data(Vec::<u8>::new());
+    socket.ready_read().connect(|s, _, _| {
+        let data = s.read_all();
+        let request = s.user_data::<Vec<u8>>().unwrap();
+        request.extend_from_slice(&data);
+        let Some(end) = find(request, b"\r\n\r\n") else { return };
+        let head = String::from_utf8_lossy(&request[..end]).into_owned();
+        let path = head.split(' ').nth(1).unwrap_or("?").to_owned();
+        let body = http_body(&path);
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write(response.as_bytes()).unwrap();
+        s.write(&body).unwrap();
+        s.disconnect_from_host();
+    });
+}
+
+fn http_body(path: &str) -> Vec<u8> {
+    let mut body = format!("you asked for {path}\n").into_bytes();
+    body.extend_from_slice(&pattern(100_000));
+    body
+}
+
+/// Runs the reactor until the client process exits; returns its status.
+fn run_until_exit(reactor: &mut Reactor, client: &mut Proc) -> std::process::ExitStatus {
+    run_until(reactor, TIMEOUT, "the client process to exit", |_| {
+        client.try_wait().is_some()
+    });
+    client.wait(TIMEOUT)
+}
+
+/// Runs the reactor until every accepted connection is disconnected.
+fn run_until_all_disconnected(
+    reactor: &mut Reactor,
+    probes: &Rc<RefCell<Vec<Shared>>>,
+    count: usize,
+) {
+    run_until(reactor, TIMEOUT, "the server's connections to end", |_| {
+        let probes = probes.borrow();
+        probes.len() == count && probes.iter().all(|p| p.borrow().disconnected())
+    });
+}
+
+#[test]
+fn openssl_s_client_gets_an_answer_from_our_server() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", pong);
+    let mut client = Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+        .args([
+            "-CAfile",
+            &ca_str("root-ca.pem"),
+            "-verify_return_error",
+            "-quiet",
+        ])
+        .start();
+    client.write_stdin(b"ping\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert_eq!(
+        client.stdout_text(),
+        "pong: ping\n",
+        "stderr: {}",
+        client.stderr_text()
+    );
+    assert!(
+        status.success(),
+        "s_client: {status}\n{}",
+        client.stderr_text()
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(p.handshake_done());
+    assert_eq!(p.errors(), vec![], "{:?}", p.error_texts);
+    assert_eq!(p.protocol, Some(SslProtocol::TlsV1_3));
+    // The server sent its whole chain: s_client verified it against the
+    // root alone (-verify_return_error would have failed otherwise).
+    assert!(
+        client.stderr_text().contains("verify return:1"),
+        "{}",
+        client.stderr_text()
+    );
+}
+
+#[test]
+fn openssl_s_client_tls12_to_our_server() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", pong);
+    let mut client = Spawn::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_2",
+        ])
+        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+        .args([
+            "-CAfile",
+            &ca_str("root-ca.pem"),
+            "-verify_return_error",
+            "-quiet",
+        ])
+        .start();
+    client.write_stdin(b"over tls 1.2\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert_eq!(
+        client.stdout_text(),
+        "pong: over tls 1.2\n",
+        "stderr: {}",
+        client.stderr_text()
+    );
+    assert!(
+        status.success(),
+        "s_client: {status}\n{}",
+        client.stderr_text()
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert_eq!(p.protocol, Some(SslProtocol::TlsV1_2));
+    assert_eq!(p.errors(), vec![], "{:?}", p.error_texts);
+}
+
+#[test]
+fn gnutls_cli_echo_through_our_server() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", echo);
+    let dir = TempDir::new("server-gnutls-cli");
+    let log = dir.path().join("gnutls-cli.log");
+    let mut client = Spawn::new("gnutls-cli")
+        .args([
+            "--x509cafile",
+            &ca_str("root-ca.pem"),
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["--logfile", log.to_str().unwrap(), "localhost"])
+        .start();
+    client.write_stdin(b"hello from gnutls-cli\n");
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the echo on gnutls-cli's stdout",
+        |_| contains(&client.stdout(), b"hello from gnutls-cli\n") || client.try_wait().is_some(),
+    );
+    client.write_stdin(b"second line\n");
+    run_until(&mut reactor, TIMEOUT, "the second echo", |_| {
+        contains(&client.stdout(), b"second line\n") || client.try_wait().is_some()
+    });
+    // EOF on stdin: gnutls-cli says goodbye (close_notify) and exits.
+    client.close_stdin();
+    let status = run_until_exit(&mut reactor, &mut client);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "gnutls-cli: {status}\nstderr: {}\nlog: {log_text}",
+        client.stderr_text()
+    );
+    assert_eq!(
+        client.stdout_text(),
+        "hello from gnutls-cli\nsecond line\n",
+        "stderr: {}\nlog: {log_text}",
+        client.stderr_text()
+    );
+    assert!(
+        log_text.contains("Handshake was completed"),
+        "log: {log_text}"
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(p.handshake_done());
+    assert!(
+        p.has(&Event::ReadChannelFinished),
+        "gnutls-cli sent close_notify: {:?}",
+        p.events
+    );
+    assert_eq!(p.errors(), vec![], "{:?}", p.error_texts);
+}
+
+fn curl(url: &str, extra: &[&str]) -> Proc {
+    Spawn::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "20",
+            "--cacert",
+            &ca_str("root-ca.pem"),
+        ])
+        .args(extra)
+        .arg(url)
+        .null_stdin()
+        .start()
+}
+
+#[test]
+fn curl_fetches_from_our_https_server() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", http);
+    let mut client = curl(&format!("https://localhost:{port}/some/path?x=1"), &[]);
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(status.success(), "curl: {status}\n{}", client.stderr_text());
+    assert!(
+        client.stdout() == http_body("/some/path?x=1"),
+        "body differs (len {})",
+        client.stdout().len()
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    assert_eq!(
+        probes[0].borrow().errors(),
+        vec![],
+        "{:?}",
+        probes[0].borrow().error_texts
+    );
+}
+
+#[test]
+fn curl_fetches_several_times_in_a_row_and_by_ip_address() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", http);
+    for (i, url) in [
+        format!("https://localhost:{port}/a"),
+        format!("https://127.0.0.1:{port}/b"),
+        format!("https://localhost:{port}/c"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut client = curl(
+            url,
+            &["--tlsv1.2", "--tls-max", if i == 1 { "1.2" } else { "1.3" }],
+        );
+        let status = run_until_exit(&mut reactor, &mut client);
+        assert!(
+            status.success(),
+            "curl {url}: {status}\n{}",
+            client.stderr_text()
+        );
+        let path = &url[url.rfind('/').unwrap()..];
+        assert!(client.stdout() == http_body(path), "body of {url} differs");
+    }
+    run_until_all_disconnected(&mut reactor, &probes, 3);
+    let probes = probes.borrow();
+    assert_eq!(probes[1].borrow().protocol, Some(SslProtocol::TlsV1_2));
+    assert_eq!(probes[2].borrow().protocol, Some(SslProtocol::TlsV1_3));
+    // Accepted sockets are removed once disconnected: only the server is left.
+    assert_eq!(reactor.object_count(), 1);
+}
+
+#[test]
+fn our_server_on_ipv6_loopback_with_curl() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "[::1]:0", http);
+    let mut client = curl(&format!("https://[::1]:{port}/v6"), &[]);
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(status.success(), "curl: {status}\n{}", client.stderr_text());
+    assert!(client.stdout() == http_body("/v6"));
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+}
+
+#[test]
+fn client_rejecting_our_certificate_is_reported_on_the_server() {
+    // s_client trusting another CA refuses our chain with an unknown_ca
+    // alert (48); our server reports the alert. (TLS 1.2: in TLS 1.3
+    // OpenSSL sends this alert unencrypted, which GnuTLS cannot read.)
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", echo);
+    let mut client = Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args([
+            "-CAfile",
+            &ca_str("other-ca.pem"),
+            "-verify_return_error",
+            "-quiet",
+            "-tls1_2",
+        ])
+        .start();
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(
+        !status.success(),
+        "s_client accepted a chain it does not trust"
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(!p.handshake_done());
+    assert_eq!(
+        p.errors(),
+        vec![Caught::AlertReceived(48)],
+        "{:?}",
+        p.error_texts
+    );
+    assert_eq!(p.alerts_received, vec![48]);
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Disconnected),
+        "{:?}",
+        p.events
+    );
+}
+
+// ---- client certificates ----
+
+/// A server that requires a client certificate issued under the test root.
+fn mutual_tls_config() -> SslConfiguration {
+    SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .add_ca_certificates_file(ca("root-ca.pem"))
+        .peer_verify_mode(PeerVerifyMode::VerifyPeer)
+        .build()
+        .unwrap()
+}
+
+fn s_client_with(port: u16, extra: &[&str]) -> Proc {
+    Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+        .args([
+            "-CAfile",
+            &ca_str("root-ca.pem"),
+            "-verify_return_error",
+            "-quiet",
+        ])
+        .args(extra)
+        .start()
+}
+
+#[test]
+fn our_server_accepts_a_valid_client_certificate() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
+    let mut client = s_client_with(
+        port,
+        &[
+            "-cert",
+            &ca_str("client.pem"),
+            "-cert_chain",
+            &ca_str("intermediate-ca.pem"),
+            "-key",
+            &ca_str("client.key"),
+        ],
+    );
+    client.write_stdin(b"with a certificate\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert_eq!(
+        client.stdout_text(),
+        "pong: with a certificate\n",
+        "stderr: {}",
+        client.stderr_text()
+    );
+    assert!(status.success(), "s_client: {status}");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert_eq!(p.errors(), vec![], "{:?}", p.error_texts);
+    assert_eq!(p.verify_errors, vec![]);
+    assert_eq!(p.chain.len(), 2, "the client's leaf and intermediate");
+    assert_eq!(
+        p.chain[0].subject_common_name().as_deref(),
+        Some("sslsocket test client")
+    );
+}
+
+#[test]
+fn our_server_refuses_a_client_without_certificate() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
+    let mut client = s_client_with(port, &[]);
+    client.write_stdin(b"without a certificate\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(!status.success(), "s_client: {status}");
+    assert_eq!(client.stdout_text(), "", "no answer without a certificate");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(!p.handshake_done());
+    assert_eq!(
+        p.errors(),
+        vec![Caught::CertificateVerification(vec![
+            SslErrorKind::NoPeerCertificate
+        ])],
+        "{:?}",
+        p.error_texts
+    );
+    // TLS 1.3: certificate_required.
+    assert_eq!(p.alerts_sent, vec![116]);
+}
+
+#[test]
+fn our_server_refuses_a_client_certificate_from_another_ca() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
+    let mut client = s_client_with(
+        port,
+        &[
+            "-cert",
+            &ca_str("other-client.pem"),
+            "-key",
+            &ca_str("other-client.key"),
+        ],
+    );
+    client.write_stdin(b"with a foreign certificate\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(!status.success(), "s_client: {status}");
+    assert_eq!(client.stdout_text(), "");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(!p.handshake_done());
+    assert_eq!(
+        p.errors(),
+        vec![Caught::CertificateVerification(vec![
+            SslErrorKind::UnableToGetLocalIssuerCertificate
+        ])],
+        "{:?}",
+        p.error_texts
+    );
+    assert_eq!(p.alerts_sent, vec![48]);
+    assert!(
+        client.stderr_text().contains("unknown ca"),
+        "{}",
+        client.stderr_text()
+    );
+}
+
+#[test]
+fn several_curl_clients_at_once() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", http);
+    let mut clients: Vec<(String, Proc)> = (0..6)
+        .map(|i| {
+            let path = format!("/client/{i}");
+            let url = format!("https://localhost:{port}{path}");
+            (path, curl(&url, &[]))
+        })
+        .collect();
+    run_until(&mut reactor, TIMEOUT, "every curl to exit", |_| {
+        clients.iter_mut().all(|(_, c)| c.try_wait().is_some())
+    });
+    for (path, client) in &mut clients {
+        let status = client.wait(TIMEOUT);
+        assert!(
+            status.success(),
+            "curl {path}: {status}\n{}",
+            client.stderr_text()
+        );
+        assert!(client.stdout() == http_body(path), "body of {path} differs");
+    }
+    run_until_all_disconnected(&mut reactor, &probes, 6);
+    for p in probes.borrow().iter() {
+        assert_eq!(p.borrow().errors(), vec![], "{:?}", p.borrow().error_texts);
+    }
+}
+
+#[test]
+fn a_plaintext_client_gets_an_alert_and_the_server_goes_on() {
+    use std::io::{Read, Write};
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", http);
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_millis(10)))
+        .unwrap();
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the server to close the plaintext connection",
+        |_| {
+            let mut buf = [0u8; 1024];
+            match plain.read(&mut buf) {
+                Ok(0) => true,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    false
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    false
+                }
+                Err(_) => true,
+            }
+        },
+    );
+    assert_eq!(answer.first(), Some(&21), "an alert record: {answer:?}");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    {
+        let probes = probes.borrow();
+        let p = probes[0].borrow();
+        assert!(!p.handshake_done());
+        let errors = p.errors();
+        assert!(
+            matches!(errors.as_slice(), [Caught::Handshake(_)]),
+            "{:?}",
+            p.error_texts
+        );
+        assert_eq!(p.alerts_sent.len(), 1);
+    }
+    let mut client = curl(&format!("https://localhost:{port}/after"), &[]);
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(status.success(), "curl: {status}\n{}", client.stderr_text());
+    assert!(client.stdout() == http_body("/after"));
+}
+
+#[test]
+fn curl_negotiates_alpn_with_our_server() {
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .alpn_protocols(["http/1.1"])
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", config, http);
+    // curl offers h2 and http/1.1.
+    let mut client = curl(&format!("https://localhost:{port}/alpn"), &["-v"]);
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(status.success(), "curl: {status}\n{}", client.stderr_text());
+    assert!(client.stdout() == http_body("/alpn"));
+    assert!(
+        client
+            .stderr_text()
+            .contains("ALPN: server accepted http/1.1"),
+        "{}",
+        client.stderr_text()
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    assert_eq!(
+        probes.borrow()[0].borrow().alpn.as_deref(),
+        Some(&b"http/1.1"[..])
+    );
+}
+
+#[test]
+fn our_server_picks_the_certificate_for_the_sni_name() {
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .add_local_certificate_files(ca("server-sni.pem"), ca("server-sni.key"), None)
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", config, pong);
+    for name in ["other.localhost", "localhost"] {
+        let mut client = Spawn::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", name, "-verify_hostname", name])
+            .args([
+                "-CAfile",
+                &ca_str("root-ca.pem"),
+                "-verify_return_error",
+                "-quiet",
+            ])
+            .start();
+        client.write_stdin(format!("{name}\n").as_bytes());
+        let status = run_until_exit(&mut reactor, &mut client);
+        assert!(
+            status.success(),
+            "s_client for {name}: {status}\n{}",
+            client.stderr_text()
+        );
+        assert_eq!(client.stdout_text(), format!("pong: {name}\n"));
+        assert!(
+            client
+                .stderr_text()
+                .contains(&format!("depth=0 O = sslsocket, CN = {name}\n")),
+            "{name}: {}",
+            client.stderr_text()
+        );
+    }
+    run_until_all_disconnected(&mut reactor, &probes, 2);
+}
+
+#[test]
+fn banner_written_and_closed_at_once_reaches_the_client() {
+    // A server that greets and closes in `new_connection`, before the
+    // handshake is done: the banner must still arrive, then close_notify.
+    fn banner(socket: &mut SslSocket) {
+        socket.write(b"banner line\n").unwrap();
+        socket.disconnect_from_host();
+    }
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", banner);
+    let mut client = Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+        .args([
+            "-CAfile",
+            &ca_str("root-ca.pem"),
+            "-verify_return_error",
+            "-quiet",
+        ])
+        .start();
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert_eq!(
+        client.stdout_text(),
+        "banner line\n",
+        "stderr: {}",
+        client.stderr_text()
+    );
+    assert!(
+        status.success(),
+        "s_client: {status}\n{}",
+        client.stderr_text()
+    );
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(p.handshake_done());
+    assert_eq!(p.errors(), vec![], "{:?}", p.error_texts);
+}
+
+// ---- server features: timeouts, the pending queue, OCSP, resumption ----
+
+#[test]
+fn handshake_timeout_drops_a_silent_client_and_reports_it() {
+    let mut reactor = Reactor::new().unwrap();
+    let server_id = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let server = reactor.server(server_id).unwrap();
+    server.set_handshake_timeout(Some(std::time::Duration::from_millis(300)));
+    let port = server.local_address().port();
+    let accepted: Rc<RefCell<Vec<(sslsocket::SocketId, Shared)>>> = Rc::default();
+    let reported: Rc<RefCell<Vec<(sslsocket::SocketId, Caught)>>> = Rc::default();
+    let a = accepted.clone();
+    server.new_connection().connect(move |_, cx, &id| {
+        a.borrow_mut()
+            .push((id, probe(cx.socket(id).unwrap(), false)));
+    });
+    let r = reported.clone();
+    server
+        .error_occurred()
+        .connect(move |_, _, (id, e)| r.borrow_mut().push((*id, Caught::of(e))));
+    // Connects and sends nothing.
+    let silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    run_until(&mut reactor, TIMEOUT, "error_occurred", |_| {
+        !reported.borrow().is_empty()
+    });
+    run_for(&mut reactor, std::time::Duration::from_millis(50));
+    drop(silent);
+    let accepted = accepted.borrow();
+    assert_eq!(accepted.len(), 1);
+    let (id, p) = &accepted[0];
+    assert_eq!(
+        *reported.borrow(),
+        vec![(*id, Caught::Timeout(sslsocket::TimeoutKind::Handshake))]
+    );
+    let p = p.borrow();
+    assert_eq!(
+        p.events,
+        vec![
+            Event::Error(Caught::Timeout(sslsocket::TimeoutKind::Handshake)),
+            Event::Disconnected
+        ]
+    );
+    // The failed socket was removed; the server stays.
+    assert!(reactor.socket(*id).is_none());
+    assert_eq!(reactor.object_count(), 1);
+}
+
+#[test]
+fn pending_connections_are_taken_once_encrypted() {
+    let mut reactor = Reactor::new().unwrap();
+    let server_id = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let server = reactor.server(server_id).unwrap();
+    server.set_handshake_timeout(None);
+    let port = server.local_address().port();
+    let taken: Rc<RefCell<Vec<(bool, Shared)>>> = Rc::default();
+    let t = taken.clone();
+    server
+        .pending_connection_available()
+        .connect(move |server, cx, _| {
+            while let Some(id) = server.next_pending_connection() {
+                let socket = cx.socket(id).unwrap();
+                let encrypted = socket.is_encrypted();
+                t.borrow_mut().push((encrypted, probe(socket, false)));
+                pong(socket);
+                // What arrived before the socket was taken was announced
+                // already (ready_read fires once per arrival).
+                answer_line(socket);
+            }
+        });
+    let mut clients: Vec<Proc> = (0..3)
+        .map(|i| {
+            let mut c = Spawn::new("openssl")
+                .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+                .args([
+                    "-CAfile",
+                    &ca_str("root-ca.pem"),
+                    "-verify_return_error",
+                    "-quiet",
+                ])
+                .start();
+            c.write_stdin(format!("client {i}\n").as_bytes());
+            c
+        })
+        .collect();
+    run_until(&mut reactor, TIMEOUT, "every s_client to exit", |_| {
+        clients.iter_mut().all(|c| c.try_wait().is_some())
+    });
+    for (i, c) in clients.iter_mut().enumerate() {
+        let status = c.wait(TIMEOUT);
+        assert_eq!(
+            c.stdout_text(),
+            format!("pong: client {i}\n"),
+            "{}",
+            c.stderr_text()
+        );
+        assert!(status.success());
+    }
+    let taken = taken.borrow();
+    assert_eq!(taken.len(), 3);
+    assert!(
+        taken.iter().all(|(encrypted, _)| *encrypted),
+        "queued sockets are encrypted"
+    );
+    assert!(!reactor.server(server_id).unwrap().has_pending_connections());
+}
+
+#[test]
+fn our_server_staples_its_ocsp_response() {
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .ocsp_response_file(ca("ocsp/server-ocsp-good.der"))
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", config, pong);
+    // Without -quiet, s_client prints the stapled response.
+    let mut client = Spawn::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-status",
+        ])
+        .args(["-CAfile", &ca_str("root-ca.pem"), "-verify_return_error"])
+        .start();
+    client.write_stdin(b"stapled?\n");
+    run_until_stdout(&mut reactor, &mut client, b"pong: stapled?\n");
+    client.close_stdin();
+    let status = run_until_exit(&mut reactor, &mut client);
+    let out = client.stdout_text();
+    assert!(status.success(), "{}", client.stderr_text());
+    assert!(
+        out.contains("OCSP Response Status: successful (0x0)"),
+        "{out}"
+    );
+    assert!(out.contains("Cert Status: good"), "{out}");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+}
+
+#[test]
+fn s_client_resumes_a_session_with_our_server() {
+    let dir = TempDir::new("server-resume");
+    let session = dir.path().join("session.pem");
+    let session = session.to_str().unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", pong);
+    for (i, flag) in ["-sess_out", "-sess_in"].iter().enumerate() {
+        let mut client = Spawn::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-CAfile", &ca_str("root-ca.pem"), "-verify_return_error"])
+            .args([flag, &session])
+            .start();
+        client.write_stdin(format!("round {i}\n").as_bytes());
+        let status = run_until_exit(&mut reactor, &mut client);
+        let out = client.stdout_text();
+        assert!(status.success(), "{}", client.stderr_text());
+        assert!(out.contains(&format!("pong: round {i}\n")), "{out}");
+        let expected = if i == 0 {
+            "New, TLSv1.3"
+        } else {
+            "Reused, TLSv1.3"
+        };
+        assert!(out.contains(expected), "round {i}: {out}");
+    }
+    run_until_all_disconnected(&mut reactor, &probes, 2);
+    let probes = probes.borrow();
+    assert!(!probes[0].borrow().resumed);
+    assert!(
+        probes[1].borrow().resumed,
+        "our server did not see a resumption"
+    );
+}
