@@ -95,6 +95,9 @@ mod context;
 mod engine;
 mod error;
 mod forward;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gnutls;
 mod handle;
 mod private_key;

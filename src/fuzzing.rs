@@ -1,0 +1,103 @@
+//! Entry points for fuzz targets and randomized tests (feature `fuzzing`).
+//!
+//! Not part of the stable API: it exposes the crate-private TLS engine and
+//! proxy negotiation so that `fuzz/` can feed them arbitrary bytes without
+//! sockets. Everything here is safe; misuse yields errors, never panics.
+
+use crate::buffer::ByteQueue;
+use crate::config::SslConfiguration;
+use crate::engine::{Engine, EngineEvent};
+use crate::error::Error;
+use crate::proxy::{Negotiation, Progress, Proxy};
+
+/// A TLS engine driven from byte slices.
+pub struct FuzzEngine {
+    engine: Engine,
+    plaintext: ByteQueue,
+}
+
+impl FuzzEngine {
+    /// A client engine for `host`, verifying against `host`.
+    pub fn client(config: &SslConfiguration, host: &str) -> Result<Self, Error> {
+        Ok(Self::wrap(Engine::client(config, host, host, None)?))
+    }
+
+    /// A server engine.
+    pub fn server(config: &SslConfiguration) -> Result<Self, Error> {
+        Ok(Self::wrap(Engine::server(config)?))
+    }
+
+    fn wrap(engine: Engine) -> Self {
+        Self {
+            engine,
+            plaintext: ByteQueue::new(),
+        }
+    }
+
+    /// Feeds ciphertext from the peer and processes it. A pause for
+    /// certificate problems is resolved at once with `accept_problems`.
+    pub fn receive(&mut self, ciphertext: &[u8], accept_problems: bool) -> Result<(), Error> {
+        self.engine.incoming().extend(ciphertext);
+        self.process(accept_problems)
+    }
+
+    /// The peer's stream ended.
+    pub fn peer_eof(&mut self, accept_problems: bool) -> Result<(), Error> {
+        self.engine.peer_eof();
+        self.process(accept_problems)
+    }
+
+    fn process(&mut self, accept_problems: bool) -> Result<(), Error> {
+        self.engine.process(&mut self.plaintext, usize::MAX)?;
+        while let Some(event) = self.engine.next_event() {
+            if let EngineEvent::SslErrors(_) = event {
+                self.engine.resolve_ssl_errors(accept_problems);
+                self.engine.process(&mut self.plaintext, usize::MAX)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encrypts application data (fails before the handshake completes).
+    pub fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.engine.send(data)
+    }
+
+    /// Sends `close_notify`.
+    pub fn close(&mut self) {
+        self.engine.close();
+    }
+
+    /// Takes the ciphertext to send to the peer.
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        self.engine.outgoing().take_all()
+    }
+
+    /// Takes the plaintext received so far.
+    pub fn take_plaintext(&mut self) -> Vec<u8> {
+        self.plaintext.take_all()
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_established(&self) -> bool {
+        self.engine.is_established()
+    }
+}
+
+/// Runs a proxy negotiation for `host:443` through `proxy`, feeding the
+/// proxy's `replies` one by one. Returns whether the tunnel opened.
+pub fn proxy_negotiation(proxy: &Proxy, host: &str, replies: &[&[u8]]) -> Result<bool, Error> {
+    let mut out = ByteQueue::new();
+    let address = "192.0.2.1".parse().ok();
+    let mut negotiation = Negotiation::start(proxy, host, 443, address, &mut out)?;
+    let mut input = ByteQueue::new();
+    for reply in replies {
+        input.extend(reply);
+        match negotiation.receive(&mut input, &mut out)? {
+            Progress::Done => return Ok(true),
+            Progress::AuthenticationRequired(_) => return Ok(false),
+            Progress::NeedMore => {}
+        }
+    }
+    Ok(false)
+}
