@@ -5,13 +5,57 @@
 //! else: it knows no sockets and no TLS. Writers fill the free space at the
 //! tail in place (a `read(2)` lands there directly, with no staging copy) and
 //! readers take from the head; the live bytes are moved to the front only
-//! when the tail runs out of room, and the allocation is dropped when the
-//! queue drains, so an idle connection holds no buffer memory.
+//! when the tail runs out of room. A queue gives its allocation back when it
+//! drains, so an idle connection holds no buffer memory; large allocations go
+//! to a small per-thread pool the next queue that needs room takes from, so
+//! a busy connection does not allocate and zero a fresh buffer per event.
 
+use std::cell::RefCell;
 use std::io;
 
 /// The smallest allocation a queue makes when it first needs room.
 const MIN_CAPACITY: usize = 4096;
+
+/// Buffers at least this large are pooled when a queue lets them go.
+const POOLED_MIN: usize = 16 * 1024;
+
+/// The most bytes the pool keeps per thread.
+const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+thread_local! {
+    /// Initialised buffers given back by drained queues of this thread (the
+    /// reactor's thread), largest last.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A pooled buffer of exactly `capacity` bytes, if one is free.
+fn take_pooled(capacity: usize) -> Option<Vec<u8>> {
+    if capacity < POOLED_MIN {
+        return None;
+    }
+    POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let index = pool.iter().position(|b| b.len() == capacity)?;
+        Some(pool.swap_remove(index))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Keeps `buf` for reuse if it is large and the pool has room; frees it
+/// otherwise.
+fn give_pooled(buf: Vec<u8>) {
+    if buf.len() < POOLED_MIN {
+        return;
+    }
+    let _ = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let held: usize = pool.iter().map(Vec::len).sum();
+        if held + buf.len() <= POOL_BYTES {
+            pool.push(buf);
+        }
+    });
+}
 
 /// A FIFO of bytes: append at the tail, consume from the head.
 #[derive(Debug, Default)]
@@ -133,15 +177,23 @@ impl ByteQueue {
         }
         if self.buf.len() - live < wanted {
             let capacity = (live + wanted).max(MIN_CAPACITY).next_power_of_two();
-            self.buf.resize(capacity, 0);
+            let mut bigger = take_pooled(capacity).unwrap_or_else(|| vec![0; capacity]);
+            bigger[..live].copy_from_slice(&self.buf[..live]);
+            give_pooled(std::mem::replace(&mut self.buf, bigger));
         }
     }
 
     /// Empties the queue and gives its memory back.
     fn release(&mut self) {
-        self.buf = Vec::new();
+        give_pooled(std::mem::take(&mut self.buf));
         self.head = 0;
         self.tail = 0;
+    }
+}
+
+impl Drop for ByteQueue {
+    fn drop(&mut self) {
+        give_pooled(std::mem::take(&mut self.buf));
     }
 }
 
@@ -169,6 +221,24 @@ mod tests {
             expected.drain(..n);
             assert_eq!(q.as_slice(), &expected[..]);
         }
+    }
+
+    #[test]
+    fn large_buffers_are_reused_through_the_pool() {
+        let mut q = ByteQueue::new();
+        q.extend(&[1; 100_000]);
+        let capacity = q.buf.len();
+        let address = q.buf.as_ptr() as usize;
+        q.consume(100_000);
+        let mut other = ByteQueue::new();
+        other.extend(&[2; 100_000]);
+        assert_eq!(other.buf.len(), capacity);
+        assert_eq!(
+            other.buf.as_ptr() as usize,
+            address,
+            "the drained buffer was reused"
+        );
+        assert_eq!(other.as_slice(), &[2; 100_000][..]);
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! [`Resolver`]: host name lookups off the reactor thread.
 //!
-//! `getaddrinfo` blocks, and the reactor must never block. Each lookup runs
-//! on a short-lived helper thread that sends its answer back over a
-//! crossbeam channel and wakes the reactor through its `mio::Waker`; the
-//! reactor hands the answer to the socket that asked. IP literals need no
-//! lookup and are answered at once, on the reactor thread.
+//! `getaddrinfo` blocks, and the reactor must never block. Lookups run on a
+//! few worker threads (started when first needed, at most
+//! [`MAX_WORKERS`], ended when the reactor drops its resolver) that send
+//! their answers back over a crossbeam channel and wake the reactor through
+//! its `mio::Waker`; the reactor hands each answer to the socket that asked.
+//! (Sockets do not ask for IP literals: [`parse_ip_literal`] tells them.)
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -16,6 +18,9 @@ use mio::Waker;
 
 use crate::context::ObjectKey;
 
+/// The most lookups that run at once (slow DNS does not block the others).
+const MAX_WORKERS: usize = 4;
+
 /// A finished lookup, for the socket `socket`'s lookup number `lookup`.
 pub(crate) struct Resolved {
     pub(crate) socket: ObjectKey,
@@ -23,21 +28,38 @@ pub(crate) struct Resolved {
     pub(crate) addresses: io::Result<Vec<SocketAddr>>,
 }
 
-/// Runs lookups on helper threads and collects their answers.
+/// A lookup for a worker.
+struct Job {
+    socket: ObjectKey,
+    lookup: u64,
+    host: String,
+    port: u16,
+}
+
+/// Runs lookups on worker threads and collects their answers.
 pub(crate) struct Resolver {
-    sender: Sender<Resolved>,
+    answers: Sender<Resolved>,
     receiver: Receiver<Resolved>,
+    jobs: Sender<Job>,
+    job_queue: Receiver<Job>,
     waker: Arc<Waker>,
+    workers: usize,
+    idle: Arc<AtomicUsize>,
     in_flight: usize,
 }
 
 impl Resolver {
     pub(crate) fn new(waker: Arc<Waker>) -> Self {
-        let (sender, receiver) = crossbeam_channel::unbounded();
+        let (answers, receiver) = crossbeam_channel::unbounded();
+        let (jobs, job_queue) = crossbeam_channel::unbounded();
         Self {
-            sender,
+            answers,
             receiver,
+            jobs,
+            job_queue,
             waker,
+            workers: 0,
+            idle: Arc::new(AtomicUsize::new(0)),
             in_flight: 0,
         }
     }
@@ -46,39 +68,43 @@ impl Resolver {
     /// [`take_answers`](Self::take_answers).
     pub(crate) fn lookup(&mut self, socket: ObjectKey, lookup: u64, host: &str, port: u16) {
         self.in_flight += 1;
-        if let Some(ip) = parse_ip_literal(host) {
-            let _ = self.sender.send(Resolved {
-                socket,
-                lookup,
-                addresses: Ok(vec![SocketAddr::new(ip, port)]),
-            });
-            let _ = self.waker.wake();
-            return;
+        if self.idle.load(Ordering::Acquire) == 0 && self.workers < MAX_WORKERS {
+            self.start_worker();
         }
-        let sender = self.sender.clone();
+        let job = Job {
+            socket,
+            lookup,
+            host: host.to_owned(),
+            port,
+        };
+        if self.workers == 0 {
+            return self.answer_failure(job, io::Error::other("cannot start a resolver thread"));
+        }
+        // Cannot fail: the resolver holds a receiver of its own queue.
+        let _ = self.jobs.send(job);
+    }
+
+    fn start_worker(&mut self) {
+        let jobs = self.job_queue.clone();
+        let answers = self.answers.clone();
         let waker = Arc::clone(&self.waker);
-        let name = host.to_owned();
+        let idle = Arc::clone(&self.idle);
         let spawned = thread::Builder::new()
             .name("sslsocket-dns".into())
-            .spawn(move || {
-                let addresses = (name.as_str(), port)
-                    .to_socket_addrs()
-                    .map(Iterator::collect);
-                log::debug!("resolved {name}: {addresses:?}");
-                let _ = sender.send(Resolved {
-                    socket,
-                    lookup,
-                    addresses,
-                });
-                let _ = waker.wake();
-            });
-        if let Err(e) = spawned {
-            let _ = self.sender.send(Resolved {
-                socket,
-                lookup,
-                addresses: Err(e),
-            });
+            .spawn(move || work(&jobs, &answers, &waker, &idle));
+        match spawned {
+            Ok(_) => self.workers += 1,
+            Err(e) => log::debug!("cannot start a resolver thread: {e}"),
         }
+    }
+
+    fn answer_failure(&self, job: Job, error: io::Error) {
+        let _ = self.answers.send(Resolved {
+            socket: job.socket,
+            lookup: job.lookup,
+            addresses: Err(error),
+        });
+        let _ = self.waker.wake();
     }
 
     /// Whether answers may still arrive.
@@ -91,6 +117,28 @@ impl Resolver {
         let answers: Vec<Resolved> = self.receiver.try_iter().collect();
         self.in_flight -= answers.len();
         answers
+    }
+}
+
+/// A worker: resolves jobs until the reactor drops its resolver.
+fn work(jobs: &Receiver<Job>, answers: &Sender<Resolved>, waker: &Waker, idle: &AtomicUsize) {
+    loop {
+        idle.fetch_add(1, Ordering::AcqRel);
+        let job = jobs.recv();
+        idle.fetch_sub(1, Ordering::AcqRel);
+        let Ok(job) = job else { return };
+        let addresses = (job.host.as_str(), job.port)
+            .to_socket_addrs()
+            .map(Iterator::collect);
+        log::debug!("resolved {}: {addresses:?}", job.host);
+        let answer = Resolved {
+            socket: job.socket,
+            lookup: job.lookup,
+            addresses,
+        };
+        if answers.send(answer).is_err() || waker.wake().is_err() {
+            return;
+        }
     }
 }
 

@@ -25,8 +25,15 @@ pub struct SlotId(u64);
 type Slot<O, T> = Box<dyn FnMut(&mut O, &mut Context, &T)>;
 
 /// A signal of an object `O` carrying a payload `T`.
+///
+/// A signal nobody connected to is one null pointer: a socket carries some
+/// twenty of them, and most programs connect a few.
 pub struct Signal<O, T> {
-    slots: Vec<(SlotId, Slot<O, T>)>,
+    slots: Option<Box<Slots<O, T>>>,
+}
+
+struct Slots<O, T> {
+    list: Vec<(SlotId, Slot<O, T>)>,
     /// Slots disconnected while the list was out for an emission.
     removed: Vec<SlotId>,
     emitting: bool,
@@ -35,41 +42,46 @@ pub struct Signal<O, T> {
 
 impl<O, T> Default for Signal<O, T> {
     fn default() -> Self {
-        Self {
-            slots: Vec::new(),
-            removed: Vec::new(),
-            emitting: false,
-            next: 0,
-        }
+        Self { slots: None }
     }
 }
 
 impl<O, T> fmt::Debug for Signal<O, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signal")
-            .field("slots", &self.slots.len())
-            .finish()
+        let connected = self.slots.as_ref().map_or(0, |s| s.list.len());
+        f.debug_struct("Signal").field("slots", &connected).finish()
     }
 }
 
 impl<O, T> Signal<O, T> {
     /// Connects a slot; it runs on every emission until disconnected.
     pub fn connect(&mut self, slot: impl FnMut(&mut O, &mut Context, &T) + 'static) -> SlotId {
-        let id = SlotId(self.next);
-        self.next += 1;
-        self.slots.push((id, Box::new(slot)));
+        let slots = self.slots.get_or_insert_with(|| {
+            Box::new(Slots {
+                list: Vec::new(),
+                removed: Vec::new(),
+                emitting: false,
+                next: 0,
+            })
+        });
+        let id = SlotId(slots.next);
+        slots.next += 1;
+        slots.list.push((id, Box::new(slot)));
         id
     }
 
     /// Disconnects a slot. Returns whether it was connected. A slot may
     /// disconnect itself (or any other) while the signal is emitting.
     pub fn disconnect(&mut self, id: SlotId) -> bool {
-        if let Some(index) = self.slots.iter().position(|(s, _)| *s == id) {
-            drop(self.slots.remove(index));
+        let Some(slots) = self.slots.as_mut() else {
+            return false;
+        };
+        if let Some(index) = slots.list.iter().position(|(s, _)| *s == id) {
+            drop(slots.list.remove(index));
             return true;
         }
-        if self.emitting && id.0 < self.next && !self.removed.contains(&id) {
-            self.removed.push(id);
+        if slots.emitting && id.0 < slots.next && !slots.removed.contains(&id) {
+            slots.removed.push(id);
             return true;
         }
         false
@@ -77,15 +89,18 @@ impl<O, T> Signal<O, T> {
 
     /// Disconnects every slot.
     pub fn disconnect_all(&mut self) {
-        self.slots.clear();
-        if self.emitting {
-            self.removed.extend((0..self.next).map(SlotId));
+        let Some(slots) = self.slots.as_mut() else {
+            return;
+        };
+        slots.list.clear();
+        if slots.emitting {
+            slots.removed.extend((0..slots.next).map(SlotId));
         }
     }
 
     /// Whether any slot is connected.
     pub fn is_connected(&self) -> bool {
-        !self.slots.is_empty()
+        self.slots.as_ref().is_some_and(|s| !s.list.is_empty())
     }
 }
 
@@ -97,14 +112,13 @@ pub(crate) fn emit<O, T>(
     select: fn(&mut O) -> &mut Signal<O, T>,
     payload: &T,
 ) {
-    let signal = select(owner);
-    if signal.slots.is_empty() {
+    let Some(slots) = select(owner).slots.as_mut().filter(|s| !s.list.is_empty()) else {
         return;
-    }
-    let mut slots = std::mem::take(&mut signal.slots);
-    signal.emitting = true;
-    for (id, slot) in &mut slots {
-        if select(owner).removed.contains(id) {
+    };
+    let mut list = std::mem::take(&mut slots.list);
+    slots.emitting = true;
+    for (id, slot) in &mut list {
+        if removed_meanwhile(select(owner), *id) {
             continue;
         }
         let result = catch_unwind(AssertUnwindSafe(|| slot(owner, cx, payload)));
@@ -113,14 +127,24 @@ pub(crate) fn emit<O, T>(
             break;
         }
     }
-    let signal = select(owner);
-    signal.emitting = false;
-    if !signal.removed.is_empty() {
-        let removed = std::mem::take(&mut signal.removed);
-        slots.retain(|(id, _)| !removed.contains(id));
+    let slots = select(owner)
+        .slots
+        .as_mut()
+        .expect("slots exist while emitting");
+    slots.emitting = false;
+    if !slots.removed.is_empty() {
+        let removed = std::mem::take(&mut slots.removed);
+        list.retain(|(id, _)| !removed.contains(id));
     }
-    slots.append(&mut signal.slots);
-    signal.slots = slots;
+    list.append(&mut slots.list);
+    slots.list = list;
+}
+
+fn removed_meanwhile<O, T>(signal: &Signal<O, T>, id: SlotId) -> bool {
+    signal
+        .slots
+        .as_ref()
+        .is_some_and(|s| s.removed.contains(&id))
 }
 
 #[cfg(test)]

@@ -283,16 +283,19 @@ impl Engine {
         let PeerCheck::Checked(status) = self.session.transport().peer_check else {
             return false;
         };
-        let chain = self.peer_certificate_chain();
-        let mut errors = verification::ssl_errors(status, &chain);
         let ocsp_missing = self.role == Role::Client
             && self.config.ocsp_stapling_required()
             && !self.session.ocsp_checked();
-        if ocsp_missing {
-            errors.push(SslError::new(
-                SslErrorKind::OcspResponseInvalid,
-                chain.first().cloned(),
-            ));
+        let trusted = status.is_ok_and(|s| s.is_trusted());
+        // The chain is parsed only when there is a problem to attach it to.
+        let mut errors = Vec::new();
+        if !trusted || ocsp_missing {
+            let chain = self.peer_certificate_chain();
+            errors = verification::ssl_errors(status, &chain);
+            if ocsp_missing {
+                let leaf = chain.first().cloned();
+                errors.push(SslError::new(SslErrorKind::OcspResponseInvalid, leaf));
+            }
         }
         log::debug!("peer verification: {} problem(s)", errors.len());
         for error in &errors {
@@ -571,6 +574,13 @@ impl Engine {
     pub(crate) fn cipher_suite(&self) -> Option<String> {
         self.is_established()
             .then(|| self.session.cipher_suite_name())
+    }
+
+    /// The negotiated key exchange group ("X25519").
+    pub(crate) fn group(&self) -> Option<&'static str> {
+        self.is_established()
+            .then(|| self.session.group_name())
+            .filter(|g| !g.is_empty())
     }
 
     /// The negotiated bulk cipher's name ("AES-128-GCM").

@@ -338,6 +338,12 @@ impl Session {
         name.to_owned()
     }
 
+    /// The negotiated key exchange group's name ("X25519", "SECP256R1", …).
+    pub(crate) fn group_name(&self) -> &'static str {
+        // SAFETY: the session is live; names are static (or NULL).
+        static_str(unsafe { sys::gnutls_group_get_name(sys::gnutls_group_get(self.raw.as_ptr())) })
+    }
+
     /// The negotiated cipher's name ("AES-128-GCM", …).
     pub(crate) fn cipher_name(&self) -> &'static str {
         // SAFETY: the session is live; names are static.

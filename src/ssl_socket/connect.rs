@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::proxy::{Negotiation, Progress, Proxy, ProxyErrorKind, ProxyKind};
 use crate::reactor::token_of;
+use crate::resolver::parse_ip_literal;
 use crate::tcp::Tcp;
 
 /// How long an attempt runs alone before the next address is tried in
@@ -71,7 +72,7 @@ impl Connect {
     /// A fresh connection that starts with a lookup.
     pub(super) fn new(proxy: Option<&Proxy>, host: &str) -> Self {
         let local_socks = proxy.is_some_and(|p| p.kind() == ProxyKind::Socks5);
-        let literal = crate::resolver::parse_ip_literal(host);
+        let literal = parse_ip_literal(host);
         Self {
             lookup_needed: true,
             stage: if local_socks && literal.is_none() {
@@ -127,6 +128,10 @@ impl SslSocket {
             (Some(proxy), Stage::Endpoint) => (proxy.host().to_owned(), proxy.port()),
             _ => (self.host.clone(), self.port),
         };
+        if let Some(ip) = parse_ip_literal(&name) {
+            // Nothing to look up: no thread, no wake-up.
+            return self.on_host_lookup(self.connect.lookup, Ok(vec![SocketAddr::new(ip, port)]));
+        }
         log::debug!("socket {:?}: looking up {name}", self.id);
         cx.resolver
             .lookup(self.id.0, self.connect.lookup, &name, port);

@@ -26,6 +26,10 @@ const OUTGOING_HIGH_WATER: usize = 256 * 1024;
 /// Plaintext encrypted per call into the engine (a few records).
 const ENCRYPT_CHUNK: usize = 64 * 1024;
 
+/// Writes at least this large are encrypted at once, skipping the plaintext
+/// queue (smaller ones are queued, to be sealed together in full records).
+const DIRECT_ENCRYPT_MIN: usize = 4 * 1024;
+
 /// How long a graceful close waits for the peer to close its side after
 /// our `close_notify` and FIN.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -276,6 +280,25 @@ impl SslSocket {
             None => {}
         }
         Ok(())
+    }
+
+    /// Encrypts `data` straight into the outgoing ciphertext when nothing is
+    /// queued before it and the network keeps up; returns whether it did
+    /// (otherwise the caller queues it). Saves one copy of bulk writes.
+    pub(super) fn encrypt_now(&mut self, data: &[u8]) -> bool {
+        let Some(engine) = self.engine.as_mut() else {
+            return false;
+        };
+        let direct = data.len() >= DIRECT_ENCRYPT_MIN
+            && self.write_buffer.is_empty()
+            && self.plain_out.is_empty()
+            && engine.is_established()
+            && engine.outgoing_len() < OUTGOING_HIGH_WATER;
+        if !direct || engine.send(data).is_err() {
+            return false;
+        }
+        self.progress.encrypted(data.len(), engine.outgoing_len());
+        true
     }
 
     /// Queues `bytes_written` (and `write_buffer_drained` when the queue

@@ -304,9 +304,11 @@ impl SslSocket {
         let engine = if server {
             Engine::server(&self.config)?
         } else {
+            // The verify name, when set, is also the name sent in SNI (as Qt
+            // does): it is the name the program expects on the other side.
             let name = self.verify_name.as_deref().unwrap_or(&self.host);
             let session_key = format!("{}:{}", self.host, self.port);
-            Engine::client(&self.config, &self.host, name, Some(session_key))?
+            Engine::client(&self.config, name, name, Some(session_key))?
         };
         let mut engine = Box::new(engine);
         engine.ignore_ssl_errors(&self.ignored);
@@ -342,7 +344,9 @@ impl SslSocket {
         if self.close.requested || self.ended || self.deleted {
             return Err(Error::InvalidState("the socket is closing or closed"));
         }
-        self.write_buffer.extend(data);
+        if !self.encrypt_now(data) {
+            self.write_buffer.extend(data);
+        }
         let mark = self.write_high_water as u64;
         if mark > 0 && !self.write_full && self.bytes_to_write() >= mark {
             self.write_full = true;
@@ -370,6 +374,14 @@ impl SslSocket {
             ));
         }
         Ok(self.read_buffer.take_into(buf))
+    }
+
+    /// Discards up to `n` bytes of received plaintext without copying them;
+    /// returns how many were discarded (Qt's `skip`).
+    pub fn skip(&mut self, n: usize) -> usize {
+        let n = n.min(self.read_buffer.len());
+        self.read_buffer.consume(n);
+        n
     }
 
     /// Takes all buffered plaintext.
@@ -472,7 +484,9 @@ impl SslSocket {
     }
 
     /// Verifies the peer's certificate against `name` instead of the host
-    /// name given to `connect_to_host` (Qt's `setPeerVerifyName`).
+    /// name given to `connect_to_host`, and sends `name` in SNI (Qt's
+    /// `setPeerVerifyName`): for connecting to an address, or through a
+    /// name that is not the service's.
     pub fn set_peer_verify_name(&mut self, name: &str) {
         self.verify_name = Some(name.to_owned());
     }
@@ -543,6 +557,12 @@ impl SslSocket {
     /// encrypted.
     pub fn session_cipher(&self) -> Option<String> {
         self.engine.as_ref().and_then(|e| e.cipher_suite())
+    }
+
+    /// The negotiated key exchange group ("X25519", "SECP256R1", …), once
+    /// encrypted.
+    pub fn key_exchange_group(&self) -> Option<&'static str> {
+        self.engine.as_ref().and_then(|e| e.group())
     }
 
     /// The negotiated bulk cipher ("AES-128-GCM", …), once encrypted.
