@@ -48,6 +48,8 @@ const WAKER: Token = Token(TAG as usize);
 pub(crate) struct Readiness {
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// The peer closed its side, or the socket has an error.
+    pub(crate) read_closed: bool,
 }
 
 impl Readiness {
@@ -55,6 +57,7 @@ impl Readiness {
         Self {
             readable: event.is_readable() || event.is_read_closed() || event.is_error(),
             writable: event.is_writable() || event.is_write_closed() || event.is_error(),
+            read_closed: event.is_read_closed() || event.is_error(),
         }
     }
 }

@@ -15,6 +15,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::buffer::ByteQueue;
+use crate::reactor::Readiness;
 
 /// The most one `read(2)` asks for. Large reads mean few syscalls on bulk
 /// transfers; the queue only grows this far when that much is waiting.
@@ -39,6 +40,9 @@ pub(crate) struct Tcp {
     writable: bool,
     /// The peer's FIN was read.
     eof: bool,
+    /// mio reported the read side closed (or an error): a short read then
+    /// does not mean drained, the FIN or error still waits to be read.
+    read_closed: bool,
     /// An error met after bytes were read in the same call: reported by the
     /// next call, so those bytes are processed first (a TLS alert or proxy
     /// reply followed by a reset must be seen).
@@ -62,6 +66,7 @@ impl Tcp {
             readable: connected,
             writable: connected,
             eof: false,
+            read_closed: false,
             deferred_error: None,
         }
     }
@@ -83,9 +88,10 @@ impl Tcp {
     }
 
     /// Records a readiness event.
-    pub(crate) fn on_ready(&mut self, readable: bool, writable: bool) {
-        self.readable |= readable;
-        self.writable |= writable;
+    pub(crate) fn on_ready(&mut self, readiness: Readiness) {
+        self.readable |= readiness.readable;
+        self.writable |= readiness.writable;
+        self.read_closed |= readiness.read_closed;
     }
 
     /// After a writable event on a connecting stream: `Ok(true)` once
@@ -130,7 +136,15 @@ impl Tcp {
                     self.eof = true;
                     received.eof = true;
                 }
-                Ok(n) => received.bytes += n,
+                Ok(n) => {
+                    received.bytes += n;
+                    // A short read drained the socket (a stream socket hands
+                    // out all it has): the next edge will come with new data,
+                    // so skip the read that would only say WouldBlock.
+                    if n < room && !self.read_closed {
+                        self.readable = false;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if received.bytes > 0 => {
@@ -150,7 +164,14 @@ impl Tcp {
         while self.writable && !queue.is_empty() {
             match queue.drain_to(&mut self.stream) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    // A short write filled the socket's buffer: wait for the
+                    // next writable edge instead of trying again.
+                    if !queue.is_empty() {
+                        self.writable = false;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => self.writable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -52,7 +52,7 @@ impl SslSocket {
     /// round could make progress (slots ran and may have written).
     pub(crate) fn service(&mut self, cx: &mut Context, readiness: Option<Readiness>) -> bool {
         if let (Some(r), Some(tcp)) = (readiness, self.tcp.as_mut()) {
-            tcp.on_ready(r.readable, r.writable);
+            tcp.on_ready(r);
         }
         if self.deleted {
             return false;
