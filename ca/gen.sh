@@ -15,14 +15,24 @@ CA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PASS="sslsocket-test"
 DAYS=36500     # ~100 years, so the tests never rot
 
+# `bash ca/gen.sh --only-missing` creates only the files of `added_files`
+# (below) that do not exist yet, signed by the existing intermediate CA, and
+# touches nothing else: for files added after the PKI was generated.
+ONLY_MISSING=false
+if [ "${1:-}" = "--only-missing" ]; then
+    ONLY_MISSING=true
+fi
+
 command -v openssl >/dev/null || { echo "gen.sh: openssl not found" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------
 # Clean up previously generated files (and only those).
 # ---------------------------------------------------------------------------
+if ! $ONLY_MISSING; then
 rm -rf "$CA/broken" "$CA/ocsp"
 rm -f "$CA"/*.pem "$CA"/*.key "$CA"/*.der "$CA"/*.p12
 mkdir -p "$CA/broken" "$CA/ocsp"
+fi
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -181,6 +191,27 @@ sign() {
 ROOT_SUBJ="/O=sslsocket/CN=sslsocket Test Root CA"
 INT_SUBJ="/O=sslsocket/CN=sslsocket Test Intermediate CA"
 
+# Files added after the first PKI; each is made only if missing, so that
+# `--only-missing` leaves existing files alone. Needs the `int` CA set up.
+added_files() {
+    # wildcard: a server certificate for *.wild.test only (RFC 6125 wildcard
+    # matching: a.wild.test matches, a.b.wild.test and wild.test do not).
+    if [ ! -e wildcard.pem ] || [ ! -e wildcard.key ]; then
+        ec_key wildcard.key
+        SAN="DNS:*.wild.test" sign int wildcard.key "$TMP/wildcard-leaf.pem" \
+            "/O=sslsocket/CN=*.wild.test" v3_server_ec
+        cat "$TMP/wildcard-leaf.pem" intermediate-ca.pem >wildcard.pem
+    fi
+}
+
+if $ONLY_MISSING; then
+    cd "$CA"
+    init_ca int intermediate-ca.pem intermediate-ca.key
+    added_files
+    echo "gen.sh: missing files created in $CA"
+    exit 0
+fi
+
 # ---------------------------------------------------------------------------
 # Core PKI
 # ---------------------------------------------------------------------------
@@ -338,5 +369,11 @@ ocsp_resp() {   # LEAF OUT
 }
 ocsp_resp server-leaf.pem "$O/server-ocsp-good.der"
 ocsp_resp "$TMP/revoked.pem" "$O/server-ocsp-revoked.der"
+
+# ---------------------------------------------------------------------------
+# Files added later (see added_files)
+# ---------------------------------------------------------------------------
+cd "$CA"
+added_files
 
 echo "gen.sh: test PKI regenerated in $CA"

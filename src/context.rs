@@ -194,6 +194,12 @@ impl Context {
         self.objects.len()
     }
 
+    /// Whether the object was removed while it is being serviced: it emits
+    /// nothing more.
+    pub(crate) fn is_doomed(&self, key: ObjectKey) -> bool {
+        self.objects.get(key).is_some_and(|e| e.doomed)
+    }
+
     /// Whether `key` names a live object.
     pub(crate) fn contains(&self, key: ObjectKey) -> bool {
         self.objects.contains_key(key)

@@ -81,6 +81,8 @@ pub(crate) struct Engine {
     events: VecDeque<EngineEvent>,
     peer_closed: bool,
     closed: bool,
+    /// GnuTLS was given a chance to see the end of the stream.
+    eof_seen: bool,
     config: SslConfiguration,
     /// Where this client's session is remembered for resumption
     /// (`host:port`), when the configuration keeps sessions.
@@ -173,6 +175,7 @@ impl Engine {
             events: VecDeque::new(),
             peer_closed: false,
             closed: false,
+            eof_seen: false,
             config: config.clone(),
             session_key: None,
         })
@@ -255,6 +258,7 @@ impl Engine {
 
     fn handshake(&mut self) -> Result<(), Error> {
         loop {
+            let before = self.buffered();
             let result = self.session.handshake();
             let Err(error) = result else {
                 log::debug!("handshake complete: {}", self.session.description());
@@ -265,7 +269,11 @@ impl Engine {
             };
             match error.code() {
                 code::AGAIN => {
-                    if !self.review_peer_check() {
+                    if self.review_peer_check() {
+                        continue;
+                    }
+                    let paused = self.phase == Phase::AwaitingDecision;
+                    if paused || !self.again_can_progress(before) {
                         return Ok(());
                     }
                 }
@@ -441,6 +449,24 @@ impl Engine {
         Ok(())
     }
 
+    /// After `GNUTLS_E_AGAIN`: whether calling GnuTLS again can make
+    /// progress: it took some of what is buffered and something is left, or
+    /// the stream ended and GnuTLS has not seen it yet (it answers a short
+    /// read with AGAIN without pulling again, so a FIN that came with a
+    /// partial record would otherwise go unnoticed).
+    fn again_can_progress(&mut self, before: (usize, usize)) -> bool {
+        let now = self.buffered();
+        if now != (0, 0) && now != before {
+            return true;
+        }
+        let transport = self.session.transport();
+        if transport.eof && transport.incoming.is_empty() && !self.eof_seen {
+            self.eof_seen = true;
+            return true;
+        }
+        false
+    }
+
     /// What GnuTLS still holds for us: undelivered ciphertext and decrypted
     /// plaintext.
     fn buffered(&self) -> (usize, usize) {
@@ -461,17 +487,26 @@ impl Engine {
             // After a post-handshake message (a TLS 1.3 session ticket or key
             // update), GnuTLS can return AGAIN with records still buffered:
             // go on while that made progress and something is left.
-            code::AGAIN => {
-                let now = self.buffered();
-                Ok(now != (0, 0) && now != before)
-            }
+            code::AGAIN => Ok(self.again_can_progress(before)),
             code::INTERRUPTED => Ok(true),
             code::REHANDSHAKE => {
                 log::debug!("refusing the peer's renegotiation request");
                 if let Some(sent) = self.session.refuse_renegotiation() {
                     self.alert_sent(sent);
                 }
+                if self.role == Role::Server {
+                    // A server holding a client's new hello can only start
+                    // that handshake or end the session (GnuTLS's manual).
+                    self.phase = Phase::Failed;
+                    return Err(Error::Tls(error));
+                }
                 Ok(true)
+            }
+            code::PREMATURE_TERMINATION | code::UNEXPECTED_PACKET_LENGTH
+                if self.session.transport().eof =>
+            {
+                self.phase = Phase::Failed;
+                Err(Error::Truncated)
             }
             code::WARNING_ALERT_RECEIVED => {
                 self.warning_alert();
@@ -480,10 +515,6 @@ impl Engine {
             code::FATAL_ALERT_RECEIVED => {
                 self.phase = Phase::Failed;
                 Err(self.fatal_alert())
-            }
-            code::PREMATURE_TERMINATION => {
-                self.phase = Phase::Failed;
-                Err(Error::Truncated)
             }
             _ if error.is_fatal() => {
                 self.phase = Phase::Failed;

@@ -116,7 +116,7 @@ impl SslSocket {
                 break;
             };
             self.emit_event(cx, event);
-            if self.deleted {
+            if self.deleted || cx.is_doomed(self.id.0) {
                 self.events.clear();
             }
         }

@@ -66,7 +66,7 @@ impl SslSocket {
             return deferred;
         }
         self.dispatch(cx);
-        !self.deleted
+        !self.deleted && !cx.is_doomed(self.id.0)
     }
 
     fn advance(&mut self, cx: &mut Context) -> Result<()> {
@@ -285,20 +285,25 @@ impl SslSocket {
     /// Encrypts `data` straight into the outgoing ciphertext when nothing is
     /// queued before it and the network keeps up; returns whether it did
     /// (otherwise the caller queues it). Saves one copy of bulk writes.
-    pub(super) fn encrypt_now(&mut self, data: &[u8]) -> bool {
+    pub(super) fn encrypt_now(&mut self, data: &[u8]) -> Result<bool> {
         let Some(engine) = self.engine.as_mut() else {
-            return false;
+            return Ok(false);
         };
         let direct = data.len() >= DIRECT_ENCRYPT_MIN
             && self.write_buffer.is_empty()
             && self.plain_out.is_empty()
             && engine.is_established()
             && engine.outgoing_len() < OUTGOING_HIGH_WATER;
-        if !direct || engine.send(data).is_err() {
-            return false;
+        if !direct {
+            return Ok(false);
+        }
+        if let Err(error) = engine.send(data) {
+            // The session is broken: report it once, through `error`.
+            self.fail(error.clone());
+            return Err(error);
         }
         self.progress.encrypted(data.len(), engine.outgoing_len());
-        true
+        Ok(true)
     }
 
     /// Queues `bytes_written` (and `write_buffer_drained` when the queue

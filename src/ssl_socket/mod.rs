@@ -344,7 +344,7 @@ impl SslSocket {
         if self.close.requested || self.ended || self.deleted {
             return Err(Error::InvalidState("the socket is closing or closed"));
         }
-        if !self.encrypt_now(data) {
+        if !self.encrypt_now(data)? {
             self.write_buffer.extend(data);
         }
         let mark = self.write_high_water as u64;
@@ -674,7 +674,7 @@ fn validate_host(host: &str, port: u16) -> Result<()> {
     if port == 0 {
         return Err(Error::InvalidInput("port 0".into()));
     }
-    if host.len() > 253 + 2
+    if host.trim_start_matches('[').trim_end_matches(']').len() > 253
         || host
             .bytes()
             .any(|b| b.is_ascii_control() || b == b' ' || b == b'/')

@@ -1208,3 +1208,629 @@ pub fn lines_of(data: &[u8]) -> Vec<String> {
         .map(|l| l.unwrap_or_default())
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// A loopback relay that injects faults
+// ---------------------------------------------------------------------------
+
+/// Which way bytes go through a [`FaultRelay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// From the connecting client to the target.
+    ToTarget,
+    /// From the target back to the client.
+    ToClient,
+}
+
+impl Flow {
+    fn index(self) -> usize {
+        match self {
+            Flow::ToTarget => 0,
+            Flow::ToClient => 1,
+        }
+    }
+}
+
+/// What a [`FaultRelay`] does once `after` bytes went one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Forwards exactly `after` bytes, then closes both TCP connections with
+    /// FIN (no TLS `close_notify`), draining what either peer still sends so
+    /// that no RST follows.
+    Truncate,
+    /// Forwards exactly `after` bytes, then stops reading from the victim
+    /// (the peer the bytes flow to) and, as soon as the victim has sent
+    /// something that stays unread, closes its connection: Linux answers a
+    /// close with unread data with a RST (std has no stable SO_LINGER).
+    /// The victim must send something after the fault ([`FaultRelay::fired`]
+    /// tells when to make it).
+    Reset,
+    /// Forwards exactly `after` bytes, then replaces every further byte of
+    /// that direction with seeded pseudo-random garbage (same lengths);
+    /// the other direction is forwarded as before.
+    Garbage,
+    /// Forwards exactly `after` bytes, then forwards nothing more in either
+    /// direction and keeps both connections open until dropped.
+    Stall,
+}
+
+/// A fault: `kind` once `after` bytes went the `flow` way.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultAt {
+    pub kind: FaultKind,
+    pub flow: Flow,
+    pub after: u64,
+    /// With `true`, the relay follows the TLS records the `flow` way and
+    /// holds back the part of the record in which the fault falls (from
+    /// the record's first byte up to `after`, see
+    /// [`FaultState::held_from`]): [`FaultRelay::release_data`] lets it go,
+    /// [`FaultRelay::release_fault`] lets the fault fire once it went. The
+    /// test controls the timing: released together (before the victim runs
+    /// again), the victim reads a partial record and the fault in one go;
+    /// released separately, it reads them apart.
+    pub hold: bool,
+}
+
+/// What a [`FaultRelay`] reports to the test.
+#[derive(Default)]
+pub struct FaultState {
+    /// The fault happened (the first `after` bytes were all written).
+    pub fired: AtomicBool,
+    /// A RST was forced on the victim's connection ([`FaultKind::Reset`]).
+    pub reset_sent: AtomicBool,
+    /// A client connected and the relay reached the target.
+    pub connected: AtomicBool,
+    /// Bytes written towards the target and towards the client.
+    pub forwarded: [AtomicU64; 2],
+    /// Why the relay could not do its job, if it could not.
+    pub failure: Mutex<Option<String>>,
+    /// A held fault ([`FaultAt::hold`]) is armed and waits for the test.
+    pub holding: AtomicBool,
+    pub data_released: AtomicBool,
+    pub fault_released: AtomicBool,
+    /// A held fault: the stream offset of the first byte held back (the
+    /// start of the TLS record the fault falls in; `after` when it falls on
+    /// a record boundary); `u64::MAX` until known.
+    pub held_from: AtomicU64,
+}
+
+/// A single-threaded relay on 127.0.0.1 for one connection, shaping the
+/// stream as a [`RelayMode`] says and injecting at most one [`FaultAt`].
+/// Unlike [`Relay`], one thread owns both connections (no clones of the
+/// sockets), so closing one really closes it (needed to force a RST).
+/// Dropping it stops the thread and closes whatever is still open.
+pub struct FaultRelay {
+    pub addr: SocketAddr,
+    pub state: Arc<FaultState>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FaultRelay {
+    pub fn start(target: SocketAddr, shaping: RelayMode, fault: Option<FaultAt>) -> FaultRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(FaultState::default());
+        state.held_from.store(u64::MAX, Ordering::SeqCst);
+        let (stop2, state2) = (stop.clone(), state.clone());
+        let thread = thread::spawn(move || {
+            let client = loop {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(e) => {
+                        *state2.failure.lock().unwrap() = Some(format!("accept: {e}"));
+                        return;
+                    }
+                }
+            };
+            drop(listener);
+            let target = match TcpStream::connect_timeout(&target, Duration::from_secs(5)) {
+                Ok(s) => s,
+                Err(e) => {
+                    *state2.failure.lock().unwrap() = Some(format!("connect to the target: {e}"));
+                    return;
+                }
+            };
+            for s in [&client, &target] {
+                s.set_nodelay(true).unwrap();
+                s.set_nonblocking(true).unwrap();
+            }
+            state2.connected.store(true, Ordering::SeqCst);
+            FaultLoop::new([client, target], shaping, fault, &state2).run(&stop2);
+        });
+        FaultRelay {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Whether the fault happened.
+    pub fn fired(&self) -> bool {
+        self.state.fired.load(Ordering::SeqCst)
+    }
+
+    /// Whether a held fault is armed (see [`FaultAt::hold`]).
+    pub fn holding(&self) -> bool {
+        self.state.holding.load(Ordering::SeqCst)
+    }
+
+    /// See [`FaultState::held_from`].
+    pub fn held_from(&self) -> u64 {
+        self.state.held_from.load(Ordering::SeqCst)
+    }
+
+    /// Lets a held fault's last bytes go out.
+    pub fn release_data(&self) {
+        self.state.data_released.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets a held fault fire once its last bytes went out.
+    pub fn release_fault(&self) {
+        self.state.fault_released.store(true, Ordering::SeqCst);
+    }
+
+    /// Bytes written the `flow` way.
+    pub fn forwarded(&self, flow: Flow) -> u64 {
+        self.state.forwarded[flow.index()].load(Ordering::SeqCst)
+    }
+
+    /// Fails the test if the relay could not do its job.
+    pub fn assert_ok(&self) {
+        if let Some(failure) = self.state.failure.lock().unwrap().as_ref() {
+            panic!("the fault relay failed: {failure}");
+        }
+    }
+}
+
+impl Drop for FaultRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One direction of a [`FaultLoop`].
+struct Leg {
+    /// Indexes into the stream array: 0 is the client, 1 the target.
+    from: usize,
+    to: usize,
+    pending: Vec<u8>,
+    start: usize,
+    eof: bool,
+    shut: bool,
+    read_total: u64,
+    rng: Rng,
+    since_pause: usize,
+    /// The current jitter segment's remaining bytes.
+    segment_left: usize,
+}
+
+impl Leg {
+    fn pending_len(&self) -> usize {
+        self.pending.len() - self.start
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopPhase {
+    Forwarding,
+    /// Truncated: draining both peers until they close.
+    Draining,
+    /// Waiting for unread data from the victim, then closing it.
+    Resetting,
+    Stalled,
+    Done,
+}
+
+/// Follows the TLS record framing of a byte stream (5-byte headers, the
+/// last two the body's length).
+#[derive(Default)]
+struct RecordTracker {
+    /// Stream offset of the record being read.
+    start: u64,
+    header: Vec<u8>,
+    body_left: u64,
+}
+
+impl RecordTracker {
+    /// Feeds the bytes at stream offset `offset`; calls `found(start, end)`
+    /// for every record header completed.
+    fn feed(&mut self, mut offset: u64, data: &[u8], mut found: impl FnMut(u64, u64)) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.body_left > 0 {
+                let k = (self.body_left as usize).min(rest.len());
+                self.body_left -= k as u64;
+                rest = &rest[k..];
+                offset += k as u64;
+                continue;
+            }
+            if self.header.is_empty() {
+                self.start = offset;
+            }
+            self.header.push(rest[0]);
+            rest = &rest[1..];
+            offset += 1;
+            if self.header.len() == 5 {
+                self.body_left = u64::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header.clear();
+                found(self.start, self.start + 5 + self.body_left);
+            }
+        }
+    }
+
+    /// Where a record's header is being read, if one is.
+    fn partial_header_at(&self) -> Option<u64> {
+        (!self.header.is_empty()).then_some(self.start)
+    }
+}
+
+struct FaultLoop<'a> {
+    streams: [Option<TcpStream>; 2],
+    legs: [Leg; 2],
+    shaping: RelayMode,
+    fault: Option<FaultAt>,
+    records: RecordTracker,
+    /// With a held fault: no byte from this offset on goes out until the
+    /// test releases it.
+    hold_from: Option<u64>,
+    armed: bool,
+    garbage: Rng,
+    phase: LoopPhase,
+    state: &'a FaultState,
+}
+
+impl<'a> FaultLoop<'a> {
+    fn new(
+        streams: [TcpStream; 2],
+        shaping: RelayMode,
+        fault: Option<FaultAt>,
+        state: &'a FaultState,
+    ) -> Self {
+        let seed = match shaping {
+            RelayMode::Jitter { seed, .. } => seed,
+            _ => 0x000f_a017,
+        };
+        let leg = |from, to, salt: u64| Leg {
+            from,
+            to,
+            pending: Vec::new(),
+            start: 0,
+            eof: false,
+            shut: false,
+            read_total: 0,
+            rng: Rng::new(seed.wrapping_mul(31).wrapping_add(salt)),
+            since_pause: 0,
+            segment_left: 0,
+        };
+        let [client, target] = streams;
+        Self {
+            streams: [Some(client), Some(target)],
+            legs: [leg(0, 1, 1), leg(1, 0, 2)],
+            shaping,
+            fault,
+            records: RecordTracker::default(),
+            hold_from: None,
+            armed: false,
+            garbage: Rng::new(seed ^ 0x6a7b_a6e0),
+            phase: LoopPhase::Forwarding,
+            state,
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.state.failure.lock().unwrap().get_or_insert(why);
+        self.streams = [None, None];
+        self.phase = LoopPhase::Done;
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while !stop.load(Ordering::Relaxed) && self.phase != LoopPhase::Done {
+            let progress = match self.phase {
+                LoopPhase::Forwarding => self.forward(&mut buf),
+                LoopPhase::Draining => self.drain(&mut buf),
+                LoopPhase::Resetting => self.reset(),
+                LoopPhase::Stalled | LoopPhase::Done => false,
+            };
+            if !progress {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        // Dropping closes whatever is open.
+    }
+
+    fn forward(&mut self, buf: &mut [u8]) -> bool {
+        let mut progress = false;
+        for i in 0..2 {
+            if self.phase != LoopPhase::Forwarding {
+                break;
+            }
+            progress |= self.read_leg(i, buf);
+            progress |= self.write_leg(i);
+            let leg = &mut self.legs[i];
+            if leg.eof && leg.pending_len() == 0 && !leg.shut {
+                leg.shut = true;
+                if let Some(s) = &self.streams[leg.to] {
+                    let _ = s.shutdown(Shutdown::Write);
+                }
+            }
+            self.maybe_fire(i);
+        }
+        if self.legs.iter().all(|l| l.shut) {
+            self.phase = LoopPhase::Done;
+        }
+        progress
+    }
+
+    fn read_leg(&mut self, i: usize, buf: &mut [u8]) -> bool {
+        let leg = &self.legs[i];
+        if leg.eof || leg.pending_len() >= 256 * 1024 {
+            return false;
+        }
+        let Some(stream) = self.streams[leg.from].as_mut() else {
+            return false;
+        };
+        match stream.read(buf) {
+            Ok(0) => {
+                self.legs[i].eof = true;
+                true
+            }
+            Ok(n) => {
+                self.ingest(i, n, buf);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) => {
+                // A peer reset its connection: pass that on as a close.
+                let _ = e;
+                self.legs[i].eof = true;
+                true
+            }
+        }
+    }
+
+    fn ingest(&mut self, i: usize, n: usize, buf: &[u8]) {
+        let data = &buf[..n];
+        let leg = &mut self.legs[i];
+        let Some(fault) = self.fault.filter(|f| f.flow.index() == i) else {
+            leg.pending.extend_from_slice(data);
+            return;
+        };
+        if self.armed {
+            if fault.kind == FaultKind::Garbage {
+                for _ in 0..n {
+                    leg.pending.push(self.garbage.next() as u8);
+                }
+            }
+            return;
+        }
+        let room = fault.after.saturating_sub(leg.read_total);
+        let take = (room as usize).min(n);
+        if fault.hold && self.hold_from.is_none() {
+            let after = fault.after;
+            let hold_from = &mut self.hold_from;
+            self.records
+                .feed(leg.read_total, &data[..take], |start, end| {
+                    if start < after && after < end && hold_from.is_none() {
+                        *hold_from = Some(start);
+                    }
+                });
+        }
+        leg.pending.extend_from_slice(&data[..take]);
+        leg.read_total += take as u64;
+        if leg.read_total >= fault.after {
+            self.armed = true;
+            if fault.hold {
+                // On a record boundary, or inside a header: nothing or the
+                // partial header is held.
+                let from = self
+                    .hold_from
+                    .or(self.records.partial_header_at())
+                    .unwrap_or(fault.after);
+                self.hold_from = Some(from);
+                self.state.held_from.store(from, Ordering::SeqCst);
+                self.state.holding.store(true, Ordering::SeqCst);
+            }
+            if fault.kind == FaultKind::Garbage {
+                for _ in take..n {
+                    leg.pending.push(self.garbage.next() as u8);
+                }
+                self.state.fired.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// How many more bytes leg `i` may write now (a held fault holds back
+    /// the record it falls in, and a header not complete yet).
+    fn write_allowance(&self, i: usize) -> u64 {
+        let held = self.fault.is_some_and(|f| f.hold && f.flow.index() == i)
+            && !self.state.data_released.load(Ordering::SeqCst);
+        if !held {
+            return u64::MAX;
+        }
+        let limit = self
+            .hold_from
+            .or(self.records.partial_header_at())
+            .unwrap_or(u64::MAX);
+        limit.saturating_sub(self.state.forwarded[i].load(Ordering::SeqCst))
+    }
+
+    fn write_leg(&mut self, i: usize) -> bool {
+        let shaping = self.shaping;
+        let allowance = self.write_allowance(i);
+        if allowance == 0 {
+            return false;
+        }
+        let leg = &mut self.legs[i];
+        let Some(stream) = self.streams[leg.to].as_mut() else {
+            return false;
+        };
+        let mut written = 0usize;
+        // Bounded work per turn, so that the other direction gets its turn.
+        while leg.pending_len() > 0 && written < 64 * 1024 && (written as u64) < allowance {
+            let want = match shaping {
+                RelayMode::Plain => leg.pending_len(),
+                RelayMode::OneByte { .. } => 1,
+                RelayMode::Jitter { max_segment, .. } => {
+                    if leg.segment_left == 0 {
+                        leg.segment_left = 1 + leg.rng.upto(max_segment as u64 - 1) as usize;
+                    }
+                    leg.segment_left.min(leg.pending_len())
+                }
+            };
+            let want = want.min((allowance - written as u64).min(usize::MAX as u64) as usize);
+            match stream.write(&leg.pending[leg.start..leg.start + want]) {
+                Ok(0) => break,
+                Ok(k) => {
+                    leg.start += k;
+                    written += k;
+                    self.state.forwarded[i].fetch_add(k as u64, Ordering::SeqCst);
+                    match shaping {
+                        RelayMode::Plain => {}
+                        RelayMode::OneByte { pause_every } => {
+                            leg.since_pause += k;
+                            if pause_every > 0 && leg.since_pause >= pause_every {
+                                leg.since_pause = 0;
+                                thread::sleep(Duration::from_micros(50));
+                            }
+                        }
+                        RelayMode::Jitter { max_pause_us, .. } => {
+                            leg.segment_left -= k.min(leg.segment_left);
+                            if leg.segment_left == 0 {
+                                let pause = leg.rng.upto(max_pause_us);
+                                if pause > 0 {
+                                    thread::sleep(Duration::from_micros(pause));
+                                }
+                                // One segment per turn: pauses apply to both
+                                // directions in turn.
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The receiver is gone: drop what it will never get.
+                    leg.start = leg.pending.len();
+                    leg.eof = true;
+                    break;
+                }
+            }
+        }
+        if leg.start == leg.pending.len() {
+            leg.pending.clear();
+            leg.start = 0;
+        }
+        written > 0
+    }
+
+    /// Fires a Truncate, Reset or Stall fault once the first `after` bytes
+    /// are all written.
+    fn maybe_fire(&mut self, i: usize) {
+        let Some(fault) = self.fault else { return };
+        if !self.armed
+            || fault.flow.index() != i
+            || fault.kind == FaultKind::Garbage
+            || self.legs[i].pending_len() > 0
+            || self.state.fired.load(Ordering::SeqCst)
+            || (fault.hold && !self.state.fault_released.load(Ordering::SeqCst))
+        {
+            return;
+        }
+        self.phase = match fault.kind {
+            FaultKind::Truncate => {
+                for s in self.streams.iter().flatten() {
+                    let _ = s.shutdown(Shutdown::Write);
+                }
+                for leg in &mut self.legs {
+                    leg.eof = false;
+                }
+                LoopPhase::Draining
+            }
+            FaultKind::Reset => LoopPhase::Resetting,
+            FaultKind::Stall => LoopPhase::Stalled,
+            FaultKind::Garbage => unreachable!(),
+        };
+        // After the fault is done (a FIN is out when a test sees this); a
+        // test that saw the victim react first waits for it.
+        self.state.fired.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads and discards until both peers closed, then closes.
+    fn drain(&mut self, buf: &mut [u8]) -> bool {
+        let mut progress = false;
+        for i in 0..2 {
+            let from = self.legs[i].from;
+            if self.legs[i].eof {
+                continue;
+            }
+            let Some(stream) = self.streams[from].as_mut() else {
+                self.legs[i].eof = true;
+                continue;
+            };
+            match stream.read(buf) {
+                Ok(0) => {
+                    self.legs[i].eof = true;
+                    progress = true;
+                }
+                Ok(_) => progress = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.legs[i].eof = true;
+                    progress = true;
+                }
+            }
+        }
+        if self.legs.iter().all(|l| l.eof) {
+            self.streams = [None, None];
+            self.phase = LoopPhase::Done;
+        }
+        progress
+    }
+
+    /// Closes the victim's connection as soon as it holds unread data.
+    fn reset(&mut self) -> bool {
+        let fault = self.fault.expect("a reset fault");
+        let victim = self.legs[fault.flow.index()].to;
+        let Some(stream) = self.streams[victim].as_ref() else {
+            self.phase = LoopPhase::Done;
+            return false;
+        };
+        let mut probe = [0u8; 1];
+        match stream.peek(&mut probe) {
+            Ok(0) => self.fail("the victim closed before a RST could be forced".into()),
+            Ok(_) => {
+                // Unread data: this close sends a RST (noted first, so
+                // that the test never sees the RST before the note).
+                self.state.reset_sent.store(true, Ordering::SeqCst);
+                self.streams = [None, None];
+                self.phase = LoopPhase::Done;
+                return true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => self.fail(format!("peek at the victim: {e}")),
+        }
+        false
+    }
+}
