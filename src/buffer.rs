@@ -170,17 +170,21 @@ impl ByteQueue {
 
     fn make_room(&mut self, wanted: usize) {
         let live = self.len();
-        if self.head > 0 {
+        // Moving the live bytes to the front pays for itself only when it
+        // frees at least as much room as it copies (so appends stay
+        // amortised O(1)); otherwise the buffer grows.
+        if self.head >= live && self.buf.len() - live >= wanted {
             self.buf.copy_within(self.head..self.tail, 0);
             self.head = 0;
             self.tail = live;
+            return;
         }
-        if self.buf.len() - live < wanted {
-            let capacity = (live + wanted).max(MIN_CAPACITY).next_power_of_two();
-            let mut bigger = take_pooled(capacity).unwrap_or_else(|| vec![0; capacity]);
-            bigger[..live].copy_from_slice(&self.buf[..live]);
-            give_pooled(std::mem::replace(&mut self.buf, bigger));
-        }
+        let capacity = (live + wanted).max(MIN_CAPACITY).next_power_of_two();
+        let mut bigger = take_pooled(capacity).unwrap_or_else(|| vec![0; capacity]);
+        bigger[..live].copy_from_slice(&self.buf[self.head..self.tail]);
+        give_pooled(std::mem::replace(&mut self.buf, bigger));
+        self.head = 0;
+        self.tail = live;
     }
 
     /// Empties the queue and gives its memory back.

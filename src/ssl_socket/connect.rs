@@ -53,7 +53,8 @@ pub(super) struct Connect {
     attempts: Vec<(SocketAddr, Tcp)>,
     next_attempt_at: Option<Instant>,
     last_failure: Option<(SocketAddr, io::Error)>,
-    tunnel: Option<Tunnel>,
+    /// Boxed: most connections never use a proxy.
+    tunnel: Option<Box<Tunnel>>,
 }
 
 /// A proxy negotiation on the connected TCP stream.
@@ -271,12 +272,12 @@ impl SslSocket {
                     self.connect.target_address,
                     &mut out,
                 )?;
-                self.connect.tunnel = Some(Tunnel {
+                self.connect.tunnel = Some(Box::new(Tunnel {
                     negotiation,
                     input: ByteQueue::new(),
                     out,
                     refused: None,
-                });
+                }));
                 self.advance_tunnel()
             }
             None => {
