@@ -88,6 +88,12 @@ impl CertificateCredentials {
         chain: &[X509Crt],
         key: &X509PrivKey,
     ) -> Result<u32, GnutlsError> {
+        // GnuTLS 3.7 leaks the copied key when a certificate of the chain
+        // cannot be imported inside gnutls_certificate_set_x509_key (an
+        // unsupported curve, say): find that out first.
+        for crt in chain {
+            check_importable(crt)?;
+        }
         let mut raw_chain: Vec<sys::gnutls_x509_crt_t> =
             chain.iter().map(X509Crt::as_raw).collect();
         let len = std::ffi::c_int::try_from(raw_chain.len())
@@ -164,6 +170,27 @@ impl CertificateCredentials {
         // SAFETY: the credentials are live and exclusively borrowed.
         unsafe { sys::gnutls_certificate_set_verify_limits(self.as_raw(), max_bits, max_depth) }
     }
+}
+
+/// Whether GnuTLS can use `crt` as part of a local chain (it imports it the
+/// same way `gnutls_certificate_set_x509_key` does).
+fn check_importable(crt: &X509Crt) -> Result<(), GnutlsError> {
+    let mut pcert = sys::gnutls_pcert_st {
+        pubkey: ptr::null_mut(),
+        cert: sys::gnutls_datum_t {
+            data: ptr::null_mut(),
+            size: 0,
+        },
+        type_: 0,
+    };
+    // SAFETY: `pcert` is a zeroed structure for GnuTLS to fill; the
+    // certificate is live. On success the pcert owns copies, freed by
+    // gnutls_pcert_deinit; on failure GnuTLS has freed what it allocated.
+    unsafe {
+        check(sys::gnutls_pcert_import_x509(&mut pcert, crt.as_raw(), 0))?;
+        sys::gnutls_pcert_deinit(&mut pcert);
+    }
+    Ok(())
 }
 
 impl Drop for CertificateCredentials {
