@@ -62,11 +62,9 @@ const IMPL: &str = "sslsocket";
 /// user-space buffers.
 const TRANSPORT: &str = "buffered";
 
-/// A sender keeps its write queue topped up to about this much.
+/// A sender keeps its write queue topped up to about this much (writes of a
+/// chunk or more are encrypted at once, so the queue holds ciphertext).
 const WRITE_QUEUE_TARGET: u64 = 1 << 20;
-
-/// The buffer received plaintext is read into (once per connection).
-const READ_BUFFER: usize = 64 * 1024;
 
 /// A run fails when it makes no progress for this long.
 const STALL: Duration = Duration::from_secs(20);
@@ -399,14 +397,17 @@ fn payload(chunk: usize) -> Rc<[u8]> {
     (0..chunk).map(|i| (i * 31 + 7) as u8).collect()
 }
 
-/// Reads all buffered plaintext into `buf` (reused); returns how much.
-fn drain(s: &mut SslSocket, buf: &mut [u8]) -> u64 {
+/// Consumes all buffered plaintext where it lies (`BufRead`), as a program
+/// that parses it in place would; returns how much.
+fn drain(s: &mut SslSocket) -> u64 {
     let mut total = 0;
-    while let Ok(n) = s.read(buf) {
-        if n == 0 {
+    while let Ok(data) = s.fill_buf() {
+        if data.is_empty() {
             break;
         }
+        let n = data.len();
         total += n as u64;
+        s.consume(n);
     }
     total
 }
@@ -554,12 +555,11 @@ fn accept(
             }
         }
         Plan::Receive(bytes) => {
-            let mut buf = vec![0; READ_BUFFER];
             let mut received = 0;
             let report = failures.clone();
             s.ready_read().connect(move |s, _, _| {
                 let before = received;
-                received += drain(s, &mut buf);
+                received += drain(s);
                 if before < bytes && received >= bytes {
                     if let Err(e) = s.write(&[ACK]) {
                         let _ = report.send(format!("server ack: {e}"));
@@ -738,9 +738,8 @@ fn transfer_client(s: &mut SslSocket, options: &Options, port: u16) -> Result<()
             fail_transfer(s, cx, format!("client write: {e}"));
         }
     });
-    let mut buf = vec![0; READ_BUFFER];
     s.ready_read().connect(move |s, _, _| {
-        let n = drain(s, &mut buf);
+        let n = drain(s);
         let t = s.user_data::<Transfer>().expect("transfer state");
         t.received += n;
         if t.finished.is_none() && t.received >= expected {
@@ -842,9 +841,8 @@ fn handshake_once(
             }
         });
     }
-    let mut buf = [0; 16];
     s.ready_read().connect(move |s, _, _| {
-        let n = drain(s, &mut buf);
+        let n = drain(s);
         let resumed = s.is_session_resumed();
         let exchange = s.user_data::<Exchange>().expect("exchange state");
         if n > 0 && !exchange.greeted {
@@ -1153,9 +1151,8 @@ impl<'a> Pool<'a> {
         }
         let greeted = self.notes.clone();
         let mut counted = false;
-        let mut buf = [0; 16];
         s.ready_read().connect(move |s, _, _| {
-            if drain(s, &mut buf) > 0 && !counted {
+            if drain(s) > 0 && !counted {
                 counted = true;
                 let _ = greeted.send(Ok(()));
             }

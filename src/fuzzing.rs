@@ -1,14 +1,17 @@
-//! Entry points for fuzz targets and randomized tests (feature `fuzzing`).
+//! Entry points for fuzz targets and micro-benchmarks (feature `fuzzing`).
 //!
-//! Not part of the stable API: it exposes the crate-private TLS engine and
-//! proxy negotiation so that `fuzz/` can feed them arbitrary bytes without
-//! sockets. Everything here is safe; misuse yields errors, never panics.
+//! Not part of the stable API: it exposes the crate-private TLS engine,
+//! proxy negotiation and signal emission so that `fuzz/` can feed them
+//! arbitrary bytes and `benches/` can time them, without sockets.
+//! Everything here is safe; misuse yields errors, never panics.
 
 use crate::buffer::ByteQueue;
 use crate::config::SslConfiguration;
 use crate::engine::{Engine, EngineEvent};
 use crate::error::Error;
 use crate::proxy::{Negotiation, Progress, Proxy};
+use crate::reactor::Reactor;
+use crate::signal::{emit, Signal};
 
 /// A TLS engine driven from byte slices.
 pub struct FuzzEngine {
@@ -100,4 +103,33 @@ pub fn proxy_negotiation(proxy: &Proxy, host: &str, replies: &[&[u8]]) -> Result
         }
     }
     Ok(false)
+}
+
+/// An object with one signal, to time emission without sockets.
+pub struct SignalBench {
+    signal: Signal<SignalBench, u64>,
+    /// What the connected slots add up.
+    pub total: u64,
+}
+
+impl SignalBench {
+    /// A signal with `slots` connected slots, each adding the payload to
+    /// [`total`](Self::total).
+    pub fn new(slots: usize) -> Self {
+        let mut bench = Self {
+            signal: Signal::default(),
+            total: 0,
+        };
+        for _ in 0..slots {
+            bench
+                .signal
+                .connect(|b: &mut SignalBench, _, &n| b.total += n);
+        }
+        bench
+    }
+
+    /// Emits the signal once with `payload`.
+    pub fn emit(&mut self, reactor: &mut Reactor, payload: u64) {
+        emit(self, reactor.context(), |b| &mut b.signal, &payload);
+    }
 }

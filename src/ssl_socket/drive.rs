@@ -46,6 +46,13 @@ pub(super) struct Close {
     deadline: Option<Instant>,
 }
 
+impl Close {
+    /// Whether the peer said it sends nothing more.
+    pub(super) fn peer_finished_reading(&self) -> bool {
+        self.peer_finished
+    }
+}
+
 impl SslSocket {
     /// One service round: applies readiness, does all the I/O that can be
     /// done, then dispatches the resulting signals. Returns whether another
@@ -289,11 +296,13 @@ impl SslSocket {
         let Some(engine) = self.engine.as_mut() else {
             return Ok(false);
         };
+        // No limit on the ciphertext queued here: what the program writes
+        // is held either way (its flow control is bytes_to_write), and
+        // holding it encrypted saves a copy.
         let direct = data.len() >= DIRECT_ENCRYPT_MIN
             && self.write_buffer.is_empty()
             && self.plain_out.is_empty()
-            && engine.is_established()
-            && engine.outgoing_len() < OUTGOING_HIGH_WATER;
+            && engine.is_established();
         if !direct {
             return Ok(false);
         }

@@ -10,6 +10,7 @@
 mod connect;
 mod dispatch;
 mod drive;
+mod io;
 mod write_progress;
 
 use std::any::Any;
