@@ -262,7 +262,7 @@ impl Context {
     /// Closes a removed object's I/O.
     fn retire(&mut self, object: Object) {
         match object {
-            Object::Socket(mut socket) => socket.retire(&self.registry),
+            Object::Socket(mut socket) => socket.retire(&self.registry, &mut self.timers),
             Object::Server(mut server) => server.retire(&self.registry),
         }
     }

@@ -117,6 +117,12 @@ impl Tcp {
         self.deferred_error.is_some()
     }
 
+    /// Reads on the next `receive` even without a readable event.
+    pub(crate) fn assume_readable(&mut self) {
+        self.readable = true;
+        self.read_closed = true;
+    }
+
     /// Whether the peer's FIN was read.
     pub(crate) fn is_eof(&self) -> bool {
         self.eof

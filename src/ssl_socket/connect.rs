@@ -220,11 +220,7 @@ impl SslSocket {
                         tcp.register(cx.registry(), token_of(self.id.0))
                             .map_err(Error::Network)?;
                         self.connect.attempts.push((address, tcp));
-                        let next = now + ATTEMPT_DELAY;
-                        self.connect.next_attempt_at = Some(next);
-                        if !self.connect.remaining.is_empty() {
-                            cx.wake_at(self.id.0, next);
-                        }
+                        self.connect.next_attempt_at = Some(now + ATTEMPT_DELAY);
                         break;
                     }
                     Err(e) => self.connect.last_failure = Some((address, e)),
@@ -233,6 +229,13 @@ impl SslSocket {
         }
         if self.connect.attempts.is_empty() && self.connect.remaining.is_empty() {
             return Err(self.connect_failure());
+        }
+        if let Some(next) = self
+            .connect
+            .next_attempt_at
+            .filter(|_| !self.connect.remaining.is_empty())
+        {
+            self.request_wake(cx, next);
         }
         Ok(())
     }

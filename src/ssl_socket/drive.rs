@@ -18,6 +18,7 @@ use crate::engine::EngineEvent;
 use crate::error::{Error, Result, TimeoutKind};
 use crate::reactor::{token_of, Readiness};
 use crate::tcp::{Received, Tcp, READ_CHUNK};
+use crate::timer::Timers;
 
 /// Ciphertext queued for the network above which no more plaintext is
 /// encrypted until the network takes some: bounds memory with a slow peer.
@@ -95,7 +96,16 @@ impl SslSocket {
             self.start_client_encryption()?;
         }
         self.receive()?;
-        self.transmit()?;
+        if let Err(error) = self.transmit() {
+            // Serviced without a readable event, the socket has not looked
+            // at what arrived before the failure (data, then a reset): take
+            // it first, then report the failure.
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.assume_readable();
+                let _ = self.receive();
+            }
+            return Err(error);
+        }
         self.advance_close(cx)?;
         Ok(())
     }
@@ -124,11 +134,23 @@ impl SslSocket {
         if now >= deadline {
             return Err(Error::Timeout(kind));
         }
-        if self.wake_scheduled.is_none_or(|w| w <= now || w > deadline) {
-            cx.wake_at(self.id.0, deadline);
-            self.wake_scheduled = Some(deadline);
-        }
+        self.request_wake(cx, deadline);
         Ok(())
+    }
+
+    /// Makes sure the reactor services the socket at `when`. One timer per
+    /// socket: the earliest wanted. Every deadline is checked, and its wake
+    /// asked for again, on each service, so a later one is not lost when an
+    /// earlier wake replaces it.
+    pub(super) fn request_wake(&mut self, cx: &mut Context, when: Instant) {
+        let now = Instant::now();
+        if self.wake.is_some_and(|(at, _)| at > now && at <= when) {
+            return;
+        }
+        if let Some((_, timer)) = self.wake.take() {
+            cx.cancel_timer(timer);
+        }
+        self.wake = Some((when, cx.wake_at(self.id.0, when)));
     }
 
     fn current_deadline(&self) -> Option<(Instant, TimeoutKind)> {
@@ -377,9 +399,10 @@ impl SslSocket {
             if let Some(tcp) = &self.tcp {
                 tcp.shutdown_write();
             }
-            let deadline = Instant::now() + CLOSE_LINGER;
-            self.close.deadline = Some(deadline);
-            cx.wake_at(self.id.0, deadline);
+            self.close.deadline = Some(Instant::now() + CLOSE_LINGER);
+        }
+        if let Some(deadline) = self.close.deadline {
+            self.request_wake(cx, deadline);
         }
         let peer_gone = self.close.peer_finished || self.tcp.as_ref().is_none_or(Tcp::is_eof);
         let timed_out = self.close.deadline.is_some_and(|d| Instant::now() >= d);
@@ -435,9 +458,12 @@ impl SslSocket {
     }
 
     /// Called when the reactor drops the socket.
-    pub(crate) fn retire(&mut self, registry: &Registry) {
+    pub(crate) fn retire(&mut self, registry: &Registry, timers: &mut Timers) {
         if let Some(tcp) = &mut self.tcp {
             tcp.deregister(registry);
+        }
+        if let Some((_, timer)) = self.wake.take() {
+            timers.cancel(timer);
         }
         self.tcp = None;
         self.engine = None;

@@ -26,6 +26,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result, SslError};
 use crate::proxy::Proxy;
 use crate::tcp::Tcp;
+use crate::timer::TimerId;
 
 use connect::Connect;
 use dispatch::{SocketEvent, SocketSignals};
@@ -118,8 +119,8 @@ pub struct SslSocket {
     phase_started: Instant,
     /// When data last arrived (for the idle timeout).
     last_activity: Instant,
-    /// The time a reactor wake-up is already scheduled for.
-    wake_scheduled: Option<Instant>,
+    /// The reactor wake-up scheduled for this socket, and when.
+    wake: Option<(Instant, TimerId)>,
     /// The server that accepted this socket, told when its handshake ends.
     server: Option<ServerId>,
     proxy: Option<Proxy>,
@@ -169,7 +170,7 @@ impl SslSocket {
             timeouts: Timeouts::default(),
             phase_started: Instant::now(),
             last_activity: Instant::now(),
-            wake_scheduled: None,
+            wake: None,
             server: None,
             proxy: None,
         }

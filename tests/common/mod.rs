@@ -644,8 +644,14 @@ pub fn run_until_stdout(reactor: &mut Reactor, proc: &mut Proc, needle: &[u8]) {
         if contains(&proc.stdout(), needle) {
             return;
         }
-        if Instant::now() >= deadline || proc.try_wait().is_some() {
+        if proc.try_wait().is_some() {
+            // It exited: its last output may still be on the way; this
+            // returns once it is there, and panics (naming why) if it never
+            // comes.
             proc.wait_for_stdout(needle, Duration::from_millis(100));
+            return;
+        }
+        if Instant::now() >= deadline {
             panic!("timed out waiting for {what}");
         }
         reactor
