@@ -58,7 +58,8 @@ impl<O, T> Signal<O, T> {
     pub fn connect(&mut self, slot: impl FnMut(&mut O, &mut Context, &T) + 'static) -> SlotId {
         let slots = self.slots.get_or_insert_with(|| {
             Box::new(Slots {
-                list: Vec::new(),
+                // Most signals get one slot: no room for four up front.
+                list: Vec::with_capacity(1),
                 removed: Vec::new(),
                 emitting: false,
                 next: 0,

@@ -105,7 +105,8 @@ fn interleave(addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
 impl SslSocket {
     /// Advances the lookup, the connection attempts and the proxy tunnel.
     pub(super) fn advance_connect(&mut self, cx: &mut Context) -> Result<()> {
-        if self.state == SocketState::HostLookup && self.connect.lookup_needed {
+        let lookup_needed = self.connect.as_ref().is_some_and(|c| c.lookup_needed);
+        if self.state == SocketState::HostLookup && lookup_needed {
             self.start_lookup(cx);
         }
         if self.state != SocketState::Connecting {
@@ -123,24 +124,26 @@ impl SslSocket {
     }
 
     fn start_lookup(&mut self, cx: &mut Context) {
-        self.connect.lookup_needed = false;
-        self.connect.lookup += 1;
-        let (name, port) = match (&self.proxy, self.connect.stage) {
+        let c = self.connect.get_or_insert_with(Box::default);
+        c.lookup_needed = false;
+        c.lookup += 1;
+        let (lookup, stage) = (c.lookup, c.stage);
+        let (name, port) = match (&self.proxy, stage) {
             (Some(proxy), Stage::Endpoint) => (proxy.host().to_owned(), proxy.port()),
             _ => (self.host.clone(), self.port),
         };
         if let Some(ip) = parse_ip_literal(&name) {
             // Nothing to look up: no thread, no wake-up.
-            return self.on_host_lookup(self.connect.lookup, Ok(vec![SocketAddr::new(ip, port)]));
+            return self.on_host_lookup(lookup, Ok(vec![SocketAddr::new(ip, port)]));
         }
         log::debug!("socket {:?}: looking up {name}", self.id);
-        cx.resolver
-            .lookup(self.id.0, self.connect.lookup, &name, port);
+        cx.resolver.lookup(self.id.0, lookup, &name, port);
     }
 
     /// The resolver's answer for lookup number `lookup`.
     pub(crate) fn on_host_lookup(&mut self, lookup: u64, addresses: io::Result<Vec<SocketAddr>>) {
-        if self.state != SocketState::HostLookup || lookup != self.connect.lookup {
+        let current = self.connect.as_ref().is_some_and(|c| c.lookup == lookup);
+        if self.state != SocketState::HostLookup || !current {
             return;
         }
         let list = match addresses {
@@ -148,21 +151,26 @@ impl SslSocket {
             Ok(_) => return self.lookup_failed("no addresses".into()),
             Err(e) => return self.lookup_failed(e.to_string()),
         };
-        if self.connect.stage == Stage::Target {
-            self.connect.target_address = Some(list[0].ip());
-            self.connect.stage = Stage::Endpoint;
-            self.connect.lookup_needed = true;
+        let c = self.connect.get_or_insert_with(Box::default);
+        if c.stage == Stage::Target {
+            c.target_address = Some(list[0].ip());
+            c.stage = Stage::Endpoint;
+            c.lookup_needed = true;
             return;
         }
         log::debug!("socket {:?}: {} address(es) to try", self.id, list.len());
-        self.connect.endpoint = interleave(list);
-        self.connect.remaining = self.connect.endpoint.iter().copied().collect();
+        c.endpoint = interleave(list);
+        c.remaining = c.endpoint.iter().copied().collect();
         self.events.push_back(SocketEvent::HostFound);
         self.set_state(SocketState::Connecting);
     }
 
     fn lookup_failed(&mut self, reason: String) {
-        let proxy_lookup = self.proxy.is_some() && self.connect.stage == Stage::Endpoint;
+        let endpoint_stage = self
+            .connect
+            .as_ref()
+            .is_none_or(|c| c.stage == Stage::Endpoint);
+        let proxy_lookup = self.proxy.is_some() && endpoint_stage;
         let error = match &self.proxy {
             Some(proxy) if proxy_lookup => Error::Proxy {
                 kind: ProxyErrorKind::ConnectionRefused,
@@ -179,14 +187,16 @@ impl SslSocket {
     /// Checks the attempts in flight; returns the first that connected and
     /// drops the others.
     fn finish_attempts(&mut self, cx: &mut Context) -> Option<Tcp> {
+        let c = self.connect.as_deref_mut()?;
         let mut index = 0;
-        while index < self.connect.attempts.len() {
-            let (address, tcp) = &mut self.connect.attempts[index];
+        while index < c.attempts.len() {
+            let (address, tcp) = &mut c.attempts[index];
+            let address = *address;
             match tcp.finish_connect() {
                 Ok(true) => {
-                    let (address, tcp) = self.connect.attempts.swap_remove(index);
+                    let (_, tcp) = c.attempts.swap_remove(index);
                     log::debug!("socket {:?}: connected to {address}", self.id);
-                    for (_, mut loser) in self.connect.attempts.drain(..) {
+                    for (_, mut loser) in c.attempts.drain(..) {
                         loser.deregister(cx.registry());
                     }
                     return Some(tcp);
@@ -194,12 +204,11 @@ impl SslSocket {
                 Ok(false) => index += 1,
                 Err(e) => {
                     log::debug!("socket {:?}: connecting to {address} failed: {e}", self.id);
-                    let address = *address;
-                    let (_, mut tcp) = self.connect.attempts.swap_remove(index);
+                    let (_, mut tcp) = c.attempts.swap_remove(index);
                     tcp.deregister(cx.registry());
-                    self.connect.last_failure = Some((address, e));
+                    c.last_failure = Some((address, e));
                     // The next address need not wait for the attempt delay.
-                    self.connect.next_attempt_at = None;
+                    c.next_attempt_at = None;
                 }
             }
         }
@@ -210,38 +219,35 @@ impl SslSocket {
     /// fails when every address failed.
     fn start_attempts(&mut self, cx: &mut Context) -> Result<()> {
         let now = Instant::now();
-        let due = self.connect.attempts.is_empty()
-            || self.connect.next_attempt_at.is_none_or(|t| now >= t);
+        let c = self.connect.get_or_insert_with(Box::default);
+        let due = c.attempts.is_empty() || c.next_attempt_at.is_none_or(|t| now >= t);
         if due {
-            while let Some(address) = self.connect.remaining.pop_front() {
+            while let Some(address) = c.remaining.pop_front() {
                 log::debug!("socket {:?}: connecting to {address}", self.id);
                 match Tcp::connect(address) {
                     Ok(mut tcp) => {
                         tcp.register(cx.registry(), token_of(self.id.0))
                             .map_err(Error::Network)?;
-                        self.connect.attempts.push((address, tcp));
-                        self.connect.next_attempt_at = Some(now + ATTEMPT_DELAY);
+                        c.attempts.push((address, tcp));
+                        c.next_attempt_at = Some(now + ATTEMPT_DELAY);
                         break;
                     }
-                    Err(e) => self.connect.last_failure = Some((address, e)),
+                    Err(e) => c.last_failure = Some((address, e)),
                 }
             }
         }
-        if self.connect.attempts.is_empty() && self.connect.remaining.is_empty() {
+        if c.attempts.is_empty() && c.remaining.is_empty() {
             return Err(self.connect_failure());
         }
-        if let Some(next) = self
-            .connect
-            .next_attempt_at
-            .filter(|_| !self.connect.remaining.is_empty())
-        {
+        if let Some(next) = c.next_attempt_at.filter(|_| !c.remaining.is_empty()) {
             self.request_wake(cx, next);
         }
         Ok(())
     }
 
     fn connect_failure(&mut self) -> Error {
-        let (address, source) = self.connect.last_failure.take().unwrap_or_else(|| {
+        let failure = self.connect.as_mut().and_then(|c| c.last_failure.take());
+        let (address, source) = failure.unwrap_or_else(|| {
             (
                 SocketAddr::from(([0, 0, 0, 0], self.port)),
                 io::ErrorKind::NotFound.into(),
@@ -268,14 +274,10 @@ impl SslSocket {
         match &self.proxy {
             Some(proxy) => {
                 let mut out = ByteQueue::new();
-                let negotiation = Negotiation::start(
-                    proxy,
-                    &self.host,
-                    self.port,
-                    self.connect.target_address,
-                    &mut out,
-                )?;
-                self.connect.tunnel = Some(Box::new(Tunnel {
+                let c = self.connect.get_or_insert_with(Box::default);
+                let negotiation =
+                    Negotiation::start(proxy, &self.host, self.port, c.target_address, &mut out)?;
+                c.tunnel = Some(Box::new(Tunnel {
                     negotiation,
                     input: ByteQueue::new(),
                     out,
@@ -291,14 +293,15 @@ impl SslSocket {
     }
 
     fn become_connected(&mut self) {
-        self.connect = Connect::default();
+        self.connect = None;
         self.set_state(SocketState::Connected);
         self.events.push_back(SocketEvent::Connected);
     }
 
     /// Runs the proxy negotiation as far as the proxy's bytes allow.
     fn advance_tunnel(&mut self) -> Result<()> {
-        let (Some(tcp), Some(tunnel)) = (self.tcp.as_mut(), self.connect.tunnel.as_mut()) else {
+        let tunnel = self.connect.as_mut().and_then(|c| c.tunnel.as_mut());
+        let (Some(tcp), Some(tunnel)) = (self.tcp.as_mut(), tunnel) else {
             return Ok(());
         };
         if tunnel.refused.is_some() {
@@ -354,7 +357,8 @@ impl SslSocket {
     /// After the `proxy_authentication_required` slots ran: connect again
     /// if they set new credentials, fail otherwise.
     pub(super) fn retry_proxy_authentication(&mut self, detail: String) {
-        let Some(refused) = self.connect.tunnel.as_mut().and_then(|t| t.refused.take()) else {
+        let tunnel = self.connect.as_mut().and_then(|c| c.tunnel.as_mut());
+        let Some(refused) = tunnel.and_then(|t| t.refused.take()) else {
             return;
         };
         let offered = self
@@ -374,9 +378,10 @@ impl SslSocket {
         );
         self.tcp = None;
         self.registered = false;
-        self.connect.tunnel = None;
-        self.connect.remaining = self.connect.endpoint.iter().copied().collect();
-        self.connect.next_attempt_at = None;
+        let c = self.connect.get_or_insert_with(Box::default);
+        c.tunnel = None;
+        c.remaining = c.endpoint.iter().copied().collect();
+        c.next_attempt_at = None;
     }
 }
 

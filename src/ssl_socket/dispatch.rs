@@ -29,7 +29,8 @@ pub(super) enum SocketEvent {
     ReadChannelFinished,
     ProxyAuthenticationRequired(String),
     Disconnected,
-    Error(Error),
+    /// Boxed: errors are rare and large, events frequent.
+    Error(Box<Error>),
 }
 
 macro_rules! socket_signals {
@@ -165,7 +166,7 @@ impl SslSocket {
                 emit(self, cx, |s| &mut s.signals.read_channel_finished, &())
             }
             SocketEvent::ProxyAuthenticationRequired(detail) => {
-                if let Some(proxy) = self.proxy.clone() {
+                if let Some(proxy) = self.proxy.as_deref().cloned() {
                     emit(
                         self,
                         cx,
@@ -179,12 +180,13 @@ impl SslSocket {
                 emit(self, cx, |s| &mut s.signals.disconnected, &());
                 self.deleted |= self.auto_delete;
             }
-            SocketEvent::Error(e) => {
+            SocketEvent::Error(boxed) => {
+                let e = *boxed;
                 emit(self, cx, |s| &mut s.signals.error, &e);
                 if let Some(server) = self.server.take() {
                     cx.notify_server(server, ServerNotice::Failed(self.id, e.clone()));
                 }
-                self.last_error = Some(e);
+                self.last_error = Some(Box::new(e));
             }
         }
     }

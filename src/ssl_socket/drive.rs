@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mio::Registry;
 
 use super::dispatch::SocketEvent;
-use super::{SocketState, SslMode, SslSocket};
+use super::{SocketState, SslMode, SslSocket, Timeouts};
 use crate::buffer::ByteQueue;
 use crate::context::Context;
 use crate::engine::EngineEvent;
@@ -156,15 +156,16 @@ impl SslSocket {
     fn current_deadline(&self) -> Option<(Instant, TimeoutKind)> {
         match self.state {
             SocketState::HostLookup | SocketState::Connecting => Some((
-                self.phase_started + self.timeouts.connect?,
+                self.phase_started + Timeouts::decode(self.timeouts.connect)?,
                 TimeoutKind::Connect,
             )),
             SocketState::Handshaking => Some((
-                self.phase_started + self.timeouts.handshake?,
+                self.phase_started + Timeouts::decode(self.timeouts.handshake)?,
                 TimeoutKind::Handshake,
             )),
             SocketState::Connected | SocketState::Encrypted => {
-                Some((self.last_activity + self.timeouts.idle?, TimeoutKind::Idle))
+                let idle = Timeouts::decode(self.timeouts.idle)?;
+                Some((self.last_activity + idle, TimeoutKind::Idle))
             }
             SocketState::Unconnected | SocketState::Closing => None,
         }
@@ -425,7 +426,7 @@ impl SslSocket {
             // Best effort: let an alert reach the peer.
             let _ = tcp.send(engine.outgoing());
         }
-        self.events.push_back(SocketEvent::Error(error));
+        self.events.push_back(SocketEvent::Error(Box::new(error)));
         self.tear_down();
     }
 
@@ -447,7 +448,7 @@ impl SslSocket {
         self.plain_out = ByteQueue::new();
         self.progress = super::write_progress::WriteProgress::default();
         self.write_full = false;
-        self.connect = super::connect::Connect::default();
+        self.connect = None;
         self.close = Close::default();
         self.encrypt_when_connected = false;
         self.ended = true;

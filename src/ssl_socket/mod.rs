@@ -16,6 +16,7 @@ mod write_progress;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::buffer::ByteQueue;
@@ -83,7 +84,8 @@ pub struct SslSocket {
     port: u16,
     verify_name: Option<String>,
     encrypt_when_connected: bool,
-    connect: Connect,
+    /// While looking up and connecting (boxed: idle afterwards).
+    connect: Option<Box<Connect>>,
     tcp: Option<Tcp>,
     registered: bool,
     engine: Option<Box<Engine>>,
@@ -107,7 +109,7 @@ pub struct SslSocket {
     close: drive::Close,
     events: VecDeque<SocketEvent>,
     signals: SocketSignals,
-    last_error: Option<Error>,
+    last_error: Option<Box<Error>>,
     /// The connection ended (closed or failed): writing is refused until
     /// the next `connect_to_host`.
     ended: bool,
@@ -123,15 +125,29 @@ pub struct SslSocket {
     wake: Option<(Instant, TimerId)>,
     /// The server that accepted this socket, told when its handshake ends.
     server: Option<ServerId>,
-    proxy: Option<Proxy>,
+    /// Boxed, as the rarely set parts below: a socket should stay small.
+    proxy: Option<Box<Proxy>>,
 }
 
-/// The socket's timeouts; `None` waits forever.
+/// The socket's timeouts, in milliseconds (compact: every socket has
+/// them); `None` waits forever.
 #[derive(Debug, Clone, Copy, Default)]
-struct Timeouts {
-    connect: Option<Duration>,
-    handshake: Option<Duration>,
-    idle: Option<Duration>,
+pub(super) struct Timeouts {
+    connect: Option<NonZeroU32>,
+    handshake: Option<NonZeroU32>,
+    idle: Option<NonZeroU32>,
+}
+
+impl Timeouts {
+    /// Milliseconds, at least 1, at most about 49 days.
+    pub(super) fn encode(timeout: Option<Duration>) -> Option<NonZeroU32> {
+        let ms = timeout?.as_millis().clamp(1, u128::from(u32::MAX));
+        NonZeroU32::new(u32::try_from(ms).unwrap_or(u32::MAX))
+    }
+
+    pub(super) fn decode(ms: Option<NonZeroU32>) -> Option<Duration> {
+        ms.map(|ms| Duration::from_millis(u64::from(ms.get())))
+    }
 }
 
 impl SslSocket {
@@ -145,7 +161,7 @@ impl SslSocket {
             port: 0,
             verify_name: None,
             encrypt_when_connected: false,
-            connect: Connect::default(),
+            connect: None,
             tcp: None,
             registered: false,
             engine: None,
@@ -192,7 +208,7 @@ impl SslSocket {
         socket.tcp = Some(tcp);
         socket.server = Some(server);
         socket.auto_delete = true;
-        socket.timeouts.handshake = handshake_timeout;
+        socket.set_handshake_timeout(handshake_timeout);
         socket.state = SocketState::Connected;
         if let Some(engine) = engine {
             socket.engine = Some(Box::new(engine));
@@ -210,12 +226,12 @@ impl SslSocket {
     /// `proxy_authentication_required` is emitted: a slot may call `set_proxy`
     /// with credentials and the connection is tried again.
     pub fn set_proxy(&mut self, proxy: Option<Proxy>) {
-        self.proxy = proxy;
+        self.proxy = proxy.map(Box::new);
     }
 
     /// The proxy set with [`set_proxy`](Self::set_proxy).
     pub fn proxy(&self) -> Option<&Proxy> {
-        self.proxy.as_ref()
+        self.proxy.as_deref()
     }
 
     /// Limits the time from [`connect_to_host`](Self::connect_to_host) to
@@ -223,19 +239,19 @@ impl SslSocket {
     /// expiry fails with [`Error::Timeout`]. `None` (the default) waits as
     /// long as the system does.
     pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeouts.connect = timeout;
+        self.timeouts.connect = Timeouts::encode(timeout);
     }
 
     /// Limits the TLS handshake's duration. Sockets a server accepts get
     /// the server's handshake timeout; others have none by default.
     pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeouts.handshake = timeout;
+        self.timeouts.handshake = Timeouts::encode(timeout);
     }
 
     /// Fails the connection with [`Error::Timeout`] when nothing arrives for
     /// this long once it is established (default: never).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeouts.idle = timeout;
+        self.timeouts.idle = Timeouts::encode(timeout);
     }
 
     /// Whether the reactor removes the socket once it has disconnected and
@@ -267,7 +283,7 @@ impl SslSocket {
         self.ended = false;
         self.engine = None;
         self.mode = SslMode::UnencryptedMode;
-        self.connect = Connect::new(self.proxy.as_ref(), host);
+        self.connect = Some(Box::new(Connect::new(self.proxy.as_deref(), host)));
         self.set_state(SocketState::HostLookup);
         Ok(())
     }
@@ -527,7 +543,7 @@ impl SslSocket {
 
     /// The last error reported through the `error` signal (Qt's `error()`).
     pub fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
+        self.last_error.as_deref()
     }
 
     /// The host name given to `connect_to_host`.
