@@ -47,6 +47,15 @@
 //!    signals meet; [`SslServer`] accepts; [`SslConfiguration`],
 //!    [`Certificate`], [`PrivateKey`], [`Proxy`] and [`Error`] are values.
 //!
+//! # Event loops
+//!
+//! A [`Reactor`] runs on its own `mio::Poll` ([`Reactor::run`],
+//! [`Reactor::step`]), inside a program's own poll ([`Reactor::embedded`],
+//! see `examples/embed.rs`), or, with the `calloop` feature, as an event
+//! source of a [calloop](https://docs.rs/calloop) loop (`ReactorSource`).
+//! Other threads reach it through a [`ReactorHandle`]; a socket's signals
+//! can be forwarded to a channel ([`SslSocket::forward_to`]).
+//!
 //! # Signals and dispatch
 //!
 //! A slot is a closure `FnMut(&mut Object, &mut Context, &Payload)`. The
@@ -89,6 +98,8 @@
 #![deny(unsafe_code)]
 
 mod buffer;
+#[cfg(feature = "calloop")]
+mod calloop_source;
 mod certificate;
 mod config;
 mod context;
@@ -110,6 +121,8 @@ mod ssl_socket;
 mod tcp;
 mod timer;
 
+#[cfg(feature = "calloop")]
+pub use calloop_source::{QuitRequested, ReactorSource};
 pub use certificate::{AlternativeName, Certificate, DigestAlgorithm, SubjectInfo};
 pub use config::{PeerVerifyMode, SslConfiguration, SslConfigurationBuilder, SslProtocol};
 pub use context::{Context, ServerId, SocketId};

@@ -227,6 +227,21 @@ impl Reactor {
         self.cx.take_quit()
     }
 
+    /// The earliest timer deadline (also the reactor's internal wake-ups).
+    #[cfg(feature = "calloop")]
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.cx.timers.next_deadline()
+    }
+
+    /// A duplicate of the own poll's file descriptor (`None` when
+    /// embedded): readable while the poll has events.
+    #[cfg(feature = "calloop")]
+    pub(crate) fn poll_fd(&self) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        use std::os::fd::AsFd;
+        let poll = self.poll.as_ref()?;
+        Some(poll.registry().as_fd().try_clone_to_owned())
+    }
+
     /// The key behind a token: the tag took the version's top bit, so both
     /// candidates are tried (only one can be live).
     fn key_of(&self, token: Token) -> Option<ObjectKey> {
