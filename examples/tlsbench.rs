@@ -64,7 +64,7 @@ const TRANSPORT: &str = "buffered";
 
 /// A sender keeps its write queue topped up to about this much (writes of a
 /// chunk or more are encrypted at once, so the queue holds ciphertext).
-const WRITE_QUEUE_TARGET: u64 = 1 << 20;
+const WRITE_QUEUE_TARGET: u64 = 1 << 19;
 
 /// A run fails when it makes no progress for this long.
 const STALL: Duration = Duration::from_secs(20);

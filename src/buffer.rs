@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::io;
 
 /// The smallest allocation a queue makes when it first needs room.
-const MIN_CAPACITY: usize = 4096;
+pub(crate) const MIN_CAPACITY: usize = 4096;
 
 /// Buffers at least this large are pooled when a queue lets them go.
 const POOLED_MIN: usize = 16 * 1024;
@@ -29,7 +29,7 @@ thread_local! {
 }
 
 /// A pooled buffer of exactly `capacity` bytes, if one is free.
-fn take_pooled(capacity: usize) -> Option<Vec<u8>> {
+pub(crate) fn take_pooled(capacity: usize) -> Option<Vec<u8>> {
     if capacity < POOLED_MIN {
         return None;
     }
@@ -44,7 +44,7 @@ fn take_pooled(capacity: usize) -> Option<Vec<u8>> {
 
 /// Keeps `buf` for reuse if it is large and the pool has room; frees it
 /// otherwise.
-fn give_pooled(buf: Vec<u8>) {
+pub(crate) fn give_pooled(buf: Vec<u8>) {
     if buf.len() < POOLED_MIN {
         return;
     }
@@ -151,12 +151,13 @@ impl ByteQueue {
         result
     }
 
-    /// Writes the head to `sink` with a single `write` call and removes what
-    /// was written.
-    pub(crate) fn drain_to(&mut self, sink: &mut impl io::Write) -> io::Result<usize> {
-        let n = sink.write(self.as_slice())?;
-        self.consume(n);
-        Ok(n)
+    /// Makes room for at least `additional` more bytes at the tail in one
+    /// step, so a burst of appends of known total size moves the live bytes
+    /// at most once instead of at every doubling.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        if self.buf.len() - self.tail < additional {
+            self.make_room(additional);
+        }
     }
 
     /// Returns at least `wanted` bytes of writable room at the tail, moving
@@ -192,6 +193,29 @@ impl ByteQueue {
         give_pooled(std::mem::take(&mut self.buf));
         self.head = 0;
         self.tail = 0;
+    }
+}
+
+/// A queue the network drains: [`ByteQueue`] and the ciphertext ring,
+/// [`SendQueue`](crate::send_queue::SendQueue).
+pub(crate) trait Drain {
+    /// Whether nothing is queued.
+    fn is_empty(&self) -> bool;
+
+    /// Writes from the head to `sink` with a single write call and removes
+    /// what was written.
+    fn drain_to(&mut self, sink: &mut impl io::Write) -> io::Result<usize>;
+}
+
+impl Drain for ByteQueue {
+    fn is_empty(&self) -> bool {
+        ByteQueue::is_empty(self)
+    }
+
+    fn drain_to(&mut self, sink: &mut impl io::Write) -> io::Result<usize> {
+        let n = sink.write(self.as_slice())?;
+        self.consume(n);
+        Ok(n)
     }
 }
 

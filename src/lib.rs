@@ -115,6 +115,7 @@ mod private_key;
 mod proxy;
 mod reactor;
 mod resolver;
+mod send_queue;
 mod server;
 mod signal;
 mod ssl_socket;

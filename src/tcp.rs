@@ -14,7 +14,7 @@ use std::net::{Shutdown, SocketAddr};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::buffer::ByteQueue;
+use crate::buffer::{ByteQueue, Drain};
 use crate::reactor::Readiness;
 
 /// The most one `read(2)` asks for. Large reads mean few syscalls on bulk
@@ -165,7 +165,7 @@ impl Tcp {
 
     /// Writes from `queue` until it is empty or `WouldBlock`; returns how
     /// many bytes went out.
-    pub(crate) fn send(&mut self, queue: &mut ByteQueue) -> io::Result<usize> {
+    pub(crate) fn send(&mut self, queue: &mut impl Drain) -> io::Result<usize> {
         let mut sent = 0;
         while self.writable && !queue.is_empty() {
             match queue.drain_to(&mut self.stream) {

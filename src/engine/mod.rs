@@ -23,6 +23,7 @@ use crate::certificate::Certificate;
 use crate::config::{PeerVerifyMode, SslConfiguration, SslProtocol};
 use crate::error::{Alert, Error, SslError, SslErrorKind};
 use crate::gnutls::{code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session};
+use crate::send_queue::SendQueue;
 
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
 const RECORD_ROOM: usize = 16 * 1024;
@@ -234,7 +235,7 @@ impl Engine {
     }
 
     /// Ciphertext waiting to be sent to the peer.
-    pub(crate) fn outgoing(&mut self) -> &mut ByteQueue {
+    pub(crate) fn outgoing(&mut self) -> &mut SendQueue {
         &mut self.session.transport_mut().outgoing
     }
 
@@ -427,6 +428,12 @@ impl Engine {
     /// Decrypts records until GnuTLS has nothing complete left, including
     /// what it holds internally, or `plaintext` reaches `limit`.
     fn decrypt(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
+        // The plaintext of what is buffered is no longer than its
+        // ciphertext: room for all of it at once, plus the record-sized room
+        // each receive call asks for, so the loop never moves the bytes.
+        let (ciphertext, held) = self.buffered();
+        let room = (ciphertext + held).min(limit.saturating_sub(plaintext.len()));
+        plaintext.reserve(room + RECORD_ROOM);
         while !self.peer_closed && plaintext.len() < limit {
             let before = self.buffered();
             let session = &mut self.session;

@@ -79,7 +79,8 @@ impl Pair {
 
 fn hop(from: &mut Engine, to: &mut Engine, chunk: usize) -> usize {
     let n = from.outgoing_len().min(chunk);
-    let bytes = from.outgoing().as_slice()[..n].to_vec();
+    let (first, second) = from.outgoing().as_slices();
+    let bytes: Vec<u8> = first.iter().chain(second).take(n).copied().collect();
     from.outgoing().consume(n);
     to.receive(&bytes);
     n

@@ -15,6 +15,7 @@ use gnutls_sys as sys;
 
 use super::error::{code, GnutlsError};
 use crate::buffer::ByteQueue;
+use crate::send_queue::SendQueue;
 
 /// The certificate check GnuTLS runs mid-handshake, as a small state
 /// machine. The verify callback computes the status once and then pauses
@@ -90,7 +91,7 @@ pub(crate) struct Transport {
     /// Ciphertext received from the peer, not yet pulled by GnuTLS.
     pub(crate) incoming: ByteQueue,
     /// Ciphertext GnuTLS pushed, not yet sent to the peer.
-    pub(crate) outgoing: ByteQueue,
+    pub(crate) outgoing: SendQueue,
     /// The peer's stream ended: once `incoming` is empty, pull reports EOF.
     pub(crate) eof: bool,
     /// The peer check and what it verifies against.
@@ -107,7 +108,7 @@ impl Transport {
     pub(crate) fn new(purpose: Purpose) -> Self {
         Self {
             incoming: ByteQueue::new(),
-            outgoing: ByteQueue::new(),
+            outgoing: SendQueue::new(),
             eof: false,
             peer_check: PeerCheck::Idle,
             check_name: None,
@@ -209,7 +210,7 @@ pub(crate) unsafe extern "C" fn vec_push(
         with_transport(ptr, -1, |t| {
             let pieces = std::slice::from_raw_parts(iov, usize::try_from(iovcnt).unwrap_or(0));
             let mut total = 0usize;
-            for piece in pieces {
+            for piece in pieces.iter().filter(|p| p.iov_len > 0) {
                 t.push(std::slice::from_raw_parts(
                     piece.iov_base.cast::<u8>(),
                     piece.iov_len,
