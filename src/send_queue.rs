@@ -149,10 +149,12 @@ mod tests {
                 .collect();
             q.extend(&chunk);
             expected.extend(chunk);
-            let (first, second) = q.as_slices();
-            assert!(first.iter().chain(second).eq(expected.iter()));
+            if round % 16 == 0 {
+                let (first, second) = q.as_slices();
+                assert!(first.iter().chain(second).eq(expected.iter()));
+            }
             let mut sink = Vec::new();
-            let mut limited = Limited(&mut sink, (round * 53) % 7000);
+            let mut limited = Limited(&mut sink, (round * 53) % 10_000);
             let n = q.drain_to(&mut limited).unwrap();
             let drained: Vec<u8> = expected.drain(..n).collect();
             assert_eq!(sink, drained);

@@ -17,6 +17,7 @@ mod verification;
 pub(crate) use verification::ssl_errors;
 
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
@@ -546,6 +547,27 @@ impl Engine {
             offset += self.send_record(&data[offset..])?;
         }
         Ok(())
+    }
+
+    /// Runs `body` with what GnuTLS pushes going straight to `socket` (one
+    /// `sendmsg` per push, no copy) while nothing is queued before it and
+    /// the socket takes it; the rest is queued as usual. So a handshake
+    /// flight leaves message by message as GnuTLS writes it (the peer starts
+    /// on the ServerHello while the CertificateVerify is still being
+    /// signed). Returns `body`'s result and how many ciphertext bytes went
+    /// straight to the socket. The engine keeps no hold on `socket` after
+    /// it returns; with `None` this is just `body(self)`.
+    pub(crate) fn through<R>(
+        &mut self,
+        socket: Option<BorrowedFd<'_>>,
+        body: impl FnOnce(&mut Self) -> R,
+    ) -> (R, usize) {
+        let transport = self.session.transport_mut();
+        transport.set_direct(socket.map(|s| s.as_raw_fd()));
+        let result = body(self);
+        let transport = self.session.transport_mut();
+        transport.set_direct(None);
+        (result, transport.take_direct_sent())
     }
 
     /// One `gnutls_record_send`, retried as GnuTLS documents: after AGAIN or

@@ -416,3 +416,41 @@ fn stapled_ocsp_reaches_the_client_and_can_be_required() {
     };
     assert_eq!(errors[0].kind(), SslErrorKind::OcspResponseInvalid);
 }
+
+/// With a socket to write through, the server's flight leaves message by
+/// message straight into the socket, and what the socket did not take stays
+/// queued after it: the peer sees one stream, in order.
+#[test]
+fn pushes_through_a_socket_keep_the_stream_in_order() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    let mut pair = Pair::default_pair();
+    pair.client
+        .process(&mut pair.client_plain, usize::MAX)
+        .unwrap();
+    hop(&mut pair.client, &mut pair.server, usize::MAX);
+    let (ours, mut theirs) = UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let (result, direct) = pair.server.through(Some(ours.as_fd()), |e| {
+        e.process(&mut pair.server_plain, usize::MAX)
+    });
+    result.unwrap();
+    assert!(direct > 0, "nothing went straight to the socket");
+    let mut stream = vec![0; direct];
+    theirs.read_exact(&mut stream).unwrap();
+    stream.extend(pair.server.outgoing().take_all());
+    pair.client.receive(&stream);
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    assert!(pair.client.is_established() && pair.server.is_established());
+
+    // Without a socket nothing is sent directly.
+    pair.server.send(b"late").unwrap();
+    let (_, direct) = pair.server.through(None, |e| e.send(b"more"));
+    assert_eq!(direct, 0);
+    pair.pump();
+    assert_eq!(pair.client_plain.take_all(), b"latemore");
+}

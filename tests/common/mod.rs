@@ -1169,10 +1169,19 @@ fn pump(
             Ok(n) => n,
         };
         let data = &buf[..n];
+        // Counted as written, so a reader that has everything also sees
+        // everything counted.
+        let mut send = |bytes: &[u8]| {
+            let ok = to.write_all(bytes).is_ok();
+            if ok {
+                count.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            ok
+        };
         let ok = match mode {
-            RelayMode::Plain => to.write_all(data).is_ok(),
+            RelayMode::Plain => send(data),
             RelayMode::OneByte { pause_every } => data.iter().all(|b| {
-                let ok = to.write_all(std::slice::from_ref(b)).is_ok();
+                let ok = send(std::slice::from_ref(b));
                 since_pause += 1;
                 if pause_every > 0 && since_pause >= pause_every {
                     since_pause = 0;
@@ -1189,7 +1198,7 @@ fn pump(
                 let mut ok = true;
                 while ok && !rest.is_empty() {
                     let k = (1 + rng.upto(max_segment as u64 - 1) as usize).min(rest.len());
-                    ok = to.write_all(&rest[..k]).is_ok();
+                    ok = send(&rest[..k]);
                     rest = &rest[k..];
                     let pause = rng.upto(max_pause_us);
                     if pause > 0 {
@@ -1202,7 +1211,6 @@ fn pump(
         if !ok {
             break;
         }
-        count.fetch_add(n as u64, Ordering::Relaxed);
     }
     let _ = to.shutdown(Shutdown::Write);
 }
