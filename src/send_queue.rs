@@ -77,7 +77,9 @@ impl SendQueue {
         self.head = (self.head + n) % self.buf.len();
     }
 
-    /// Removes everything and returns it as a vector.
+    /// Removes everything and returns it as a vector (for the in-memory
+    /// engine pairs of the tests and fuzz targets).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn take_all(&mut self) -> Vec<u8> {
         let (first, second) = self.as_slices();
         let out = [first, second].concat();
