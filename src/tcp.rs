@@ -6,7 +6,8 @@
 //! event will come. `Tcp` remembers whether the last read or write stopped
 //! at `WouldBlock`: when it did not (a buffer limit stopped it), the owner
 //! may go on later without waiting for an event. This file moves bytes
-//! between the kernel and [`ByteQueue`]s and knows nothing of TLS.
+//! between the kernel and the byte queues ([`ByteQueue`], and anything
+//! that can [`Drain`]) and knows nothing of TLS.
 
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};

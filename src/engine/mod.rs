@@ -5,7 +5,9 @@
 //! record, ciphertext to send comes out ([`Engine::outgoing`]), and what
 //! happened is queued as [`EngineEvent`]s. There are no sockets, no clocks
 //! and no user callbacks here: the engine is tested and fuzzed from byte
-//! slices, and `ssl_socket.rs` drives it from the network.
+//! slices, and `ssl_socket.rs` drives it from the network. (A caller may
+//! lend a socket for the length of one call, [`Engine::through`], so that a
+//! handshake flight leaves as GnuTLS writes it; the engine keeps none.)
 //!
 //! Certificate verification pauses the handshake: the engine reports
 //! [`EngineEvent::SslErrors`] and waits for [`Engine::resolve_ssl_errors`],
