@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calloop::timer::{TimeoutAction, Timer};
-use calloop::{Dispatcher, EventLoop, LoopSignal};
+use calloop::{Dispatcher, EventLoop};
 use common::*;
 use sslsocket::{QuitRequested, Reactor, ReactorSource, SocketId, SocketState};
 
@@ -27,7 +27,7 @@ struct Outcome {
 }
 
 /// Runs `event_loop` until the reactor asks to quit or [`DEADLINE`] passes.
-/// The reactor source must already be in the loop with [`stop_on_quit`].
+/// The reactor source must already be in the loop ([`insert_reactor`]).
 fn run(event_loop: &mut EventLoop<'_, Outcome>) -> Outcome {
     let signal = event_loop.get_signal();
     event_loop
@@ -45,14 +45,26 @@ fn run(event_loop: &mut EventLoop<'_, Outcome>) -> Outcome {
     outcome
 }
 
-/// The source's callback: records the quit request and stops the loop.
-fn stop_on_quit(
-    signal: LoopSignal,
-) -> impl FnMut(QuitRequested, &mut Reactor, &mut Outcome) + 'static {
-    move |QuitRequested, _, outcome| {
-        outcome.quit = true;
-        signal.stop();
-    }
+/// Puts `reactor` into `event_loop` as a source whose callback records the
+/// quit request and stops the loop; the dispatcher reaches the source
+/// afterwards.
+fn insert_reactor(
+    event_loop: &mut EventLoop<'static, Outcome>,
+    reactor: Reactor,
+) -> Dispatcher<'static, ReactorSource, Outcome> {
+    let signal = event_loop.get_signal();
+    let dispatcher = Dispatcher::new(
+        ReactorSource::new(reactor).unwrap(),
+        move |QuitRequested, _: &mut Reactor, outcome: &mut Outcome| {
+            outcome.quit = true;
+            signal.stop();
+        },
+    );
+    event_loop
+        .handle()
+        .register_dispatcher(dispatcher.clone())
+        .unwrap();
+    dispatcher
 }
 
 /// The CPU time this thread has used, in clock ticks (usually 10 ms), from
@@ -109,15 +121,8 @@ fn a_tls_exchange_with_openssl_runs_inside_a_calloop_loop() {
         .connect_to_host_encrypted("localhost", server.port)
         .unwrap();
 
-    let mut event_loop: EventLoop<Outcome> = EventLoop::try_new().unwrap();
-    let dispatcher = Dispatcher::new(
-        ReactorSource::new(reactor).unwrap(),
-        stop_on_quit(event_loop.get_signal()),
-    );
-    event_loop
-        .handle()
-        .register_dispatcher(dispatcher.clone())
-        .unwrap();
+    let mut event_loop = EventLoop::try_new().unwrap();
+    let dispatcher = insert_reactor(&mut event_loop, reactor);
     let outcome = run(&mut event_loop);
 
     assert!(!outcome.timed_out, "the exchange did not finish");
@@ -148,12 +153,8 @@ fn reactor_timers_wake_the_calloop_loop() {
         }
     });
 
-    let mut event_loop: EventLoop<Outcome> = EventLoop::try_new().unwrap();
-    let source = ReactorSource::new(reactor).unwrap();
-    event_loop
-        .handle()
-        .insert_source(source, stop_on_quit(event_loop.get_signal()))
-        .unwrap();
+    let mut event_loop = EventLoop::try_new().unwrap();
+    insert_reactor(&mut event_loop, reactor);
     let ticks_before = thread_cpu_ticks();
     let outcome = run(&mut event_loop);
     let cpu_ticks = thread_cpu_ticks() - ticks_before;
@@ -207,12 +208,8 @@ fn posts_from_eight_threads_wake_the_calloop_loop() {
         })
         .collect();
 
-    let mut event_loop: EventLoop<Outcome> = EventLoop::try_new().unwrap();
-    let source = ReactorSource::new(reactor).unwrap();
-    event_loop
-        .handle()
-        .insert_source(source, stop_on_quit(event_loop.get_signal()))
-        .unwrap();
+    let mut event_loop = EventLoop::try_new().unwrap();
+    insert_reactor(&mut event_loop, reactor);
     let outcome = run(&mut event_loop);
     for worker in workers {
         worker.join().unwrap();
@@ -239,15 +236,8 @@ fn a_write_from_another_sources_callback_is_sent_without_an_event() {
         .connect_to_host_encrypted("127.0.0.1", server.port)
         .unwrap();
 
-    let mut event_loop: EventLoop<Outcome> = EventLoop::try_new().unwrap();
-    let dispatcher = Dispatcher::new(
-        ReactorSource::new(reactor).unwrap(),
-        stop_on_quit(event_loop.get_signal()),
-    );
-    event_loop
-        .handle()
-        .register_dispatcher(dispatcher.clone())
-        .unwrap();
+    let mut event_loop = EventLoop::try_new().unwrap();
+    let dispatcher = insert_reactor(&mut event_loop, reactor);
     // Polls the socket from a calloop timer; writes once it is encrypted,
     // and stops polling.
     let reactor_source = dispatcher.clone();
