@@ -12,23 +12,20 @@
 //! namespace (`unshare --mount`) in which a temporary hosts file is
 //! bind-mounted over /etc/hosts; nothing outside that child changes.
 
+mod common;
+
 use std::cell::RefCell;
 use std::fs;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::{client_config, require, server_config, ProcessGroup, TempDir};
 use sslsocket::{
-    Context, Error, Reactor, SocketId, SocketState, SslConfiguration, SslServer, SslSocket,
-    TimeoutKind, TimerId,
+    Context, Error, Reactor, SocketId, SocketState, SslServer, SslSocket, TimeoutKind, TimerId,
 };
 
 /// The bound on every wait for a connection's outcome.
@@ -37,164 +34,6 @@ const LIMIT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn ca(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("ca").join(name)
-}
-
-fn client_config() -> SslConfiguration {
-    SslConfiguration::builder()
-        .system_ca_certificates(false)
-        .add_ca_certificates_file(ca("root-ca.pem"))
-        .build()
-        .expect("client configuration")
-}
-
-fn server_config() -> SslConfiguration {
-    SslConfiguration::builder()
-        .system_ca_certificates(false)
-        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
-        .build()
-        .expect("server configuration")
-}
-
-/// The path of `program`, or a test failure naming the Debian package.
-fn require(program: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-    std::env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{program}` is required by this test but was not found: \
-                 install the Debian package `{package}` (apt-get install {package})"
-            )
-        })
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "sslsocket-connect-{}-{}-{label}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process, killed (with its process group) and reaped when
-/// dropped, also when the test fails.
-struct Peer {
-    child: Child,
-    reaped: bool,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Peer {
-    fn start(mut command: Command) -> Self {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let (stdout, a) = drain(child.stdout.take().expect("piped stdout"));
-        let (stderr, b) = drain(child.stderr.take().expect("piped stderr"));
-        Self {
-            child,
-            reaped: false,
-            stdout,
-            stderr,
-            threads: vec![a, b],
-        }
-    }
-
-    /// Waits for the exit and the output (the test fails after `limit`).
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.reaped = true;
-                for thread in self.threads.drain(..) {
-                    let _ = thread.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the child did not exit within {limit:?}\nstdout: {}\nstderr: {}",
-                self.text(&self.stdout),
-                self.text(&self.stderr)
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn text(&self, buffer: &Mutex<Vec<u8>>) -> String {
-        String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if !self.reaped {
-            kill_group(self.child.id());
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// SIGKILL to the process group `leader` leads (made by `process_group(0)`).
-#[allow(unsafe_code)]
-fn kill_group(leader: u32) {
-    let Ok(group) = libc::pid_t::try_from(leader) else {
-        return;
-    };
-    // SAFETY: kill(2) takes two integers and touches no memory of ours. The
-    // group belongs to a child that has not been reaped yet, so its id
-    // cannot have been reused by another process group.
-    unsafe {
-        libc::kill(-group, libc::SIGKILL);
-    }
-}
-
-fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let into = buffer.clone();
-    let thread = thread::spawn(move || {
-        let mut chunk = vec![0u8; 16 << 10];
-        loop {
-            match from.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    });
-    (buffer, thread)
-}
 
 /// Fills the accept queue of `listener` (which never accepts) so the
 /// kernel drops further SYNs; returns the connections that fill it, to be
@@ -517,10 +356,10 @@ fn with_dual_stack_localhost(name: &str, body: impl FnOnce()) {
         .arg(std::env::current_exe().expect("current_exe"))
         .arg(name)
         .env(DUAL_STACK_CHILD, "1");
-    let mut child = Peer::start(command);
+    let mut child = ProcessGroup::start("the test under unshare", command);
     let status = child.wait(Duration::from_secs(60));
-    let stdout = child.text(&child.stdout);
-    let stderr = child.text(&child.stderr);
+    let stdout = child.stdout_text();
+    let stderr = child.stderr_text();
     assert!(
         status.success() && stdout.contains("test result: ok. 1 passed"),
         "the test {name} in a namespace where localhost is ::1 and 127.0.0.1 failed \

@@ -16,21 +16,21 @@ mod common;
 
 use std::cell::RefCell;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::sync::OnceLock;
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{ca, ca_str, client_config, require, ProcessGroup, TempDir};
 use sslsocket::{
     Certificate, Error, Proxy, ProxyErrorKind, ProxyKind, Reactor, SocketId, SocketState,
-    SslConfiguration, SslErrorKind, SslSocket, TimeoutKind,
+    SslErrorKind, SslSocket, TimeoutKind,
 };
 
 /// The size of the large body fetched through every proxy.
@@ -62,69 +62,6 @@ const PROXY_VARIABLES: &[&str] = &[
 // ---------------------------------------------------------------------------
 // Files and programs
 // ---------------------------------------------------------------------------
-
-fn ca(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("ca").join(name)
-}
-
-fn ca_str(name: &str) -> String {
-    ca(name).to_str().expect("UTF-8 path").to_owned()
-}
-
-fn client_config() -> SslConfiguration {
-    SslConfiguration::builder()
-        .system_ca_certificates(false)
-        .add_ca_certificates_file(ca("root-ca.pem"))
-        .build()
-        .expect("client configuration")
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "sslsocket-proxy-{}-{}-{label}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The path of `program`, or a test failure naming the Debian package.
-fn require(program: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-    std::env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{program}` is required by this test but was not found: \
-                 install the Debian package `{package}` (apt-get install {package})"
-            )
-        })
-}
 
 /// `len` pseudo-random bytes (xorshift64, seeded from the clock).
 fn random_body(len: usize) -> Vec<u8> {
@@ -166,135 +103,10 @@ fn free_port() -> u16 {
 // Processes
 // ---------------------------------------------------------------------------
 
-/// A process started by a test, in its own process group. Dropping it kills
-/// the whole group (SIGKILL) and reaps the process, also when the test
-/// panics. Its stdout and stderr are collected by threads.
-struct Peer {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    reaped: bool,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Peer {
-    fn start(name: &str, mut command: Command) -> Self {
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdin = child.stdin.take();
-        let (stdout, out_thread) = drain(child.stdout.take().expect("piped stdout"));
-        let (stderr, err_thread) = drain(child.stderr.take().expect("piped stderr"));
-        Self {
-            name: name.to_owned(),
-            child,
-            stdin,
-            reaped: false,
-            stdout,
-            stderr,
-            threads: vec![out_thread, err_thread],
-        }
-    }
-
-    fn write_stdin(&mut self, data: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(data).expect("write to the child's stdin");
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.try_wait().expect("try_wait");
-        self.reaped |= status.is_some();
-        status
-    }
-
-    /// Waits for the process to exit and its output to be collected; the
-    /// test fails after `limit` (and the process is killed).
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                for thread in self.threads.drain(..) {
-                    let _ = thread.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{}` did not exit within {limit:?}; stderr:\n{}",
-                self.name,
-                self.stderr_text()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stdout(&self) -> Vec<u8> {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout()).into_owned()
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stdin = None;
-        if !self.reaped {
-            kill_group(self.child.id());
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// SIGKILL to the process group `leader` leads (made by `process_group(0)`).
-#[allow(unsafe_code)]
-fn kill_group(leader: u32) {
-    let Ok(group) = libc::pid_t::try_from(leader) else {
-        return;
-    };
-    // SAFETY: kill(2) takes two integers and touches no memory of ours. The
-    // group belongs to a child that has not been reaped yet, so its id
-    // cannot have been reused by another process group.
-    unsafe {
-        libc::kill(-group, libc::SIGKILL);
-    }
-}
-
-fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let into = buffer.clone();
-    let thread = thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 << 10];
-        loop {
-            match from.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    });
-    (buffer, thread)
-}
-
 /// Runs a short command to completion (at most 30 s); returns its status
 /// and stderr.
 fn run_command(name: &str, command: Command, input: &[u8]) -> (ExitStatus, String) {
-    let mut peer = Peer::start(name, command);
+    let mut peer = ProcessGroup::start(name, command);
     if !input.is_empty() {
         peer.write_stdin(input);
     }
@@ -305,14 +117,14 @@ fn run_command(name: &str, command: Command, input: &[u8]) -> (ExitStatus, Strin
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`, or
 /// `peer` exits (an `Err` with its output and `log`).
-fn wait_listening(peer: &mut Peer, port: u16, log: &Path) -> Result<(), String> {
+fn wait_listening(peer: &mut ProcessGroup, port: u16, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     loop {
         if let Some(status) = peer.exited() {
             return Err(format!(
                 "`{}` exited ({status}) before listening on port {port}\nstdout: {}\nstderr: {}\nlog:\n{}",
-                peer.name,
+                peer.name(),
                 peer.stdout_text(),
                 peer.stderr_text(),
                 fs::read_to_string(log).unwrap_or_default()
@@ -324,7 +136,7 @@ fn wait_listening(peer: &mut Peer, port: u16, log: &Path) -> Result<(), String> 
         assert!(
             Instant::now() < deadline,
             "`{}` does not listen on port {port}\nlog:\n{}",
-            peer.name,
+            peer.name(),
             fs::read_to_string(log).unwrap_or_default()
         );
         thread::sleep(Duration::from_millis(20));
@@ -337,7 +149,7 @@ fn wait_listening(peer: &mut Peer, port: u16, log: &Path) -> Result<(), String> 
 
 /// `openssl s_server -WWW` serving `body.bin` from a temporary directory.
 struct Target {
-    _peer: Peer,
+    _peer: ProcessGroup,
     port: u16,
     body: Vec<u8>,
 }
@@ -352,7 +164,7 @@ fn start_target(dir: &TempDir, size: usize) -> Target {
         .args(["-cert", &ca_str("server.pem")])
         .args(["-cert_chain", &ca_str("intermediate-ca.pem")])
         .args(["-key", &ca_str("server.key")]);
-    let mut peer = Peer::start("openssl s_server -WWW", command);
+    let mut peer = ProcessGroup::start("openssl s_server -WWW", command);
     // Not -quiet: s_server prints "ACCEPT ADDRESS:PORT" once it listens.
     let deadline = Instant::now() + Duration::from_secs(15);
     let port = loop {
@@ -386,7 +198,7 @@ fn start_target(dir: &TempDir, size: usize) -> Target {
 
 /// A running proxy: its port and its log file.
 struct ProxyProcess {
-    _peer: Peer,
+    _peer: ProcessGroup,
     port: u16,
     log: PathBuf,
 }
@@ -443,7 +255,7 @@ fn start_proxy(
         let conf = dir.join(&format!("{stem}.conf"));
         let log = dir.join(&format!("{stem}.log"));
         fs::write(&conf, config(port, &log)).expect("write the proxy configuration");
-        let mut peer = Peer::start(name, command(&conf));
+        let mut peer = ProcessGroup::start(name, command(&conf));
         match wait_listening(&mut peer, port, &log) {
             Ok(()) => {
                 return ProxyProcess {
@@ -804,7 +616,7 @@ fn getslash(proxy: Option<&str>, port: u16, path: &str, env: &[(&str, &str)]) ->
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut peer = Peer::start("getslash", command);
+    let mut peer = ProcessGroup::start("getslash", command);
     peer.close_stdin();
     let status = peer.wait(FETCH_LIMIT);
     Run {

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::rc::Rc;
@@ -98,17 +99,20 @@ pub fn require(program: &str, package: &str) -> PathBuf {
         assert!(path.is_file(), "{program} is missing");
         return path;
     }
+    // The sbin folders too: daemons (danted) and admin tools (useradd)
+    // live there, and a non-root PATH often lacks them.
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(program);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "`{program}` is required by this test but was not found on PATH: \
-         install the Debian package `{package}` (apt-get install {package})"
-    );
+    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+    std::env::split_paths(&path)
+        .chain(extra.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is required by this test but was not found: \
+                 install the Debian package `{package}` (apt-get install {package})"
+            )
+        })
 }
 
 /// The binary of the example `name`, built (or found up to date) by the
@@ -347,6 +351,11 @@ impl Proc {
     }
 
     /// Writes to the process's stdin.
+    /// The name it was started under, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn write_stdin(&mut self, data: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         stdin.write_all(data).expect("write to the child's stdin");
@@ -989,6 +998,11 @@ impl TempDir {
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// The path of `name` in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 
     /// Writes `name` in the directory; returns its path.
@@ -1847,4 +1861,141 @@ impl<'a> FaultLoop<'a> {
         }
         false
     }
+}
+
+// ---------------------------------------------------------------------------
+// A process in its own process group
+// ---------------------------------------------------------------------------
+
+/// A process started by a test in its own process group (daemons that fork,
+/// a test binary re-run under `unshare`). Dropping it kills the whole group
+/// (SIGKILL) and reaps the process, also when the test panics. Its stdout
+/// and stderr are collected by threads.
+pub struct ProcessGroup {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    reaped: bool,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ProcessGroup {
+    pub fn start(name: &str, mut command: Command) -> Self {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdin = child.stdin.take();
+        let (stdout, out_thread) = collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, err_thread) = collect(child.stderr.take().expect("piped stderr"));
+        Self {
+            name: name.to_owned(),
+            child,
+            stdin,
+            reaped: false,
+            stdout,
+            stderr,
+            threads: vec![out_thread, err_thread],
+        }
+    }
+
+    /// The name it was started under, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn write_stdin(&mut self, data: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(data).expect("write to the child's stdin");
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().expect("try_wait");
+        self.reaped |= status.is_some();
+        status
+    }
+
+    /// Waits for the process to exit and its output to be collected; the
+    /// test fails after `limit` (and the process is killed).
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                for thread in self.threads.drain(..) {
+                    let _ = thread.join();
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{}` did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                self.name,
+                self.stdout_text(),
+                self.stderr_text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout()).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.stdin = None;
+        if !self.reaped {
+            kill_process_group(self.child.id());
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// SIGKILL to the process group `leader` leads (made by `process_group(0)`),
+/// with procps' kill(1). The leader is not reaped yet, so its id cannot
+/// name another group.
+fn kill_process_group(leader: u32) {
+    let status = Command::new(require("kill", "procps"))
+        .args(["-s", "KILL", "--", &format!("-{leader}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!("could not kill process group {leader}: {status:?}");
+    }
+}
+
+/// Collects everything `from` yields, on a thread.
+fn collect(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let into = buffer.clone();
+    let thread = thread::spawn(move || {
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            match from.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    (buffer, thread)
 }
