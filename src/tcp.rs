@@ -11,7 +11,6 @@
 
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -186,12 +185,6 @@ impl Tcp {
             }
         }
         Ok(sent)
-    }
-
-    /// The socket, while it can take data without blocking (as far as the
-    /// last write knows), for a sender that writes to it directly.
-    pub(crate) fn writable_socket(&self) -> Option<BorrowedFd<'_>> {
-        self.writable.then(|| self.stream.as_fd())
     }
 
     /// Sends FIN: we write no more.

@@ -5,9 +5,7 @@
 //! record, ciphertext to send comes out ([`Engine::outgoing`]), and what
 //! happened is queued as [`EngineEvent`]s. There are no sockets, no clocks
 //! and no user callbacks here: the engine is tested and fuzzed from byte
-//! slices, and `ssl_socket.rs` drives it from the network. (A caller may
-//! lend a socket for the length of one call, [`Engine::through`], so that a
-//! handshake flight leaves as GnuTLS writes it; the engine keeps none.)
+//! slices, and `ssl_socket.rs` drives it from the network.
 //!
 //! Certificate verification pauses the handshake: the engine reports
 //! [`EngineEvent::SslErrors`] and waits for [`Engine::resolve_ssl_errors`],
@@ -19,7 +17,6 @@ mod verification;
 pub(crate) use verification::ssl_errors;
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
@@ -549,27 +546,6 @@ impl Engine {
             offset += self.send_record(&data[offset..])?;
         }
         Ok(())
-    }
-
-    /// Runs `body` with what GnuTLS pushes going straight to `socket` (one
-    /// `sendmsg` per push, no copy) while nothing is queued before it and
-    /// the socket takes it; the rest is queued as usual. So a handshake
-    /// flight leaves message by message as GnuTLS writes it (the peer starts
-    /// on the ServerHello while the CertificateVerify is still being
-    /// signed). Returns `body`'s result and how many ciphertext bytes went
-    /// straight to the socket. The engine keeps no hold on `socket` after
-    /// it returns; with `None` this is just `body(self)`.
-    pub(crate) fn through<R>(
-        &mut self,
-        socket: Option<BorrowedFd<'_>>,
-        body: impl FnOnce(&mut Self) -> R,
-    ) -> (R, usize) {
-        let transport = self.session.transport_mut();
-        transport.set_direct(socket.map(|s| s.as_raw_fd()));
-        let result = body(self);
-        let transport = self.session.transport_mut();
-        transport.set_direct(None);
-        (result, transport.take_direct_sent())
     }
 
     /// One `gnutls_record_send`, retried as GnuTLS documents: after AGAIN or

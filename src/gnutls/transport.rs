@@ -9,7 +9,6 @@
 
 use std::any::Any;
 use std::ffi::{c_int, c_uint, c_void, CString};
-use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gnutls_sys as sys;
@@ -101,12 +100,6 @@ pub(crate) struct Transport {
     pub(crate) purpose: Purpose,
     /// A session ticket arrived since the flag was last cleared.
     pub(crate) ticket_received: bool,
-    /// While set (for the length of one engine call, see
-    /// `Engine::through`), what GnuTLS pushes while `outgoing` is empty goes
-    /// straight to this socket; what the socket does not take is queued.
-    direct: Option<RawFd>,
-    /// Ciphertext bytes handed to `direct` since the counter was taken.
-    direct_sent: usize,
     errno: c_int,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -121,8 +114,6 @@ impl Transport {
             check_name: None,
             purpose,
             ticket_received: false,
-            direct: None,
-            direct_sent: 0,
             errno: 0,
             panic: None,
         }
@@ -146,43 +137,6 @@ impl Transport {
 
     fn push(&mut self, data: &[u8]) {
         self.outgoing.extend(data);
-    }
-
-    /// Lets pushed records go straight to the socket `fd` (`None`: queue
-    /// everything). The caller keeps `fd` open while it is set.
-    pub(crate) fn set_direct(&mut self, fd: Option<RawFd>) {
-        self.direct = fd;
-    }
-
-    /// Ciphertext bytes sent straight to the socket since the last call.
-    pub(crate) fn take_direct_sent(&mut self) -> usize {
-        std::mem::take(&mut self.direct_sent)
-    }
-
-    /// Sends as much of `pieces` as the socket takes now, when nothing is
-    /// queued before them; returns how many bytes it took. After a short
-    /// send (the socket is full, or failed: the queued rest meets the error
-    /// at the next ordinary send) the rest of the call is queued.
-    fn send_direct(&mut self, pieces: &[sys::giovec_t]) -> usize {
-        let Some(fd) = self.direct.filter(|_| self.outgoing.len() == 0) else {
-            return 0;
-        };
-        let total: usize = pieces.iter().map(|p| p.iov_len).sum();
-        // SAFETY: an all-zero msghdr is valid (no name, no control data).
-        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-        // giovec_t is GnuTLS's name for `struct iovec` on POSIX systems (the
-        // same layout); sendmsg only reads the vectors.
-        message.msg_iov = pieces.as_ptr().cast_mut().cast::<libc::iovec>();
-        message.msg_iovlen = pieces.len();
-        // SAFETY: `fd` is an open socket (set_direct's contract) and
-        // `message` points at `pieces`, readable for the call.
-        let sent = unsafe { libc::sendmsg(fd, &message, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-        let sent = usize::try_from(sent).unwrap_or(0);
-        if sent < total {
-            self.direct = None;
-        }
-        self.direct_sent += sent;
-        sent
     }
 
     fn readable(&self) -> bool {
@@ -255,13 +209,12 @@ pub(crate) unsafe extern "C" fn vec_push(
     unsafe {
         with_transport(ptr, -1, |t| {
             let pieces = std::slice::from_raw_parts(iov, usize::try_from(iovcnt).unwrap_or(0));
-            let mut skip = t.send_direct(pieces);
             let mut total = 0usize;
             for piece in pieces.iter().filter(|p| p.iov_len > 0) {
-                let bytes = std::slice::from_raw_parts(piece.iov_base.cast::<u8>(), piece.iov_len);
-                let sent = skip.min(bytes.len());
-                skip -= sent;
-                t.push(&bytes[sent..]);
+                t.push(std::slice::from_raw_parts(
+                    piece.iov_base.cast::<u8>(),
+                    piece.iov_len,
+                ));
                 total += piece.iov_len;
             }
             total as isize

@@ -193,19 +193,7 @@ impl SslSocket {
             if received.eof && !self.close.close_notify_sent {
                 engine.peer_eof();
             }
-            // Straight to the socket only when nothing waits before it
-            // (plaintext queued before a STARTTLS upgrade, for one).
-            let socket = self
-                .tcp
-                .as_ref()
-                .filter(|_| self.plain_out.is_empty())
-                .and_then(Tcp::writable_socket);
-            let read_buffer = &mut self.read_buffer;
-            let (result, sent) = engine.through(socket, |e| e.process(read_buffer, limit));
-            // What went straight to the socket is the next part of the
-            // outgoing stream (nothing was queued before it).
-            let written = self.progress.sent(sent);
-            self.report_written(written);
+            let result = engine.process(&mut self.read_buffer, limit);
             let close_notify = self.collect_engine_events();
             if self.read_buffer.len() > before {
                 self.events.push_back(SocketEvent::ReadyRead);
