@@ -23,7 +23,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{client_config, require, server_config, ProcessGroup, TempDir};
+use common::{client_config, require, server_config, Proc, TempDir};
 use sslsocket::{
     Context, Error, Reactor, SocketId, SocketState, SslServer, SslSocket, TimeoutKind, TimerId,
 };
@@ -356,7 +356,7 @@ fn with_dual_stack_localhost(name: &str, body: impl FnOnce()) {
         .arg(std::env::current_exe().expect("current_exe"))
         .arg(name)
         .env(DUAL_STACK_CHILD, "1");
-    let mut child = ProcessGroup::start("the test under unshare", command);
+    let mut child = Proc::in_own_group("the test under unshare", command);
     let status = child.wait(Duration::from_secs(60));
     let stdout = child.stdout_text();
     let stderr = child.stderr_text();

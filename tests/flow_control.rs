@@ -29,24 +29,20 @@
 //! 16 MiB/s. `FLOW_CONTROL_MIB` and `FLOW_CONTROL_WRITE_MIB` override the
 //! two sizes.
 
-// The counting allocator below is the only unsafe code: it forwards to
-// the system allocator.
-#![allow(unsafe_code)]
-
 mod common;
+mod memory;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{ca_str, require, server_config, TempDir};
+use memory::{peak_heap, reset_peak, rss, status_bytes};
 use sslsocket::{Context, Reactor, SocketId, SocketState, SslSocket};
 
 const KIB: usize = 1024;
@@ -91,84 +87,6 @@ const MAX_RECORD: usize = 16 * KIB;
 // The memory meter
 // ---------------------------------------------------------------------------
 
-/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`).
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kib: u64 = line[field.len() + 1..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("cannot parse {line:?}"));
-    kib * 1024
-}
-
-fn rss() -> u64 {
-    status_bytes("VmRSS")
-}
-
-/// The system allocator, counting the bytes live and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-impl Counting {
-    fn grew(by: usize) {
-        let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-        PEAK.fetch_max(live, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments;
-// the counting only touches atomics and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract, which is System's.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            Self::grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            Self::grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, that is from System.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from System with `layout`; the caller upholds
-        // the rest of `realloc`'s contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                Self::grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
 /// Both meters' readings at a reset.
 #[derive(Debug, Clone, Copy)]
 struct Baseline {
@@ -201,25 +119,21 @@ impl std::fmt::Display for Growth {
 fn baseline() -> Baseline {
     std::fs::write("/proc/self/clear_refs", "5")
         .expect("reset VmHWM through /proc/self/clear_refs");
-    let heap = LIVE.load(Ordering::Relaxed);
-    PEAK.store(heap, Ordering::Relaxed);
+    let heap = reset_peak();
     let rss = rss();
     let hwm = status_bytes("VmHWM");
     assert!(
         hwm <= rss + MIB,
         "VmHWM ({hwm}) was not reset to about VmRSS ({rss})"
     );
-    Baseline {
-        rss,
-        heap: heap as u64,
-    }
+    Baseline { rss, heap }
 }
 
 impl Baseline {
     fn growth(&self) -> Growth {
         Growth {
             rss: status_bytes("VmHWM").saturating_sub(self.rss),
-            heap: (PEAK.load(Ordering::Relaxed) as u64).saturating_sub(self.heap),
+            heap: peak_heap().saturating_sub(self.heap),
         }
     }
 }

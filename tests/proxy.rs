@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{ca, ca_str, client_config, require, ProcessGroup, TempDir};
+use common::{ca, ca_str, client_config, require, Proc, TempDir};
 use sslsocket::{
     Certificate, Error, Proxy, ProxyErrorKind, ProxyKind, Reactor, SocketId, SocketState,
     SslErrorKind, SslSocket, TimeoutKind,
@@ -106,7 +106,7 @@ fn free_port() -> u16 {
 /// Runs a short command to completion (at most 30 s); returns its status
 /// and stderr.
 fn run_command(name: &str, command: Command, input: &[u8]) -> (ExitStatus, String) {
-    let mut peer = ProcessGroup::start(name, command);
+    let mut peer = Proc::in_own_group(name, command);
     if !input.is_empty() {
         peer.write_stdin(input);
     }
@@ -117,14 +117,14 @@ fn run_command(name: &str, command: Command, input: &[u8]) -> (ExitStatus, Strin
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`, or
 /// `peer` exits (an `Err` with its output and `log`).
-fn wait_listening(peer: &mut ProcessGroup, port: u16, log: &Path) -> Result<(), String> {
+fn wait_listening(peer: &mut Proc, port: u16, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     loop {
-        if let Some(status) = peer.exited() {
+        if let Some(status) = peer.try_wait() {
             return Err(format!(
                 "`{}` exited ({status}) before listening on port {port}\nstdout: {}\nstderr: {}\nlog:\n{}",
-                peer.name(),
+                peer.name,
                 peer.stdout_text(),
                 peer.stderr_text(),
                 fs::read_to_string(log).unwrap_or_default()
@@ -136,7 +136,7 @@ fn wait_listening(peer: &mut ProcessGroup, port: u16, log: &Path) -> Result<(), 
         assert!(
             Instant::now() < deadline,
             "`{}` does not listen on port {port}\nlog:\n{}",
-            peer.name(),
+            peer.name,
             fs::read_to_string(log).unwrap_or_default()
         );
         thread::sleep(Duration::from_millis(20));
@@ -149,7 +149,7 @@ fn wait_listening(peer: &mut ProcessGroup, port: u16, log: &Path) -> Result<(), 
 
 /// `openssl s_server -WWW` serving `body.bin` from a temporary directory.
 struct Target {
-    _peer: ProcessGroup,
+    _peer: Proc,
     port: u16,
     body: Vec<u8>,
 }
@@ -164,7 +164,7 @@ fn start_target(dir: &TempDir, size: usize) -> Target {
         .args(["-cert", &ca_str("server.pem")])
         .args(["-cert_chain", &ca_str("intermediate-ca.pem")])
         .args(["-key", &ca_str("server.key")]);
-    let mut peer = ProcessGroup::start("openssl s_server -WWW", command);
+    let mut peer = Proc::in_own_group("openssl s_server -WWW", command);
     // Not -quiet: s_server prints "ACCEPT ADDRESS:PORT" once it listens.
     let deadline = Instant::now() + Duration::from_secs(15);
     let port = loop {
@@ -179,7 +179,7 @@ fn start_target(dir: &TempDir, size: usize) -> Target {
                     .unwrap_or_else(|| panic!("no port in s_server's line {line:?}"));
             }
         }
-        if let Some(status) = peer.exited() {
+        if let Some(status) = peer.try_wait() {
             panic!("s_server exited ({status}): {}", peer.stderr_text());
         }
         assert!(
@@ -198,7 +198,7 @@ fn start_target(dir: &TempDir, size: usize) -> Target {
 
 /// A running proxy: its port and its log file.
 struct ProxyProcess {
-    _peer: ProcessGroup,
+    _peer: Proc,
     port: u16,
     log: PathBuf,
 }
@@ -255,7 +255,7 @@ fn start_proxy(
         let conf = dir.join(&format!("{stem}.conf"));
         let log = dir.join(&format!("{stem}.log"));
         fs::write(&conf, config(port, &log)).expect("write the proxy configuration");
-        let mut peer = ProcessGroup::start(name, command(&conf));
+        let mut peer = Proc::in_own_group(name, command(&conf));
         match wait_listening(&mut peer, port, &log) {
             Ok(()) => {
                 return ProxyProcess {
@@ -616,7 +616,7 @@ fn getslash(proxy: Option<&str>, port: u16, path: &str, env: &[(&str, &str)]) ->
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut peer = ProcessGroup::start("getslash", command);
+    let mut peer = Proc::in_own_group("getslash", command);
     peer.close_stdin();
     let status = peer.wait(FETCH_LIMIT);
     Run {

@@ -33,13 +33,9 @@
 //! it) makes 100,000 connections after a warm-up of 5,000; a debug build
 //! makes 10,000 after 2,000. `SOAK_CONNECTIONS` overrides the total.
 
-// The counting allocator below (it forwards to the system allocator) and
-// the call to glibc's mallinfo2 are the only unsafe code.
-#![allow(unsafe_code)]
-
 mod common;
+mod memory;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -49,6 +45,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{ca, client_config, server_config};
+use memory::{live_heap, malloc_in_use, rss};
 use sslsocket::{Context, Reactor, SslConfiguration, SslProtocol, SslSocket};
 
 const RELEASE: bool = !cfg!(debug_assertions);
@@ -86,80 +83,8 @@ const LIMIT: Duration = Duration::from_secs(if RELEASE { 300 } else { 600 });
 // The meters
 // ---------------------------------------------------------------------------
 
-/// The system allocator, counting the bytes live.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments;
-// the counting only touches an atomic and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract, which is System's.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, that is from System.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from System with `layout`; the caller upholds
-        // the rest of `realloc`'s contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// `VmRSS` in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/self/status");
-    let kib: u64 = line["VmRSS:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmRSS's value");
-    kib * 1024
-}
-
 fn mib(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1 << 20) as f64)
-}
-
-/// Bytes glibc's allocator has handed out and not taken back, over all
-/// arenas: the Rust heap and GnuTLS's allocations together.
-fn malloc_in_use() -> u64 {
-    // SAFETY: mallinfo2 takes no arguments and only reads the allocator's
-    // statistics (glibc 2.33 and later).
-    let info = unsafe { libc::mallinfo2() };
-    (info.uordblks + info.hblkhd) as u64
 }
 
 /// The meters' readings at a checkpoint.
@@ -526,7 +451,7 @@ fn churn_of_100k_connections_keeps_memory_flat() {
         done,
         seconds: start.elapsed().as_secs_f64(),
         rss: rss(),
-        heap: LIVE.load(Ordering::Relaxed) as u64,
+        heap: live_heap(),
         malloc: malloc_in_use(),
     };
     // The warm-up, in batches of 1,000 (at most half of the connections).

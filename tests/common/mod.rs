@@ -195,6 +195,8 @@ pub struct Proc {
     stderr: Arc<Mutex<Vec<u8>>>,
     threads: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
+    /// Started in its own process group, killed as a group.
+    group: bool,
 }
 
 /// A builder for [`Proc`].
@@ -275,22 +277,45 @@ impl Spawn {
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
-        let mut child = command.spawn().unwrap_or_else(|e| {
+        let child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start `{}` ({e}): install the Debian package `{package}`",
                 self.program
             )
         });
+        let name = format!("{} {}", self.program, self.args.join(" "));
+        Proc::attach(name, child, self.stdout, false)
+    }
+}
+
+impl Proc {
+    /// Starts `command` in its own process group (daemons that fork, a test
+    /// binary re-run under `unshare`), with piped stdio; the whole group is
+    /// killed when the `Proc` is dropped or killed.
+    pub fn in_own_group(name: &str, mut command: Command) -> Proc {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc::attach(name.to_owned(), child, Stdout::Collect, true)
+    }
+
+    /// Takes over a spawned child with piped stdio: its output is drained
+    /// by threads.
+    fn attach(name: String, mut child: Child, stdout_mode: Stdout, group: bool) -> Proc {
         let stdin = child.stdin.take();
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let threads = vec![
-            drain(out, stdout.clone(), self.stdout),
+            drain(out, stdout.clone(), stdout_mode),
             drain(err, stderr.clone(), Stdout::Collect),
         ];
-        let name = format!("{} {}", self.program, self.args.join(" "));
         Proc {
             name,
             child,
@@ -299,6 +324,7 @@ impl Spawn {
             stderr,
             threads,
             status: None,
+            group,
         }
     }
 }
@@ -351,11 +377,6 @@ impl Proc {
     }
 
     /// Writes to the process's stdin.
-    /// The name it was started under, for messages.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn write_stdin(&mut self, data: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         stdin.write_all(data).expect("write to the child's stdin");
@@ -402,12 +423,18 @@ impl Proc {
         }
     }
 
-    /// Kills the process (SIGKILL) and reaps it.
+    /// Kills the process (SIGKILL; its whole group when it was started in
+    /// its own) and reaps it.
     pub fn kill(&mut self) {
-        if self.try_wait().is_none() {
-            let _ = self.child.kill();
-            self.status = self.child.wait().ok();
+        if self.try_wait().is_some() {
+            return;
         }
+        if self.group {
+            kill_process_group(self.child.id());
+        } else {
+            let _ = self.child.kill();
+        }
+        self.status = self.child.wait().ok();
     }
 
     /// Waits until stdout contains `needle` (the test fails on timeout or if
@@ -1863,113 +1890,6 @@ impl<'a> FaultLoop<'a> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// A process in its own process group
-// ---------------------------------------------------------------------------
-
-/// A process started by a test in its own process group (daemons that fork,
-/// a test binary re-run under `unshare`). Dropping it kills the whole group
-/// (SIGKILL) and reaps the process, also when the test panics. Its stdout
-/// and stderr are collected by threads.
-pub struct ProcessGroup {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    reaped: bool,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl ProcessGroup {
-    pub fn start(name: &str, mut command: Command) -> Self {
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdin = child.stdin.take();
-        let (stdout, out_thread) = collect(child.stdout.take().expect("piped stdout"));
-        let (stderr, err_thread) = collect(child.stderr.take().expect("piped stderr"));
-        Self {
-            name: name.to_owned(),
-            child,
-            stdin,
-            reaped: false,
-            stdout,
-            stderr,
-            threads: vec![out_thread, err_thread],
-        }
-    }
-
-    /// The name it was started under, for messages.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn write_stdin(&mut self, data: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(data).expect("write to the child's stdin");
-    }
-
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.try_wait().expect("try_wait");
-        self.reaped |= status.is_some();
-        status
-    }
-
-    /// Waits for the process to exit and its output to be collected; the
-    /// test fails after `limit` (and the process is killed).
-    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                for thread in self.threads.drain(..) {
-                    let _ = thread.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{}` did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                self.name,
-                self.stdout_text(),
-                self.stderr_text()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn stdout(&self) -> Vec<u8> {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout()).into_owned()
-    }
-
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.stdin = None;
-        if !self.reaped {
-            kill_process_group(self.child.id());
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// SIGKILL to the process group `leader` leads (made by `process_group(0)`),
 /// with procps' kill(1). The leader is not reaped yet, so its id cannot
 /// name another group.
@@ -1982,20 +1902,4 @@ fn kill_process_group(leader: u32) {
     if !matches!(status, Ok(s) if s.success()) {
         eprintln!("could not kill process group {leader}: {status:?}");
     }
-}
-
-/// Collects everything `from` yields, on a thread.
-fn collect(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let into = buffer.clone();
-    let thread = thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 << 10];
-        loop {
-            match from.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-    });
-    (buffer, thread)
 }
