@@ -35,7 +35,8 @@ pub(crate) fn take_pooled(capacity: usize) -> Option<Vec<u8>> {
     }
     POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
-        let index = pool.iter().position(|b| b.len() == capacity)?;
+        // The most recently given back first: still in cache.
+        let index = pool.iter().rposition(|b| b.len() == capacity)?;
         Some(pool.swap_remove(index))
     })
     .ok()
@@ -202,6 +203,10 @@ pub(crate) trait Drain {
     /// Whether nothing is queued.
     fn is_empty(&self) -> bool;
 
+    /// How many bytes the next [`drain_to`](Self::drain_to) offers: a
+    /// write of fewer means the sink is full.
+    fn front_len(&self) -> usize;
+
     /// Writes from the head to `sink` with a single write call and removes
     /// what was written.
     fn drain_to(&mut self, sink: &mut impl io::Write) -> io::Result<usize>;
@@ -210,6 +215,10 @@ pub(crate) trait Drain {
 impl Drain for ByteQueue {
     fn is_empty(&self) -> bool {
         ByteQueue::is_empty(self)
+    }
+
+    fn front_len(&self) -> usize {
+        self.len()
     }
 
     fn drain_to(&mut self, sink: &mut impl io::Write) -> io::Result<usize> {

@@ -10,7 +10,10 @@
 //! a peer's reset is an error, never a `SIGPIPE`. It grows geometrically
 //! when full (moving the live bytes once per doubling) and gives its memory
 //! back when it drains, sharing [`ByteQueue`](crate::buffer::ByteQueue)'s
-//! per-thread pool.
+//! per-thread pool. When it fills again it starts at the size its previous
+//! fill reached: a bulk sender drains and refills its ring on every
+//! writable edge, and growing it from the smallest size each time would
+//! copy every byte once more and cycle through cache-cold buffers.
 //!
 //! It owns bytes and nothing else: no socket, no TLS.
 
@@ -28,6 +31,11 @@ pub(crate) struct SendQueue {
     head: usize,
     /// How many bytes are queued.
     len: usize,
+    /// The most bytes queued since the queue last drained.
+    peak: usize,
+    /// What `peak` was when the queue last drained: the size a refill
+    /// starts at.
+    previous_peak: usize,
 }
 
 impl SendQueue {
@@ -37,6 +45,8 @@ impl SendQueue {
             buf: Vec::new(),
             head: 0,
             len: 0,
+            peak: 0,
+            previous_peak: 0,
         }
     }
 
@@ -67,6 +77,7 @@ impl SendQueue {
         self.buf[tail..tail + before_end.len()].copy_from_slice(before_end);
         self.buf[..wrapped.len()].copy_from_slice(wrapped);
         self.len += data.len();
+        self.peak = self.peak.max(self.len);
     }
 
     /// Removes `n` bytes from the head (at most [`len`](Self::len)).
@@ -93,7 +104,10 @@ impl SendQueue {
     /// Moves the live bytes to the front of a buffer of at least `needed`
     /// bytes.
     fn grow(&mut self, needed: usize) {
-        let capacity = needed.max(MIN_CAPACITY).next_power_of_two();
+        let capacity = needed
+            .max(self.previous_peak)
+            .max(MIN_CAPACITY)
+            .next_power_of_two();
         let mut bigger = take_pooled(capacity).unwrap_or_else(|| vec![0; capacity]);
         let (first, second) = self.as_slices();
         bigger[..first.len()].copy_from_slice(first);
@@ -107,12 +121,17 @@ impl SendQueue {
         give_pooled(std::mem::take(&mut self.buf));
         self.head = 0;
         self.len = 0;
+        self.previous_peak = std::mem::take(&mut self.peak);
     }
 }
 
 impl Drain for SendQueue {
     fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    fn front_len(&self) -> usize {
+        self.as_slices().0.len()
     }
 
     /// Writes the oldest contiguous region with one `write` and removes
@@ -186,6 +205,22 @@ mod tests {
         q.extend(&[0; 100_000]);
         q.consume(100_000);
         assert_eq!(q.buf.capacity(), 0);
+    }
+
+    /// A refill starts at the size the previous fill reached (one buffer,
+    /// no regrowth); a small fill after a large one starts small again.
+    #[test]
+    fn a_refill_starts_at_the_previous_peak() {
+        let mut q = SendQueue::new();
+        for _ in 0..20 {
+            q.extend(&[0; 16 * 1024]);
+        }
+        q.consume(usize::MAX);
+        q.extend(&[0; 16 * 1024]);
+        assert_eq!(q.buf.len(), 512 * 1024);
+        q.consume(usize::MAX);
+        q.extend(&[0; 100]);
+        assert_eq!(q.buf.len(), 16 * 1024);
     }
 
     /// A writer that takes at most `.1` bytes in all.

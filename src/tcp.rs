@@ -169,13 +169,15 @@ impl Tcp {
     pub(crate) fn send(&mut self, queue: &mut impl Drain) -> io::Result<usize> {
         let mut sent = 0;
         while self.writable && !queue.is_empty() {
+            let offered = queue.front_len();
             match queue.drain_to(&mut self.stream) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     sent += n;
                     // A short write filled the socket's buffer: wait for the
-                    // next writable edge instead of trying again.
-                    if !queue.is_empty() {
+                    // next writable edge instead of trying again. (A ring
+                    // that wrapped offers its rest in a second write.)
+                    if n < offered {
                         self.writable = false;
                     }
                 }
@@ -210,5 +212,43 @@ impl Tcp {
     /// The peer's address.
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
         self.stream.peer_addr().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::send_queue::SendQueue;
+
+    /// A loopback pair: our `Tcp` (connected) and the plain peer.
+    fn pair() -> (Tcp, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        (Tcp::connected(TcpStream::from_std(client)), peer)
+    }
+
+    /// A ring whose live bytes wrap is written in two writes; the first,
+    /// complete, write must not be taken for a full socket, or the rest
+    /// waits for a writable edge that never comes.
+    #[test]
+    fn a_wrapped_ring_goes_out_in_one_send() {
+        let (mut tcp, mut peer) = pair();
+        let mut ring = SendQueue::new();
+        ring.extend(&[1; 3000]);
+        ring.consume(2500);
+        ring.extend(&[2; 3000]);
+        assert_ne!(ring.as_slices().1.len(), 0, "the test needs a wrapped ring");
+
+        assert_eq!(tcp.send(&mut ring).unwrap(), 3500);
+        assert!(ring.is_empty());
+        assert!(tcp.writable, "a complete write leaves the socket writable");
+
+        let mut got = vec![0; 3500];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, [vec![1; 500], vec![2; 3000]].concat());
     }
 }
