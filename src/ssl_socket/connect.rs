@@ -115,12 +115,23 @@ impl SslSocket {
         if self.tcp.is_some() {
             return self.advance_tunnel();
         }
-        if let Some(tcp) = self.finish_attempts(cx) {
-            self.tcp = Some(tcp);
-            self.registered = true;
-            return self.on_tcp_connected();
+        // A loopback connect completes (or is refused) at once, and a
+        // stream registered without write interest gets no event to say so:
+        // every new attempt is looked at straight away.
+        loop {
+            if let Some(tcp) = self.finish_attempts(cx) {
+                return self.take_connection(tcp);
+            }
+            if !self.start_attempts(cx)? {
+                return Ok(());
+            }
         }
-        self.start_attempts(cx)
+    }
+
+    fn take_connection(&mut self, tcp: Tcp) -> Result<()> {
+        self.tcp = Some(tcp);
+        self.registered = true;
+        self.on_tcp_connected()
     }
 
     fn start_lookup(&mut self, cx: &mut Context) {
@@ -216,11 +227,12 @@ impl SslSocket {
     }
 
     /// Starts the next attempt when none runs or the attempt delay passed;
-    /// fails when every address failed.
-    fn start_attempts(&mut self, cx: &mut Context) -> Result<()> {
+    /// fails when every address failed. Returns whether it started one.
+    fn start_attempts(&mut self, cx: &mut Context) -> Result<bool> {
         let now = Instant::now();
         let c = self.connect.get_or_insert_with(Box::default);
         let due = c.attempts.is_empty() || c.next_attempt_at.is_none_or(|t| now >= t);
+        let mut started = false;
         if due {
             while let Some(address) = c.remaining.pop_front() {
                 log::debug!("socket {:?}: connecting to {address}", self.id);
@@ -230,6 +242,7 @@ impl SslSocket {
                             .map_err(Error::Network)?;
                         c.attempts.push((address, tcp));
                         c.next_attempt_at = Some(now + ATTEMPT_DELAY);
+                        started = true;
                         break;
                     }
                     Err(e) => c.last_failure = Some((address, e)),
@@ -242,7 +255,7 @@ impl SslSocket {
         if let Some(next) = c.next_attempt_at.filter(|_| !c.remaining.is_empty()) {
             self.request_wake(cx, next);
         }
-        Ok(())
+        Ok(started)
     }
 
     fn connect_failure(&mut self) -> Error {

@@ -107,7 +107,7 @@ impl SslSocket {
             return Err(error);
         }
         self.advance_close(cx)?;
-        Ok(())
+        self.watch_writable(cx)
     }
 
     fn register(&mut self, cx: &mut Context) -> Result<()> {
@@ -120,6 +120,17 @@ impl SslSocket {
             self.registered = true;
         }
         Ok(())
+    }
+
+    /// Asks for writable edges when a write (here, or from a slot since the
+    /// last round) stopped at a full socket.
+    fn watch_writable(&mut self, cx: &mut Context) -> Result<()> {
+        match &mut self.tcp {
+            Some(tcp) if self.registered => tcp
+                .watch_writable(cx.registry(), token_of(self.id.0))
+                .map_err(Error::Network),
+            _ => Ok(()),
+        }
     }
 
     // ---- timeouts ----
