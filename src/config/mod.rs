@@ -9,6 +9,7 @@
 
 mod load;
 mod session_cache;
+mod verified_chains;
 
 use std::fmt;
 use std::path::Path;
@@ -21,6 +22,7 @@ use crate::gnutls::{self, CertificateCredentials, Priority};
 use crate::private_key::PrivateKey;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity};
 pub(crate) use session_cache::SessionCache;
+pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
 
 /// How a socket verifies its peer's certificate (Qt's `PeerVerifyMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +120,7 @@ struct Inner {
     protocols: (SslProtocol, SslProtocol),
     alpn: Vec<Vec<u8>>,
     session_cache: Option<SessionCache>,
+    verified_chains: Option<VerifiedChains>,
     ticket_key: Option<Vec<u8>>,
     ticket_lifetime: Duration,
     ocsp_required: bool,
@@ -247,6 +250,12 @@ impl SslConfiguration {
         self.inner.session_cache.as_ref()
     }
 
+    /// The chains verified recently, unless caching them is off (or OCSP
+    /// staples are required: their check is part of each verification).
+    pub(crate) fn verified_chains(&self) -> Option<&VerifiedChains> {
+        self.inner.verified_chains.as_ref()
+    }
+
     /// The server's session ticket key and the tickets' lifetime.
     pub(crate) fn session_tickets(&self) -> Option<(&[u8], Duration)> {
         let key = self.inner.ticket_key.as_deref()?;
@@ -285,6 +294,7 @@ pub struct SslConfigurationBuilder {
     priority: Option<String>,
     alpn: Vec<Vec<u8>>,
     session_resumption: bool,
+    cache_verified_chains: bool,
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
@@ -303,6 +313,7 @@ impl Default for SslConfigurationBuilder {
             priority: None,
             alpn: Vec::new(),
             session_resumption: true,
+            cache_verified_chains: true,
             ticket_lifetime: Duration::from_secs(6 * 3600),
             ocsp_required: false,
             interrupt_on_error: false,
@@ -472,6 +483,30 @@ impl SslConfigurationBuilder {
         self
     }
 
+    /// Whether a handshake may reuse a recent verification of the very same
+    /// peer chain (default: yes).
+    ///
+    /// Verifying the peer's chain against the trust list is the largest
+    /// cost of a full handshake after the key exchange. With this on, a
+    /// configuration remembers the chains it verified successfully (up to
+    /// 64, byte for byte as the peer sent them, with the name and the
+    /// direction they were verified for) for 10 minutes at most and never
+    /// past a certificate's expiry date, and a handshake presenting such a
+    /// chain again skips that verification. Every handshake still checks
+    /// that the peer holds the leaf certificate's key, and chains with
+    /// problems are verified every time. The trust list cannot change
+    /// under an entry: a configuration is immutable. Handshakes whose peer
+    /// staples an OCSP response are always verified in full, and nothing is
+    /// cached when [`ocsp_stapling_required`](Self::ocsp_stapling_required)
+    /// is set.
+    ///
+    /// Turn it off when a certificate's status must be judged anew on
+    /// every connection even within those 10 minutes.
+    pub fn cache_verified_chains(mut self, enabled: bool) -> Self {
+        self.cache_verified_chains = enabled;
+        self
+    }
+
     /// On a server: how long session tickets are accepted; GnuTLS also
     /// rotates the keys it encrypts tickets with at this interval (default:
     /// 6 hours).
@@ -530,6 +565,8 @@ impl SslConfigurationBuilder {
                 protocols: self.protocols,
                 alpn: self.alpn,
                 session_cache: self.session_resumption.then(SessionCache::default),
+                verified_chains: (self.cache_verified_chains && !self.ocsp_required)
+                    .then(VerifiedChains::default),
                 ticket_key,
                 ticket_lifetime: self.ticket_lifetime,
                 ocsp_required: self.ocsp_required,

@@ -17,12 +17,15 @@ mod verification;
 pub(crate) use verification::ssl_errors;
 
 use std::collections::VecDeque;
+use std::time::SystemTime;
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
-use crate::config::{PeerVerifyMode, SslConfiguration, SslProtocol};
+use crate::config::{ChainKey, ChainOf, PeerVerifyMode, SslConfiguration, SslProtocol};
 use crate::error::{Alert, Error, SslError, SslErrorKind};
-use crate::gnutls::{code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session};
+use crate::gnutls::{
+    code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session, VerifyStatus,
+};
 use crate::send_queue::SendQueue;
 
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
@@ -270,6 +273,7 @@ impl Engine {
             };
             match error.code() {
                 code::AGAIN => {
+                    self.verify_requested_peer();
                     if self.review_peer_check() {
                         continue;
                     }
@@ -283,6 +287,52 @@ impl Engine {
                 _ => return Err(self.fail_handshake(error)),
             }
         }
+    }
+
+    /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused for the
+    /// peer check, verifies the peer's chain.
+    fn verify_requested_peer(&mut self) {
+        if self.session.transport().peer_check != PeerCheck::Requested {
+            return;
+        }
+        let status = self.verify_peer();
+        self.session.transport_mut().peer_check = PeerCheck::Checked(status);
+    }
+
+    /// Verifies the peer's chain, or finds it among the chains the
+    /// configuration verified recently (see
+    /// [`cache_verified_chains`](crate::SslConfigurationBuilder::cache_verified_chains)).
+    fn verify_peer(&self) -> Result<VerifyStatus, GnutlsError> {
+        let Some(verified) = self.config.verified_chains() else {
+            return self.session.verify_peer();
+        };
+        let chain = self.session.peer_certificates();
+        // A stapled OCSP response is checked as part of each verification.
+        if chain.is_empty() || self.session.ocsp_response().is_some() {
+            return self.session.verify_peer();
+        }
+        let of = match self.role {
+            Role::Client => ChainOf::Server,
+            Role::Server => ChainOf::Client,
+        };
+        let name = self.session.transport().check_name.as_deref();
+        let key = ChainKey::new(&chain, name.and_then(|n| n.to_str().ok()), of);
+        let now = SystemTime::now();
+        if verified.contains(&key, now) {
+            log::debug!("peer chain verified before: the result is reused");
+            return Ok(VerifyStatus::TRUSTED);
+        }
+        let status = self.session.verify_peer();
+        if status.is_ok_and(VerifyStatus::is_trusted) {
+            let expiries: Option<Vec<SystemTime>> = chain
+                .iter()
+                .map(|der| Certificate::from_der(der).ok().map(|c| c.expiry_date()))
+                .collect();
+            if let Some(earliest) = expiries.and_then(|e| e.into_iter().min()) {
+                verified.insert(key, now, earliest);
+            }
+        }
+        status
     }
 
     /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused on the

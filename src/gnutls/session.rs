@@ -15,7 +15,7 @@ use super::credentials::CertificateCredentials;
 use super::datum::{borrowed, OwnedDatum};
 use super::error::{check, check_size, code, static_str, GnutlsError};
 use super::priority::Priority;
-use super::transport::{self, PeerCheck, Purpose, Transport};
+use super::transport::{self, PeerCheck, Purpose, Transport, VerifyStatus};
 
 /// Which end of the connection a session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +165,43 @@ impl Session {
         Ok(())
     }
 
+    /// Verifies the peer's certificates with `gnutls_certificate_verify_peers`
+    /// against the credentials' trust list, for the name and purpose set by
+    /// [`enable_peer_check`](Self::enable_peer_check). Called while the
+    /// handshake is paused on [`PeerCheck::Requested`].
+    pub(crate) fn verify_peer(&self) -> Result<VerifyStatus, GnutlsError> {
+        let t = self.transport();
+        let purpose: &[u8] = match t.purpose {
+            Purpose::Server => sys::GNUTLS_KP_TLS_WWW_SERVER,
+            Purpose::Client => sys::GNUTLS_KP_TLS_WWW_CLIENT,
+        };
+        let mut data = vec![sys::gnutls_typed_vdata_st {
+            type_: sys::GNUTLS_DT_KEY_PURPOSE_OID,
+            data: purpose.as_ptr().cast_mut(),
+            size: 0,
+        }];
+        if let Some(name) = &t.check_name {
+            data.push(sys::gnutls_typed_vdata_st {
+                type_: sys::GNUTLS_DT_DNS_HOSTNAME,
+                data: name.as_ptr().cast_mut().cast(),
+                size: 0,
+            });
+        }
+        let mut status: c_uint = 0;
+        // SAFETY: the session is live and no GnuTLS call is in progress
+        // (`&self`); `data` holds NUL-terminated strings that outlive the
+        // call (GnuTLS reads strings when size is 0) and is not written.
+        let rc = unsafe {
+            sys::gnutls_certificate_verify_peers(
+                self.raw.as_ptr(),
+                data.as_mut_ptr(),
+                data.len() as c_uint,
+                &mut status,
+            )
+        };
+        check(rc).map(|_| VerifyStatus(status))
+    }
+
     /// Resolves a paused peer check (see [`PeerCheck`]).
     pub(crate) fn decide_peer_check(&mut self, accept: bool) {
         self.transport_mut().peer_check = if accept {
@@ -285,21 +322,27 @@ impl Session {
         })
     }
 
-    /// The peer's certificate chain as DER, leaf first.
-    pub(crate) fn peer_certificates(&self) -> Vec<Vec<u8>> {
+    /// The peer's certificate chain as DER, leaf first, borrowed from the
+    /// session.
+    pub(crate) fn peer_certificates(&self) -> Vec<&[u8]> {
         let mut count: c_uint = 0;
         // SAFETY: the session is live; the returned array (or NULL) belongs to
-        // the session and is valid until the next handshake; we copy it.
+        // the session and stays valid until the next handshake step, which
+        // needs `&mut self` and so cannot happen while these borrows live.
         let list = unsafe { sys::gnutls_certificate_get_peers(self.raw.as_ptr(), &mut count) };
         if list.is_null() {
             return Vec::new();
         }
         (0..count as usize)
             .map(|i| {
-                // SAFETY: `list` holds `count` datums of `size` readable bytes.
+                // SAFETY: `list` holds `count` datums of `size` readable bytes
+                // (a NULL one is taken as empty).
                 unsafe {
                     let d = &*list.add(i);
-                    std::slice::from_raw_parts(d.data, d.size as usize).to_vec()
+                    match d.data.is_null() {
+                        true => &[][..],
+                        false => std::slice::from_raw_parts(d.data, d.size as usize),
+                    }
                 }
             })
             .collect()

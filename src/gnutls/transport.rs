@@ -18,13 +18,17 @@ use crate::buffer::ByteQueue;
 use crate::send_queue::SendQueue;
 
 /// The certificate check GnuTLS runs mid-handshake, as a small state
-/// machine. The verify callback computes the status once and then pauses
-/// the handshake (`GNUTLS_E_AGAIN`) until the layer above decides.
+/// machine. The verify callback pauses the handshake (`GNUTLS_E_AGAIN`) and
+/// leaves the work to the layer above: it verifies the chain (or finds the
+/// result it remembered for the very same chain) outside the callback, then
+/// decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PeerCheck {
     /// Not reached yet.
     Idle,
-    /// GnuTLS verified the peer's chain: the status bits, or the error when
+    /// The peer's certificates are in: the layer above is to verify them.
+    Requested,
+    /// The peer's chain was verified: the status bits, or the error when
     /// the peer sent no certificate or verification itself failed.
     Checked(Result<VerifyStatus, GnutlsError>),
     /// The layer above accepted the peer: the handshake goes on.
@@ -38,6 +42,9 @@ pub(crate) enum PeerCheck {
 pub(crate) struct VerifyStatus(pub(crate) u32);
 
 impl VerifyStatus {
+    /// No problem found.
+    pub(crate) const TRUSTED: Self = Self(0);
+
     pub(crate) fn is_trusted(self) -> bool {
         self.0 == 0
     }
@@ -256,8 +263,8 @@ pub(crate) unsafe extern "C" fn ticket_received(
     }
 }
 
-/// `gnutls_certificate_verify_function`: verifies the peer once, then
-/// pauses the handshake until the layer above accepts or rejects.
+/// `gnutls_certificate_verify_function`: asks the layer above to verify
+/// the peer, and pauses the handshake until it accepts or rejects.
 pub(crate) unsafe extern "C" fn verify_peer(session: sys::gnutls_session_t) -> c_int {
     // SAFETY: the session's user pointer is the registered transport (set in
     // Session::new), and GnuTLS calls this only from within a handshake
@@ -268,51 +275,12 @@ pub(crate) unsafe extern "C" fn verify_peer(session: sys::gnutls_session_t) -> c
             match t.peer_check {
                 PeerCheck::Accepted => 0,
                 PeerCheck::Rejected => code::CERTIFICATE_VERIFICATION_ERROR,
-                PeerCheck::Checked(_) => code::AGAIN,
+                PeerCheck::Requested | PeerCheck::Checked(_) => code::AGAIN,
                 PeerCheck::Idle => {
-                    t.peer_check = PeerCheck::Checked(verify_status(session, t));
+                    t.peer_check = PeerCheck::Requested;
                     code::AGAIN
                 }
             }
         })
     }
-}
-
-/// Runs `gnutls_certificate_verify_peers` for the transport's name and
-/// purpose.
-///
-/// # Safety
-/// `session` must be a live session inside a handshake.
-unsafe fn verify_status(
-    session: sys::gnutls_session_t,
-    t: &Transport,
-) -> Result<VerifyStatus, GnutlsError> {
-    let purpose: &[u8] = match t.purpose {
-        Purpose::Server => sys::GNUTLS_KP_TLS_WWW_SERVER,
-        Purpose::Client => sys::GNUTLS_KP_TLS_WWW_CLIENT,
-    };
-    let mut data = vec![sys::gnutls_typed_vdata_st {
-        type_: sys::GNUTLS_DT_KEY_PURPOSE_OID,
-        data: purpose.as_ptr().cast_mut(),
-        size: 0,
-    }];
-    if let Some(name) = &t.check_name {
-        data.push(sys::gnutls_typed_vdata_st {
-            type_: sys::GNUTLS_DT_DNS_HOSTNAME,
-            data: name.as_ptr().cast_mut().cast(),
-            size: 0,
-        });
-    }
-    let mut status: c_uint = 0;
-    // SAFETY: `session` is live (caller); `data` holds NUL-terminated
-    // strings that outlive the call (GnuTLS reads strings when size is 0).
-    let rc = unsafe {
-        sys::gnutls_certificate_verify_peers(
-            session,
-            data.as_mut_ptr(),
-            data.len() as c_uint,
-            &mut status,
-        )
-    };
-    super::error::check(rc).map(|_| VerifyStatus(status))
 }
