@@ -10,11 +10,14 @@ use sslsocket::SslConfiguration;
 
 const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
 
-fn configurations() -> (SslConfiguration, SslConfiguration) {
+/// A client and a server configuration; `reuse` lets the client reuse its
+/// verification of the server's chain from one handshake to the next.
+fn configurations(reuse: bool) -> (SslConfiguration, SslConfiguration) {
     let client = SslConfiguration::builder()
         .system_ca_certificates(false)
         .add_ca_certificates_file(format!("{CA}root-ca.pem"))
         .session_resumption(false)
+        .cache_verified_chains(reuse)
         .build()
         .expect("client configuration");
     let server = SslConfiguration::builder()
@@ -49,9 +52,16 @@ fn handshake(client: &SslConfiguration, server: &SslConfiguration) -> (FuzzEngin
 }
 
 fn bench_handshake(criterion: &mut Criterion) {
-    let (client, server) = configurations();
+    let (client, server) = configurations(false);
     criterion.bench_function(
-        "engine/full handshake (TLS 1.3, ECDSA P-256, verified)",
+        "engine/full handshake (TLS 1.3, ECDSA P-256, chain verified)",
+        |b| {
+            b.iter(|| handshake(&client, &server));
+        },
+    );
+    let (client, server) = configurations(true);
+    criterion.bench_function(
+        "engine/full handshake (TLS 1.3, ECDSA P-256, chain verification reused)",
         |b| {
             b.iter(|| handshake(&client, &server));
         },
@@ -59,7 +69,7 @@ fn bench_handshake(criterion: &mut Criterion) {
 }
 
 fn bench_transfer(criterion: &mut Criterion) {
-    let (client, server) = configurations();
+    let (client, server) = configurations(true);
     let payload = vec![0x5a_u8; 1 << 20];
     let mut group = criterion.benchmark_group("engine");
     group.throughput(Throughput::Bytes(payload.len() as u64));
