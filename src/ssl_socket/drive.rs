@@ -80,14 +80,20 @@ impl SslSocket {
     fn advance(&mut self, cx: &mut Context) -> Result<()> {
         self.check_deadline(cx)?;
         self.advance_connect(cx)?;
-        if self.tcp.is_none()
-            || matches!(
+        let connected = self.tcp.is_some()
+            && !matches!(
                 self.state,
                 SocketState::Connecting | SocketState::Unconnected
-            )
-        {
-            return Ok(());
+            );
+        if connected {
+            self.advance_connection(cx)?;
         }
+        // Covers the proxy tunnel's writes too.
+        self.watch_writable(cx)
+    }
+
+    /// Reads, decrypts, encrypts, writes and closes on a connected stream.
+    fn advance_connection(&mut self, cx: &mut Context) -> Result<()> {
         self.register(cx)?;
         if self.encrypt_when_connected
             && self.engine.is_none()
@@ -106,8 +112,7 @@ impl SslSocket {
             }
             return Err(error);
         }
-        self.advance_close(cx)?;
-        self.watch_writable(cx)
+        self.advance_close(cx)
     }
 
     fn register(&mut self, cx: &mut Context) -> Result<()> {
