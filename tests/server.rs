@@ -508,6 +508,67 @@ fn our_server_refuses_a_client_certificate_from_another_ca() {
     );
 }
 
+/// TLS 1.2 sends the client's certificate in another flight than TLS 1.3;
+/// the server verifies it all the same, also when it verified the same
+/// chain on an earlier connection of this configuration, and still refuses
+/// a foreign one afterwards.
+#[test]
+fn client_certificates_over_tls_1_2_are_verified_on_every_connection() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
+    let client_cert = [
+        "-tls1_2",
+        "-cert",
+        &ca_str("client.pem"),
+        "-cert_chain",
+        &ca_str("intermediate-ca.pem"),
+        "-key",
+        &ca_str("client.key"),
+    ];
+    for round in ["first", "second"] {
+        let mut client = s_client_with(port, &client_cert);
+        client.write_stdin(format!("{round}\n").as_bytes());
+        let status = run_until_exit(&mut reactor, &mut client);
+        assert_eq!(
+            client.stdout_text(),
+            format!("pong: {round}\n"),
+            "stderr: {}",
+            client.stderr_text()
+        );
+        assert!(status.success(), "s_client ({round}): {status}");
+    }
+    let foreign = [
+        "-tls1_2",
+        "-cert",
+        &ca_str("other-client.pem"),
+        "-key",
+        &ca_str("other-client.key"),
+    ];
+    let mut client = s_client_with(port, &foreign);
+    client.write_stdin(b"foreign\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(!status.success(), "s_client (foreign): {status}");
+    assert_eq!(client.stdout_text(), "");
+    run_until_all_disconnected(&mut reactor, &probes, 3);
+    let probes = probes.borrow();
+    for p in &probes[..2] {
+        let p = p.borrow();
+        assert_eq!(p.errors(), vec![], "{:?}", p.error_texts);
+        assert_eq!(p.protocol, Some(SslProtocol::TlsV1_2));
+        assert_eq!(p.chain.len(), 2, "the client's leaf and intermediate");
+    }
+    let p = probes[2].borrow();
+    assert!(!p.handshake_done());
+    assert_eq!(
+        p.errors(),
+        vec![Caught::CertificateVerification(vec![
+            SslErrorKind::UnableToGetLocalIssuerCertificate
+        ])],
+        "{:?}",
+        p.error_texts
+    );
+}
+
 #[test]
 fn several_curl_clients_at_once() {
     let mut reactor = Reactor::new().unwrap();
