@@ -42,9 +42,9 @@ pub(crate) struct ChainKey(Vec<u8>);
 
 impl ChainKey {
     /// The key for `chain` (DER, as the peer sent it) verified for `name`.
-    pub(crate) fn new(chain: &[&[u8]], name: Option<&str>, of: ChainOf) -> Self {
+    pub(crate) fn new(chain: &[&[u8]], name: Option<&[u8]>, of: ChainOf) -> Self {
         let size = chain.iter().map(|c| c.len() + 4).sum::<usize>() + 6;
-        let mut key = Vec::with_capacity(size + name.map_or(0, str::len));
+        let mut key = Vec::with_capacity(size + name.map_or(0, <[u8]>::len));
         // Counted and length-prefixed: no two questions share a key.
         key.push(of as u8);
         key.extend_from_slice(&(chain.len() as u32).to_be_bytes());
@@ -55,7 +55,7 @@ impl ChainKey {
         match name {
             Some(name) => {
                 key.push(1);
-                key.extend_from_slice(name.as_bytes());
+                key.extend_from_slice(name);
             }
             None => key.push(0),
         }
@@ -101,7 +101,7 @@ mod tests {
     const CA: &[u8] = b"intermediate";
 
     fn key(name: Option<&str>) -> ChainKey {
-        ChainKey::new(&[LEAF, CA], name, ChainOf::Server)
+        ChainKey::new(&[LEAF, CA], name.map(str::as_bytes), ChainOf::Server)
     }
 
     #[test]
@@ -112,14 +112,14 @@ mod tests {
         assert!(cache.contains(&key(Some("a.example")), now));
         assert!(!cache.contains(&key(Some("b.example")), now));
         assert!(!cache.contains(&key(None), now));
-        let other_direction = ChainKey::new(&[LEAF, CA], Some("a.example"), ChainOf::Client);
+        let other_direction = ChainKey::new(&[LEAF, CA], Some(b"a.example"), ChainOf::Client);
         assert!(!cache.contains(&other_direction, now));
-        let leaf_only = ChainKey::new(&[LEAF], Some("a.example"), ChainOf::Server);
+        let leaf_only = ChainKey::new(&[LEAF], Some(b"a.example"), ChainOf::Server);
         assert!(!cache.contains(&leaf_only, now));
         // The same bytes cut differently are another chain.
         let recut = ChainKey::new(
             &[&LEAF[..4], &LEAF[4..], CA],
-            Some("a.example"),
+            Some(b"a.example"),
             ChainOf::Server,
         );
         assert!(!cache.contains(&recut, now));

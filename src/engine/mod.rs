@@ -316,7 +316,7 @@ impl Engine {
             Role::Server => ChainOf::Client,
         };
         let name = self.session.transport().check_name.as_deref();
-        let key = ChainKey::new(&chain, name.and_then(|n| n.to_str().ok()), of);
+        let key = ChainKey::new(&chain, name.map(|n| n.to_bytes()), of);
         let now = SystemTime::now();
         if verified.contains(&key, now) {
             log::debug!("peer chain verified before: the result is reused");
@@ -324,12 +324,8 @@ impl Engine {
         }
         let status = self.session.verify_peer();
         if status.is_ok_and(VerifyStatus::is_trusted) {
-            let expiries: Option<Vec<SystemTime>> = chain
-                .iter()
-                .map(|der| Certificate::from_der(der).ok().map(|c| c.expiry_date()))
-                .collect();
-            if let Some(earliest) = expiries.and_then(|e| e.into_iter().min()) {
-                verified.insert(key, now, earliest);
+            if let Some(expiry) = earliest_expiry(&chain) {
+                verified.insert(key, now, expiry);
             }
         }
         status
@@ -690,4 +686,15 @@ impl Engine {
     pub(crate) fn is_resumed(&self) -> bool {
         self.is_established() && self.session.is_resumed()
     }
+}
+
+/// The earliest expiry date in `chain` (DER); `None` if a certificate does
+/// not parse.
+fn earliest_expiry(chain: &[&[u8]]) -> Option<SystemTime> {
+    chain
+        .iter()
+        .map(|der| Certificate::from_der(der).ok().map(|c| c.expiry_date()))
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
 }
