@@ -410,6 +410,29 @@ fn s_client_with(port: u16, extra: &[&str]) -> Proc {
         .start()
 }
 
+/// `s_client` presenting a client certificate of another CA (after
+/// `extra`).
+fn s_client_with_foreign_certificate(port: u16, extra: &[&str]) -> Proc {
+    let (cert, key) = (ca_str("other-client.pem"), ca_str("other-client.key"));
+    let mut args = extra.to_vec();
+    args.extend(["-cert", &cert, "-key", &key]);
+    s_client_with(port, &args)
+}
+
+/// Our server refused the connection for the client's certificate from
+/// another CA.
+fn assert_refused_foreign_certificate(p: &Probe) {
+    assert!(!p.handshake_done());
+    assert_eq!(
+        p.errors(),
+        vec![Caught::CertificateVerification(vec![
+            SslErrorKind::UnableToGetLocalIssuerCertificate
+        ])],
+        "{:?}",
+        p.error_texts
+    );
+}
+
 #[test]
 fn our_server_accepts_a_valid_client_certificate() {
     let mut reactor = Reactor::new().unwrap();
@@ -475,15 +498,7 @@ fn our_server_refuses_a_client_without_certificate() {
 fn our_server_refuses_a_client_certificate_from_another_ca() {
     let mut reactor = Reactor::new().unwrap();
     let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
-    let mut client = s_client_with(
-        port,
-        &[
-            "-cert",
-            &ca_str("other-client.pem"),
-            "-key",
-            &ca_str("other-client.key"),
-        ],
-    );
+    let mut client = s_client_with_foreign_certificate(port, &[]);
     client.write_stdin(b"with a foreign certificate\n");
     let status = run_until_exit(&mut reactor, &mut client);
     assert!(!status.success(), "s_client: {status}");
@@ -491,15 +506,7 @@ fn our_server_refuses_a_client_certificate_from_another_ca() {
     run_until_all_disconnected(&mut reactor, &probes, 1);
     let probes = probes.borrow();
     let p = probes[0].borrow();
-    assert!(!p.handshake_done());
-    assert_eq!(
-        p.errors(),
-        vec![Caught::CertificateVerification(vec![
-            SslErrorKind::UnableToGetLocalIssuerCertificate
-        ])],
-        "{:?}",
-        p.error_texts
-    );
+    assert_refused_foreign_certificate(&p);
     assert_eq!(p.alerts_sent, vec![48]);
     assert!(
         client.stderr_text().contains("unknown ca"),
@@ -537,14 +544,7 @@ fn client_certificates_over_tls_1_2_are_verified_on_every_connection() {
         );
         assert!(status.success(), "s_client ({round}): {status}");
     }
-    let foreign = [
-        "-tls1_2",
-        "-cert",
-        &ca_str("other-client.pem"),
-        "-key",
-        &ca_str("other-client.key"),
-    ];
-    let mut client = s_client_with(port, &foreign);
+    let mut client = s_client_with_foreign_certificate(port, &["-tls1_2"]);
     client.write_stdin(b"foreign\n");
     let status = run_until_exit(&mut reactor, &mut client);
     assert!(!status.success(), "s_client (foreign): {status}");
@@ -557,16 +557,7 @@ fn client_certificates_over_tls_1_2_are_verified_on_every_connection() {
         assert_eq!(p.protocol, Some(SslProtocol::TlsV1_2));
         assert_eq!(p.chain.len(), 2, "the client's leaf and intermediate");
     }
-    let p = probes[2].borrow();
-    assert!(!p.handshake_done());
-    assert_eq!(
-        p.errors(),
-        vec![Caught::CertificateVerification(vec![
-            SslErrorKind::UnableToGetLocalIssuerCertificate
-        ])],
-        "{:?}",
-        p.error_texts
-    );
+    assert_refused_foreign_certificate(&probes[2].borrow());
 }
 
 #[test]
