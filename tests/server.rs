@@ -419,15 +419,12 @@ fn s_client_with_foreign_certificate(port: u16, extra: &[&str]) -> Proc {
     s_client_with(port, &args)
 }
 
-/// Our server refused the connection for the client's certificate from
-/// another CA.
-fn assert_refused_foreign_certificate(p: &Probe) {
+/// Our server refused the client for `problem` with its certificate.
+fn assert_client_refused(p: &Probe, problem: SslErrorKind) {
     assert!(!p.handshake_done());
     assert_eq!(
         p.errors(),
-        vec![Caught::CertificateVerification(vec![
-            SslErrorKind::UnableToGetLocalIssuerCertificate
-        ])],
+        vec![Caught::CertificateVerification(vec![problem])],
         "{:?}",
         p.error_texts
     );
@@ -481,15 +478,7 @@ fn our_server_refuses_a_client_without_certificate() {
     run_until_all_disconnected(&mut reactor, &probes, 1);
     let probes = probes.borrow();
     let p = probes[0].borrow();
-    assert!(!p.handshake_done());
-    assert_eq!(
-        p.errors(),
-        vec![Caught::CertificateVerification(vec![
-            SslErrorKind::NoPeerCertificate
-        ])],
-        "{:?}",
-        p.error_texts
-    );
+    assert_client_refused(&p, SslErrorKind::NoPeerCertificate);
     // TLS 1.3: certificate_required.
     assert_eq!(p.alerts_sent, vec![116]);
 }
@@ -506,7 +495,7 @@ fn our_server_refuses_a_client_certificate_from_another_ca() {
     run_until_all_disconnected(&mut reactor, &probes, 1);
     let probes = probes.borrow();
     let p = probes[0].borrow();
-    assert_refused_foreign_certificate(&p);
+    assert_client_refused(&p, SslErrorKind::UnableToGetLocalIssuerCertificate);
     assert_eq!(p.alerts_sent, vec![48]);
     assert!(
         client.stderr_text().contains("unknown ca"),
@@ -557,7 +546,10 @@ fn client_certificates_over_tls_1_2_are_verified_on_every_connection() {
         assert_eq!(p.protocol, Some(SslProtocol::TlsV1_2));
         assert_eq!(p.chain.len(), 2, "the client's leaf and intermediate");
     }
-    assert_refused_foreign_certificate(&probes[2].borrow());
+    assert_client_refused(
+        &probes[2].borrow(),
+        SslErrorKind::UnableToGetLocalIssuerCertificate,
+    );
 }
 
 #[test]
