@@ -410,6 +410,19 @@ fn s_client_with(port: u16, extra: &[&str]) -> Proc {
         .start()
 }
 
+/// `s_client` presenting the test client's certificate and its
+/// intermediate (after `extra`).
+fn s_client_with_client_certificate(port: u16, extra: &[&str]) -> Proc {
+    let (cert, chain, key) = (
+        ca_str("client.pem"),
+        ca_str("intermediate-ca.pem"),
+        ca_str("client.key"),
+    );
+    let mut args = extra.to_vec();
+    args.extend(["-cert", &cert, "-cert_chain", &chain, "-key", &key]);
+    s_client_with(port, &args)
+}
+
 /// `s_client` presenting a client certificate of another CA (after
 /// `extra`).
 fn s_client_with_foreign_certificate(port: u16, extra: &[&str]) -> Proc {
@@ -434,17 +447,7 @@ fn assert_client_refused(p: &Probe, problem: SslErrorKind) {
 fn our_server_accepts_a_valid_client_certificate() {
     let mut reactor = Reactor::new().unwrap();
     let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
-    let mut client = s_client_with(
-        port,
-        &[
-            "-cert",
-            &ca_str("client.pem"),
-            "-cert_chain",
-            &ca_str("intermediate-ca.pem"),
-            "-key",
-            &ca_str("client.key"),
-        ],
-    );
+    let mut client = s_client_with_client_certificate(port, &[]);
     client.write_stdin(b"with a certificate\n");
     let status = run_until_exit(&mut reactor, &mut client);
     assert_eq!(
@@ -512,17 +515,8 @@ fn our_server_refuses_a_client_certificate_from_another_ca() {
 fn client_certificates_over_tls_1_2_are_verified_on_every_connection() {
     let mut reactor = Reactor::new().unwrap();
     let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
-    let client_cert = [
-        "-tls1_2",
-        "-cert",
-        &ca_str("client.pem"),
-        "-cert_chain",
-        &ca_str("intermediate-ca.pem"),
-        "-key",
-        &ca_str("client.key"),
-    ];
     for round in ["first", "second"] {
-        let mut client = s_client_with(port, &client_cert);
+        let mut client = s_client_with_client_certificate(port, &["-tls1_2"]);
         client.write_stdin(format!("{round}\n").as_bytes());
         let status = run_until_exit(&mut reactor, &mut client);
         assert_eq!(
