@@ -46,6 +46,9 @@ pub(crate) struct Tcp {
     readable: bool,
     /// Writable until a write returns `WouldBlock`.
     writable: bool,
+    /// Known to be connected: accepted, connected inside connect(2), or
+    /// `finish_connect` said so (it then asks the kernel no more).
+    connected: bool,
     /// The peer's FIN was read.
     eof: bool,
     /// Registered for writable edges too (while connecting, and once a
@@ -69,6 +72,7 @@ impl Tcp {
         let at_once = stream.peer_addr().is_ok();
         let mut tcp = Self::new(stream, false);
         tcp.write_interest = !at_once;
+        tcp.connected = at_once;
         Ok(tcp)
     }
 
@@ -82,6 +86,7 @@ impl Tcp {
             stream,
             readable: connected,
             writable: connected,
+            connected,
             write_interest: !connected,
             eof: false,
             read_closed: false,
@@ -132,8 +137,13 @@ impl Tcp {
 
     /// After a writable event on a connecting stream: `Ok(true)` once
     /// connected, `Ok(false)` while still connecting, `Err` when the attempt
-    /// failed (as mio documents: `take_error`, then `peer_addr`).
+    /// failed (as mio documents: `take_error`, then `peer_addr`; neither is
+    /// asked again once the stream is known to be connected).
     pub(crate) fn finish_connect(&mut self) -> io::Result<bool> {
+        if self.connected {
+            self.writable = true;
+            return Ok(true);
+        }
         if let Some(e) = self.stream.take_error()? {
             return Err(e);
         }
@@ -142,6 +152,7 @@ impl Tcp {
                 // Nothing to read yet that the registration would not
                 // announce: it reports data already waiting with an event.
                 self.writable = true;
+                self.connected = true;
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
