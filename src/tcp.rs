@@ -46,8 +46,8 @@ pub(crate) struct Tcp {
     readable: bool,
     /// Writable until a write returns `WouldBlock`.
     writable: bool,
-    /// Known to be connected: accepted, connected inside connect(2), or
-    /// `finish_connect` said so (it then asks the kernel no more).
+    /// Known to be connected without asking the kernel: accepted, or
+    /// connected inside connect(2).
     connected: bool,
     /// The peer's FIN was read.
     eof: bool,
@@ -138,7 +138,7 @@ impl Tcp {
     /// After a writable event on a connecting stream: `Ok(true)` once
     /// connected, `Ok(false)` while still connecting, `Err` when the attempt
     /// failed (as mio documents: `take_error`, then `peer_addr`; neither is
-    /// asked again once the stream is known to be connected).
+    /// asked when the stream is known to be connected).
     pub(crate) fn finish_connect(&mut self) -> io::Result<bool> {
         if self.connected {
             self.writable = true;
@@ -152,7 +152,6 @@ impl Tcp {
                 // Nothing to read yet that the registration would not
                 // announce: it reports data already waiting with an event.
                 self.writable = true;
-                self.connected = true;
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
