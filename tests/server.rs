@@ -432,6 +432,17 @@ fn s_client_with_foreign_certificate(port: u16, extra: &[&str]) -> Proc {
     s_client_with(port, &args)
 }
 
+/// Runs `s_client` with a foreign client certificate (after `extra`) until
+/// it exits, and checks that it failed without an answer from our server.
+fn foreign_client_refused(reactor: &mut Reactor, port: u16, extra: &[&str]) -> Proc {
+    let mut client = s_client_with_foreign_certificate(port, extra);
+    client.write_stdin(b"with a foreign certificate\n");
+    let status = run_until_exit(reactor, &mut client);
+    assert!(!status.success(), "s_client (foreign): {status}");
+    assert_eq!(client.stdout_text(), "");
+    client
+}
+
 /// Our server refused the client for `problem` with its certificate.
 fn assert_client_refused(p: &Probe, problem: SslErrorKind) {
     assert!(!p.handshake_done());
@@ -490,11 +501,7 @@ fn our_server_refuses_a_client_without_certificate() {
 fn our_server_refuses_a_client_certificate_from_another_ca() {
     let mut reactor = Reactor::new().unwrap();
     let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
-    let mut client = s_client_with_foreign_certificate(port, &[]);
-    client.write_stdin(b"with a foreign certificate\n");
-    let status = run_until_exit(&mut reactor, &mut client);
-    assert!(!status.success(), "s_client: {status}");
-    assert_eq!(client.stdout_text(), "");
+    let client = foreign_client_refused(&mut reactor, port, &[]);
     run_until_all_disconnected(&mut reactor, &probes, 1);
     let probes = probes.borrow();
     let p = probes[0].borrow();
@@ -527,11 +534,7 @@ fn client_certificates_over_tls_1_2_are_verified_on_every_connection() {
         );
         assert!(status.success(), "s_client ({round}): {status}");
     }
-    let mut client = s_client_with_foreign_certificate(port, &["-tls1_2"]);
-    client.write_stdin(b"foreign\n");
-    let status = run_until_exit(&mut reactor, &mut client);
-    assert!(!status.success(), "s_client (foreign): {status}");
-    assert_eq!(client.stdout_text(), "");
+    foreign_client_refused(&mut reactor, port, &["-tls1_2"]);
     run_until_all_disconnected(&mut reactor, &probes, 3);
     let probes = probes.borrow();
     for p in &probes[..2] {

@@ -99,6 +99,24 @@ fn verification_errors(probe: &Shared) -> Vec<Caught> {
     probe.borrow().errors()
 }
 
+/// Fetches from `port` and checks that the chain was verified in full (no
+/// reuse) and refused for `problem` alone.
+fn fetch_refused_in_full(
+    port: u16,
+    config: &SslConfiguration,
+    verify_name: &str,
+    problem: SslErrorKind,
+) -> Shared {
+    let before = reuses();
+    let refused = fetch(port, config, verify_name);
+    assert_eq!(reuses(), before, "the chain was verified in full");
+    assert_eq!(
+        verification_errors(&refused),
+        vec![Caught::CertificateVerification(vec![problem])]
+    );
+    refused
+}
+
 #[test]
 fn the_second_handshake_with_the_same_chain_reuses_the_verification() {
     let server = serve(server_cert_args());
@@ -117,14 +135,11 @@ fn another_name_is_verified_in_full() {
     let server = serve(server_cert_args());
     let config = config(true);
     assert_fetched(&fetch(server.port, &config, "localhost"), "first");
-    let before = reuses();
-    let refused = fetch(server.port, &config, "not-localhost.example");
-    assert_eq!(reuses(), before);
-    assert_eq!(
-        verification_errors(&refused),
-        vec![Caught::CertificateVerification(vec![
-            SslErrorKind::HostNameMismatch
-        ])]
+    fetch_refused_in_full(
+        server.port,
+        &config,
+        "not-localhost.example",
+        SslErrorKind::HostNameMismatch,
     );
 }
 
@@ -142,19 +157,17 @@ fn another_chain_under_the_same_name_is_verified_in_full() {
         "-key".into(),
         ca_str("broken/expired.key"),
     ]);
-    let before = reuses();
-    let refused = fetch(expired.port, &config, "localhost");
-    assert_eq!(reuses(), before);
-    assert_eq!(
-        verification_errors(&refused),
-        vec![Caught::CertificateVerification(vec![
-            SslErrorKind::CertificateExpired
-        ])]
-    );
+    let expired_once = || {
+        fetch_refused_in_full(
+            expired.port,
+            &config,
+            "localhost",
+            SslErrorKind::CertificateExpired,
+        )
+    };
+    expired_once();
     // A failure is not remembered either.
-    let again = fetch(expired.port, &config, "localhost");
-    assert_eq!(reuses(), before);
-    assert!(!again.borrow().handshake_done());
+    assert!(!expired_once().borrow().handshake_done());
 }
 
 #[test]
