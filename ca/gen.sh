@@ -202,6 +202,37 @@ added_files() {
             "/O=sslsocket/CN=*.wild.test" v3_server_ec
         cat "$TMP/wildcard-leaf.pem" intermediate-ca.pem >wildcard.pem
     fi
+    # forged-intermediate, forged-root: a localhost leaf whose issuer name is
+    # the real intermediate's (root's) but which a throwaway key signed,
+    # with no authority key identifier, sent with the real CA certificate.
+    # The name matches, the signature does not: what an attacker sends to
+    # satisfy an ignore rule pinned to the real CA certificate.
+    forged broken/forged-intermediate "$INT_SUBJ" intermediate-ca.pem
+    forged broken/forged-root "$ROOT_SUBJ" root-ca.pem
+}
+
+# forged BASE ISSUER_SUBJECT REAL_CA_CERT: BASE.pem (forged leaf + the real
+# CA certificate) and BASE.key, unless they exist.
+forged() {
+    local base="$1" issuer="$2" real="$3"
+    if [ -e "$base.pem" ] && [ -e "$base.key" ]; then
+        return
+    fi
+    ec_key "$TMP/forger.key"
+    openssl req -new -x509 -key "$TMP/forger.key" -subj "$issuer" -days "$DAYS" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign" -out "$TMP/forger.pem"
+    ec_key "$base.key"
+    openssl req -new -key "$base.key" -subj "/O=sslsocket/OU=broken $(basename "$base")/CN=localhost" \
+        -out "$TMP/forged.csr"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+        "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "extendedKeyUsage=serverAuth" "authorityKeyIdentifier=none" \
+        "subjectKeyIdentifier=none" >"$TMP/forged.ext"
+    openssl x509 -req -in "$TMP/forged.csr" -CA "$TMP/forger.pem" -CAkey "$TMP/forger.key" \
+        -set_serial "$(rand_serial)" -days "$DAYS" -sha256 -extfile "$TMP/forged.ext" \
+        -out "$TMP/forged-leaf.pem" 2>/dev/null
+    cat "$TMP/forged-leaf.pem" "$real" >"$base.pem"
 }
 
 if $ONLY_MISSING; then

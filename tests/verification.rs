@@ -9,33 +9,10 @@ use std::path::{Path, PathBuf};
 use common::*;
 use sslsocket::{Reactor, SslConfiguration, SslError, SslErrorKind};
 
-/// Starts `s_server -www` presenting `ca/broken/NAME.pem` (leaf first, the
-/// rest of the file as its chain) on 127.0.0.1 or ::1.
+/// Starts `s_server -www` presenting `chain_file` (leaf first, the rest of
+/// the file as its chain) on 127.0.0.1 or ::1.
 fn serve_chain(chain_file: &Path, key_file: &Path, dir: &TempDir, ipv6: bool) -> OpensslServer {
-    let certs = split_pem(chain_file);
-    assert!(
-        !certs.is_empty(),
-        "no certificate in {}",
-        chain_file.display()
-    );
-    let leaf = dir.write("leaf.pem", certs[0].as_bytes());
-    let mut args = vec![
-        "-www".to_owned(),
-        "-cert".to_owned(),
-        leaf.to_str().unwrap().to_owned(),
-        "-key".to_owned(),
-        key_file.to_str().unwrap().to_owned(),
-        // Lets s_server use the 1024-bit RSA and SHA-1 certificates.
-        "-cipher".to_owned(),
-        "DEFAULT:@SECLEVEL=0".to_owned(),
-    ];
-    if certs.len() > 1 {
-        let rest = dir.write("chain.pem", certs[1..].concat().as_bytes());
-        args.push("-cert_chain".into());
-        args.push(rest.to_str().unwrap().to_owned());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    s_server(&args, None, None, ipv6)
+    s_server_chain(&split_pem(chain_file), key_file, dir, &[], ipv6)
 }
 
 fn serve_broken(name: &str, dir: &TempDir) -> OpensslServer {

@@ -553,6 +553,37 @@ pub fn s_server(
     OpensslServer { proc, port }
 }
 
+/// Starts `s_server -www ARGS` presenting `chain` (PEM certificates, leaf
+/// first; the rest sent as its chain) with `key_file`, on 127.0.0.1 or ::1.
+/// Accepts the 1024-bit RSA and SHA-1 test certificates too.
+pub fn s_server_chain(
+    chain: &[String],
+    key_file: &Path,
+    dir: &TempDir,
+    args: &[&str],
+    ipv6: bool,
+) -> OpensslServer {
+    assert!(!chain.is_empty(), "no certificate to serve");
+    let leaf = dir.write("leaf.pem", chain[0].as_bytes());
+    let mut all = vec![
+        "-www".to_owned(),
+        "-cert".to_owned(),
+        leaf.to_str().unwrap().to_owned(),
+        "-key".to_owned(),
+        key_file.to_str().unwrap().to_owned(),
+        "-cipher".to_owned(),
+        "DEFAULT:@SECLEVEL=0".to_owned(),
+    ];
+    if chain.len() > 1 {
+        let rest = dir.write("chain.pem", chain[1..].concat().as_bytes());
+        all.push("-cert_chain".into());
+        all.push(rest.to_str().unwrap().to_owned());
+    }
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    s_server(&all, None, None, ipv6)
+}
+
 /// The arguments that make `s_server` present `ca/server.pem` with its
 /// intermediate.
 pub fn server_cert_args() -> Vec<String> {
