@@ -273,6 +273,9 @@ pub enum SslErrorKind {
     InsecureAlgorithm,
     /// The OCSP response is missing (when required) or invalid.
     OcspResponseInvalid,
+    /// Revocation data (a CRL or an OCSP response) is superseded by newer
+    /// data or dated in the future.
+    RevocationDataInvalid,
     /// A certificate has a critical extension GnuTLS does not understand.
     UnknownCriticalExtension,
     /// Verification failed for another reason.
@@ -305,6 +308,9 @@ impl SslErrorKind {
                 "the certificate uses an insecure algorithm or a key that is too small"
             }
             Self::OcspResponseInvalid => "the OCSP status response is missing or invalid",
+            Self::RevocationDataInvalid => {
+                "the revocation data (CRL or OCSP response) is superseded or dated in the future"
+            }
             Self::UnknownCriticalExtension => "the certificate has an unknown critical extension",
             Self::UnspecifiedError => "an unspecified error occurred",
         }

@@ -22,7 +22,7 @@ pub struct FuzzEngine {
 impl FuzzEngine {
     /// A client engine for `host`, verifying against `host`.
     pub fn client(config: &SslConfiguration, host: &str) -> Result<Self, Error> {
-        Ok(Self::wrap(Engine::client(config, host, host, None)?))
+        Ok(Self::wrap(Engine::client(config, host, None)?))
     }
 
     /// A server engine.
@@ -54,7 +54,10 @@ impl FuzzEngine {
         self.engine.process(&mut self.plaintext, usize::MAX)?;
         while let Some(event) = self.engine.next_event() {
             if let EngineEvent::SslErrors(_) = event {
-                self.engine.resolve_ssl_errors(accept_problems);
+                if accept_problems {
+                    self.engine.ignore_all_ssl_errors();
+                }
+                self.engine.resolve_ssl_errors();
                 self.engine.process(&mut self.plaintext, usize::MAX)?;
             }
         }

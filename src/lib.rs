@@ -79,6 +79,28 @@
 //! a clean end. Verification problems are [`SslError`]s named as Qt names
 //! them ([`SslErrorKind`]) and may be ignored one by one.
 //!
+//! Above all of these stands one promise, the **trust invariant**: no
+//! `handshake_complete` and no plaintext unless
+//!
+//! 1. this very connection's chain passed verification against the
+//!    configuration's anchors for the connection's expected name (the
+//!    [peer verify name](SslSocket::set_peer_verify_name), or else the host
+//!    name; never empty), or
+//! 2. the program ignored exactly the problems reported for this connection
+//!    ([`SslSocket::ignore_ssl_errors`] matches only the kinds and
+//!    certificates it names, each problem being attached to the certificate
+//!    on the verified path where it arises; [`SslSocket::ignore_all_ssl_errors`]
+//!    covers one connection), or
+//! 3. the session was resumed from one established under 1. with the same
+//!    configuration and expected name, and its restored chain verified again.
+//!
+//! A client remembers a session only after a verification that found
+//! nothing, keyed by host, port and expected name in the configuration's own
+//! cache; a server's resumed sessions report the same problems as the full
+//! handshake did. `SECURITY.md` has the threat model, how the code enforces
+//! the invariant, the review of every trust path, and how to report a
+//! problem.
+//!
 //! # Panics
 //!
 //! A panic in a slot, a timer callback or a posted task is caught where the

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use crate::certificate::Certificate;
 use crate::error::{Error, Result, SslError};
-use crate::gnutls::{self, CertificateCredentials, Priority};
+use crate::gnutls::{self, CertificateCredentials, GnutlsError, Priority, Verification};
 use crate::private_key::PrivateKey;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity};
-pub(crate) use session_cache::SessionCache;
+pub(crate) use session_cache::{ServerKey, SessionCache};
 pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
 
 /// How a socket verifies its peer's certificate (Qt's `PeerVerifyMode`).
@@ -228,14 +228,39 @@ impl SslConfiguration {
             crls_pem: &self.inner.anchors.crls_pem,
             system: self.inner.system_ca,
         };
-        let status = gnutls::verify_chain(
+        let verification = gnutls::verify_chain(
             &parsed,
             anchors,
             host,
             gnutls::Purpose::Server,
             VERIFY_PROFILE,
         );
-        crate::engine::ssl_errors(status, chain)
+        crate::engine::ssl_errors(verification, chain, |anchor| {
+            self.verify_below(anchor, chain, ChainOf::Server)
+        })
+    }
+
+    /// Verifies `chain` (leaf first) trusting only `anchor`, one of its
+    /// certificates, with this configuration's CRLs and verification
+    /// profile and no name: what is wrong below a certificate the program
+    /// may choose to trust.
+    pub(crate) fn verify_below(
+        &self,
+        anchor: &Certificate,
+        chain: &[Certificate],
+        of: ChainOf,
+    ) -> std::result::Result<Verification, GnutlsError> {
+        let parsed: Vec<_> = chain.iter().filter_map(Certificate::parsed).collect();
+        let anchors = gnutls::Anchors {
+            certificates: anchor.parsed().into_iter().collect(),
+            crls_pem: &self.inner.anchors.crls_pem,
+            system: false,
+        };
+        let purpose = match of {
+            ChainOf::Server => gnutls::Purpose::Server,
+            ChainOf::Client => gnutls::Purpose::Client,
+        };
+        gnutls::verify_chain(&parsed, anchors, None, purpose, VERIFY_PROFILE)
     }
 
     pub(crate) fn credentials(&self) -> &Arc<CertificateCredentials> {
@@ -428,7 +453,9 @@ impl SslConfigurationBuilder {
     }
 
     /// On a client: fail verification (with `OcspResponseInvalid`) unless
-    /// the server staples a valid OCSP response (default: no).
+    /// the server staples a valid OCSP response (default: no). Every
+    /// connection must then prove the certificate's current status: sessions
+    /// are not resumed and verifications are not reused.
     pub fn ocsp_stapling_required(mut self, required: bool) -> Self {
         self.ocsp_required = required;
         self
@@ -474,10 +501,19 @@ impl SslConfigurationBuilder {
         self
     }
 
-    /// Session resumption (default: on). A client remembers the sessions
-    /// of each `host:port` it connected to with this configuration and offers
-    /// them on the next connection; a server issues session tickets under a
-    /// random key made when the configuration is built.
+    /// Session resumption (default: on).
+    ///
+    /// A client remembers a session only when the connection's verification
+    /// found no problem at all (never one accepted by ignoring problems),
+    /// under the host, the port and the expected name (the peer verify name
+    /// or else the host), and offers it only to a later connection of a
+    /// socket using this very configuration to the same host, port and
+    /// name; a resumed session's chain, restored from the session, is
+    /// verified again. With [`ocsp_stapling_required`](Self::ocsp_stapling_required)
+    /// no session is resumed. A server issues session tickets under a random
+    /// key made when the configuration is built (TLS 1.3: only when the
+    /// client's certificate, if it asked for one, has no problem left
+    /// unignored).
     pub fn session_resumption(mut self, enabled: bool) -> Self {
         self.session_resumption = enabled;
         self

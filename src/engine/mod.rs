@@ -10,6 +10,22 @@
 //! Certificate verification pauses the handshake: the engine reports
 //! [`EngineEvent::SslErrors`] and waits for [`Engine::resolve_ssl_errors`],
 //! so the application decides outside any GnuTLS call.
+//!
+//! # The trust invariant
+//!
+//! [`EngineEvent::HandshakeComplete`] is queued, and plaintext flows, only
+//! from [`Engine::establish`], which takes an [`Accepted`]: the proof that
+//! the peer was judged on this very connection. Only
+//! [`Engine::judge_peer`] (its chain verified for this configuration and
+//! the expected name, with no problem left unignored),
+//! [`Engine::resolve_ssl_errors`] (every problem reported now ignored by
+//! the program) and a configuration that verifies nothing make one. When
+//! GnuTLS finishes a handshake without having asked for the check (a
+//! resumed session restores the peer's chain without verifying it), the
+//! restored chain is verified and judged then. A client remembers a session
+//! for resumption only after a verification that found nothing
+//! ([`Engine::remember_session`]), under the server and the expected name
+//! ([`ServerKey`]), in its configuration's own cache.
 
 #[cfg(test)]
 mod tests;
@@ -21,15 +37,19 @@ use std::time::SystemTime;
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
-use crate::config::{ChainKey, ChainOf, PeerVerifyMode, SslConfiguration, SslProtocol};
+use crate::config::{ChainKey, ChainOf, PeerVerifyMode, ServerKey, SslConfiguration, SslProtocol};
 use crate::error::{Alert, Error, SslError, SslErrorKind};
 use crate::gnutls::{
-    code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session, VerifyStatus,
+    code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session, Verification,
 };
 use crate::send_queue::SendQueue;
 
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
 const RECORD_ROOM: usize = 16 * 1024;
+
+/// How many session tickets a server sends after a TLS 1.3 handshake
+/// (GnuTLS's own number).
+const TLS13_TICKETS: u32 = 2;
 
 /// How many times a send is retried after `GNUTLS_E_AGAIN` or
 /// `GNUTLS_E_INTERRUPTED` before giving up (the transport never blocks, so
@@ -72,6 +92,11 @@ enum Enforcement {
     Enforce,
 }
 
+/// The proof that the peer was accepted on this connection, which
+/// [`Engine::establish`] takes. Made only where the module docs say.
+#[derive(Debug)]
+struct Accepted(());
+
 /// A TLS session over in-memory buffers.
 pub(crate) struct Engine {
     session: Session,
@@ -83,43 +108,62 @@ pub(crate) struct Engine {
     peer_verify_errors: Vec<SslError>,
     pending_errors: Vec<SslError>,
     events: VecDeque<EngineEvent>,
+    /// GnuTLS finished the handshake (the peer may still be being judged).
+    handshake_done: bool,
+    /// The peer was accepted on this connection; taken by `establish`.
+    accepted: Option<Accepted>,
+    /// This connection's verification found nothing wrong, or the
+    /// configuration verifies nothing: a session that may be resumed.
+    verified_clean: bool,
     peer_closed: bool,
     closed: bool,
     /// GnuTLS was given a chance to see the end of the stream.
     eof_seen: bool,
     config: SslConfiguration,
-    /// Where this client's session is remembered for resumption
-    /// (`host:port`), when the configuration keeps sessions.
-    session_key: Option<String>,
+    /// Where this client's session is remembered for resumption, when the
+    /// configuration keeps sessions.
+    session_key: Option<ServerKey>,
 }
 
 impl Engine {
-    /// A client session for `host` (sent as SNI when it is a name) that
-    /// verifies the server against `verify_name` (normally `host`), and
-    /// resumes (then remembers) the session stored under `session_key`.
+    /// A client session that expects the server to be `name` (a host name,
+    /// sent in SNI, or an IP address without brackets), and resumes (then
+    /// remembers) the session stored under `session_key`.
     pub(crate) fn client(
         config: &SslConfiguration,
-        host: &str,
-        verify_name: &str,
-        session_key: Option<String>,
+        name: &str,
+        session_key: Option<ServerKey>,
     ) -> Result<Self, Error> {
         let mut engine = Self::new(config, Role::Client)?;
-        engine.session_key = session_key.filter(|_| config.session_cache().is_some());
+        let is_address = name.parse::<std::net::IpAddr>().is_ok();
+        if engine.enforcement != Enforcement::Off && name.is_empty() {
+            return Err(Error::InvalidInput(
+                "no name to verify the server's certificate against".into(),
+            ));
+        }
+        engine.session_key = session_key.filter(|_| engine.may_resume());
         engine.offer_resumption();
-        if !host.is_empty() && host.parse::<std::net::IpAddr>().is_err() {
+        if !name.is_empty() && !is_address {
             engine
                 .session
-                .set_server_name(host)
+                .set_server_name(name)
                 .map_err(Error::Handshake)?;
         }
         if engine.enforcement != Enforcement::Off {
-            let name = (!verify_name.is_empty()).then_some(verify_name);
             engine
                 .session
-                .enable_peer_check(name)
+                .enable_peer_check(Some(name))
                 .map_err(Error::Handshake)?;
         }
         Ok(engine)
+    }
+
+    /// Whether this client may resume sessions: when the configuration
+    /// keeps them, and does not require a stapled OCSP response (each
+    /// connection must then prove the certificate's current status, which a
+    /// resumed session cannot).
+    fn may_resume(&self) -> bool {
+        self.config.session_cache().is_some() && !self.config.ocsp_stapling_required()
     }
 
     /// A server session.
@@ -177,6 +221,10 @@ impl Engine {
             peer_verify_errors: Vec::new(),
             pending_errors: Vec::new(),
             events: VecDeque::new(),
+            handshake_done: false,
+            // A configuration that verifies nothing accepts any peer.
+            accepted: (enforcement == Enforcement::Off).then_some(Accepted(())),
+            verified_clean: enforcement == Enforcement::Off,
             peer_closed: false,
             closed: false,
             eof_seen: false,
@@ -200,7 +248,9 @@ impl Engine {
     }
 
     /// Remembers the session for resumption: at the end of a TLS 1.2
-    /// handshake, and whenever a TLS 1.3 ticket arrives.
+    /// handshake, and whenever a TLS 1.3 ticket arrives; only when this
+    /// connection's verification found nothing wrong (a session accepted by
+    /// ignoring problems is not offered again).
     fn remember_session(&mut self, at_handshake: bool) {
         let (Some(key), Some(cache)) = (&self.session_key, self.config.session_cache()) else {
             return;
@@ -210,12 +260,41 @@ impl Engine {
         if !(ticket || at_handshake && tls12) {
             return;
         }
+        if !self.verified_clean {
+            log::debug!("not remembering the session for {key}: verification found problems");
+            return;
+        }
         match self.session.session_data() {
             Ok(data) => {
                 log::debug!("remembering the session for {key} ({} bytes)", data.len());
-                cache.put(key, data);
+                cache.put(key, zeroize::Zeroizing::new(data));
             }
             Err(e) => log::debug!("no session data to remember: {e}"),
+        }
+    }
+
+    /// On a server, after a TLS 1.3 handshake: sends session tickets, unless
+    /// the client's certificate has problems the program did not ignore (in
+    /// `QueryPeer` mode the handshake goes on regardless; such a session is
+    /// not worth resuming). A TLS 1.2 ticket is part of the handshake
+    /// itself; its resumption verifies the chain again.
+    fn issue_tickets(&mut self) {
+        let tls13 = self.session.protocol_name() == "TLS1.3";
+        if self.role != Role::Server || !tls13 || self.config.session_tickets().is_none() {
+            return;
+        }
+        // A client without a certificate is no problem worth a ticket's
+        // refusal: its resumption has no certificate either.
+        let unresolved = self
+            .peer_verify_errors
+            .iter()
+            .any(|e| e.kind() != SslErrorKind::NoPeerCertificate && !self.is_ignored(e));
+        if unresolved {
+            log::debug!("no session ticket: the client's certificate has problems");
+            return;
+        }
+        if let Err(e) = self.session.send_session_tickets(TLS13_TICKETS) {
+            log::debug!("session tickets not sent: {e}");
         }
     }
 
@@ -261,20 +340,19 @@ impl Engine {
     }
 
     fn handshake(&mut self) -> Result<(), Error> {
+        if self.handshake_done {
+            return self.conclude();
+        }
         loop {
             let before = self.buffered();
             let result = self.session.handshake();
             let Err(error) = result else {
-                log::debug!("handshake complete: {}", self.session.description());
-                self.phase = Phase::Established;
-                self.events.push_back(EngineEvent::HandshakeComplete);
-                self.remember_session(true);
+                self.on_handshake_done();
                 return Ok(());
             };
             match error.code() {
                 code::AGAIN => {
-                    self.verify_requested_peer();
-                    if self.review_peer_check() {
+                    if self.check_requested_peer() {
                         continue;
                     }
                     let paused = self.phase == Phase::AwaitingDecision;
@@ -289,20 +367,65 @@ impl Engine {
         }
     }
 
-    /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused for the
-    /// peer check, verifies the peer's chain.
-    fn verify_requested_peer(&mut self) {
-        if self.session.transport().peer_check != PeerCheck::Requested {
-            return;
+    /// GnuTLS finished the handshake. If it never asked for the peer check
+    /// (a resumed session restores the peer's chain unverified), the chain
+    /// is verified and judged now; the connection is established only once
+    /// the peer is accepted.
+    fn on_handshake_done(&mut self) {
+        self.handshake_done = true;
+        if self.accepted.is_none() {
+            log::debug!(
+                "handshake done without a certificate check (resumed: {}): verifying the peer now",
+                self.session.is_resumed()
+            );
+            self.session.transport_mut().peer_check = PeerCheck::Deciding;
+            let verification = self.verify_peer();
+            self.judge_peer(verification);
         }
-        let status = self.verify_peer();
-        self.session.transport_mut().peer_check = PeerCheck::Checked(status);
+        if let Some(accepted) = self.accepted.take() {
+            self.establish(accepted);
+        }
+    }
+
+    /// A finished handshake whose peer was judged after a pause: establishes
+    /// it, or fails if it was refused.
+    fn conclude(&mut self) -> Result<(), Error> {
+        if let Some(accepted) = self.accepted.take() {
+            self.establish(accepted);
+            return Ok(());
+        }
+        match self.session.transport().peer_check {
+            PeerCheck::Rejected => Err(self.refuse_peer()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The only way to [`Phase::Established`], given the proof that the
+    /// peer was accepted on this connection.
+    fn establish(&mut self, _: Accepted) {
+        log::debug!("handshake complete: {}", self.session.description());
+        self.phase = Phase::Established;
+        self.events.push_back(EngineEvent::HandshakeComplete);
+        self.remember_session(true);
+        self.issue_tickets();
+    }
+
+    /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused for the
+    /// peer check, verifies and judges the peer. Returns whether the
+    /// handshake can go on at once.
+    fn check_requested_peer(&mut self) -> bool {
+        if self.session.transport().peer_check != PeerCheck::Requested {
+            return false;
+        }
+        self.session.transport_mut().peer_check = PeerCheck::Deciding;
+        let verification = self.verify_peer();
+        self.judge_peer(verification)
     }
 
     /// Verifies the peer's chain, or finds it among the chains the
     /// configuration verified recently (see
     /// [`cache_verified_chains`](crate::SslConfigurationBuilder::cache_verified_chains)).
-    fn verify_peer(&self) -> Result<VerifyStatus, GnutlsError> {
+    fn verify_peer(&self) -> Result<Verification, GnutlsError> {
         let Some(verified) = self.config.verified_chains() else {
             return self.session.verify_peer();
         };
@@ -320,48 +443,35 @@ impl Engine {
         let now = SystemTime::now();
         if verified.contains(&key, now) {
             log::debug!("peer chain verified before: the result is reused");
-            return Ok(VerifyStatus::TRUSTED);
+            return Ok(Verification::trusted());
         }
-        let status = self.session.verify_peer();
-        if status.is_ok_and(VerifyStatus::is_trusted) {
+        let verification = self.session.verify_peer();
+        let trusted = verification.as_ref().is_ok_and(|v| v.status.is_trusted());
+        if trusted {
             if let Some(expiry) = earliest_expiry(&chain) {
                 verified.insert(key, now, expiry);
             }
         }
-        status
+        verification
     }
 
-    /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused on the
-    /// peer check, judges the result. Returns whether the handshake can go
-    /// on at once.
-    fn review_peer_check(&mut self) -> bool {
-        let PeerCheck::Checked(status) = self.session.transport().peer_check else {
-            return false;
-        };
-        let ocsp_missing = self.role == Role::Client
-            && self.config.ocsp_stapling_required()
-            && !self.session.ocsp_checked();
-        let trusted = status.is_ok_and(|s| s.is_trusted());
-        // The chain is parsed only when there is a problem to attach it to.
-        let mut errors = Vec::new();
-        if !trusted || ocsp_missing {
-            let chain = self.peer_certificate_chain();
-            errors = verification::ssl_errors(status, &chain);
-            if ocsp_missing {
-                let leaf = chain.first().cloned();
-                errors.push(SslError::new(SslErrorKind::OcspResponseInvalid, leaf));
-            }
-        }
+    /// Judges the peer on `verification` (GnuTLS paused on the peer check,
+    /// or a resumed handshake is done): reports every problem, then accepts
+    /// the peer when none is left unignored (or the mode only reports), or
+    /// pauses for the program's decision. Returns whether it accepted.
+    fn judge_peer(&mut self, verification: Result<Verification, GnutlsError>) -> bool {
+        let errors = self.problems(verification);
         log::debug!("peer verification: {} problem(s)", errors.len());
         for error in &errors {
             log::debug!("peer verification: {error}");
             self.events
                 .push_back(EngineEvent::PeerVerifyError(error.clone()));
         }
+        self.verified_clean = errors.is_empty();
         self.peer_verify_errors = errors.clone();
         let remaining: Vec<SslError> = errors.into_iter().filter(|e| !self.is_ignored(e)).collect();
         if self.enforcement != Enforcement::Enforce || remaining.is_empty() {
-            self.session.decide_peer_check(true);
+            self.accept_peer();
             return true;
         }
         self.pending_errors = remaining.clone();
@@ -370,14 +480,42 @@ impl Engine {
         false
     }
 
+    /// Every problem with the peer: what `verification` found, each on the
+    /// certificate of the path where it arose, and a missing OCSP response
+    /// when the configuration requires one.
+    fn problems(&self, verification: Result<Verification, GnutlsError>) -> Vec<SslError> {
+        let ocsp_missing = self.role == Role::Client
+            && self.config.ocsp_stapling_required()
+            && !self.session.ocsp_checked();
+        let trusted = verification.as_ref().is_ok_and(|v| v.status.is_trusted());
+        if trusted && !ocsp_missing {
+            return Vec::new();
+        }
+        // The chain is parsed only when there is a problem to attach it to.
+        let chain = self.peer_certificate_chain();
+        let of = match self.role {
+            Role::Client => ChainOf::Server,
+            Role::Server => ChainOf::Client,
+        };
+        let mut errors = verification::ssl_errors(verification, &chain, |anchor| {
+            self.config.verify_below(anchor, &chain, of)
+        });
+        if ocsp_missing {
+            let leaf = chain.first().cloned();
+            errors.push(SslError::new(SslErrorKind::OcspResponseInvalid, leaf));
+        }
+        errors
+    }
+
     fn is_ignored(&self, error: &SslError) -> bool {
         self.ignore_all || self.ignored.iter().any(|i| i.covers(error))
     }
 
-    /// Ignores these problems if verification finds them (Qt's
-    /// `ignoreSslErrors(list)`); entries without a certificate match any.
+    /// Ignores these problems, and no others, if verification finds them
+    /// (Qt's `ignoreSslErrors(list)`: the list replaces the previous one);
+    /// entries without a certificate match any.
     pub(crate) fn ignore_ssl_errors(&mut self, errors: &[SslError]) {
-        self.ignored.extend_from_slice(errors);
+        self.ignored = errors.to_vec();
     }
 
     /// Ignores every verification problem of this handshake.
@@ -385,21 +523,24 @@ impl Engine {
         self.ignore_all = true;
     }
 
-    /// Whether the problems raised by the last [`EngineEvent::SslErrors`] are
-    /// now all ignored.
-    pub(crate) fn pending_errors_ignored(&self) -> bool {
-        self.pending_errors.iter().all(|e| self.is_ignored(e))
+    fn accept_peer(&mut self) {
+        self.accepted = Some(Accepted(()));
+        self.session.decide_peer_check(true);
     }
 
     /// Continues a handshake paused by [`EngineEvent::SslErrors`]: accepts
-    /// the peer, or refuses it (the next [`process`](Self::process) fails
-    /// with [`Error::CertificateVerification`] and the peer gets an alert).
-    pub(crate) fn resolve_ssl_errors(&mut self, accept: bool) {
+    /// the peer if every problem reported is now ignored, and refuses it
+    /// otherwise (the next [`process`](Self::process) then fails with
+    /// [`Error::CertificateVerification`] and the peer gets an alert).
+    pub(crate) fn resolve_ssl_errors(&mut self) {
         if self.phase != Phase::AwaitingDecision {
             return;
         }
-        self.session.decide_peer_check(accept);
         self.phase = Phase::Handshaking;
+        if self.pending_errors.iter().all(|e| self.is_ignored(e)) {
+            return self.accept_peer();
+        }
+        self.session.decide_peer_check(false);
     }
 
     fn warning_alert(&mut self) {
@@ -416,12 +557,7 @@ impl Engine {
         match error.code() {
             code::FATAL_ALERT_RECEIVED => self.fatal_alert(),
             code::CERTIFICATE_VERIFICATION_ERROR if !self.pending_errors.is_empty() => {
-                let errors = std::mem::take(&mut self.pending_errors);
-                self.send_alert(RawAlert {
-                    fatal: true,
-                    description: errors[0].kind().alert_description(),
-                });
-                Error::CertificateVerification(errors)
+                self.refuse_peer()
             }
             code::NO_CERTIFICATE_FOUND | code::CERTIFICATE_REQUIRED
                 if self.role == Role::Server =>
@@ -444,6 +580,20 @@ impl Engine {
                 Error::Handshake(error)
             }
         }
+    }
+
+    /// Ends the session because the peer was refused: the alert for the
+    /// first problem, and the problems as the error.
+    fn refuse_peer(&mut self) -> Error {
+        self.phase = Phase::Failed;
+        let errors = std::mem::take(&mut self.pending_errors);
+        if let Some(first) = errors.first() {
+            self.send_alert(RawAlert {
+                fatal: true,
+                description: first.kind().alert_description(),
+            });
+        }
+        Error::CertificateVerification(errors)
     }
 
     fn fatal_alert(&mut self) -> Error {

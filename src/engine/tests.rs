@@ -2,7 +2,7 @@
 //! joined by byte queues, no sockets.
 
 use super::*;
-use crate::config::SslConfigurationBuilder;
+use crate::config::{ServerKey, SslConfigurationBuilder};
 
 fn ca(name: &str) -> String {
     format!("{}/ca/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -35,7 +35,7 @@ pub(crate) struct Pair {
 impl Pair {
     fn new(client: SslConfiguration, server: SslConfiguration, host: &str) -> Self {
         Self {
-            client: Engine::client(&client, host, host, Some(format!("{host}:443"))).unwrap(),
+            client: Engine::client(&client, host, Some(ServerKey::new(host, 443, host))).unwrap(),
             server: Engine::server(&server).unwrap(),
             client_plain: ByteQueue::new(),
             server_plain: ByteQueue::new(),
@@ -180,7 +180,7 @@ fn host_name_mismatch_pauses_and_can_be_refused() {
         panic!("{events:?}")
     };
     assert_eq!(errors[0].kind(), SslErrorKind::HostNameMismatch);
-    pair.client.resolve_ssl_errors(false);
+    pair.client.resolve_ssl_errors();
     let (c, s) = pair.pump();
     let err = c.unwrap_err();
     assert!(err.to_string().contains("HostNameMismatch"), "{err}");
@@ -236,7 +236,7 @@ fn untrusted_server_is_refused_by_kind() {
 #[test]
 fn garbage_from_the_peer_is_a_handshake_error() {
     let config = client_config().build().unwrap();
-    let mut client = Engine::client(&config, "localhost", "localhost", None).unwrap();
+    let mut client = Engine::client(&config, "localhost", None).unwrap();
     let mut plain = ByteQueue::new();
     client.process(&mut plain, usize::MAX).unwrap();
     assert!(client.outgoing_len() > 0, "a ClientHello was produced");

@@ -20,6 +20,7 @@ mod privkey;
 mod session;
 mod transport;
 mod trust;
+mod verify;
 mod x509;
 
 pub(crate) use credentials::CertificateCredentials;
@@ -28,6 +29,7 @@ pub use error::GnutlsError;
 pub(crate) use priority::Priority;
 pub(crate) use privkey::X509PrivKey;
 pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};
-pub(crate) use transport::{PeerCheck, Purpose, VerifyStatus};
+pub(crate) use transport::{PeerCheck, Purpose};
 pub(crate) use trust::{verify_chain, Anchors};
+pub(crate) use verify::{PathStep, Verification, VerifyStatus};
 pub(crate) use x509::{AltName, Encoding, X509Crt};

@@ -15,7 +15,8 @@ use super::credentials::CertificateCredentials;
 use super::datum::{borrowed, OwnedDatum};
 use super::error::{check, check_size, code, static_str, GnutlsError};
 use super::priority::Priority;
-use super::transport::{self, PeerCheck, Purpose, Transport, VerifyStatus};
+use super::transport::{self, PeerCheck, Purpose, Transport};
+use super::verify::{self, Verification, VerifyStatus};
 
 /// Which end of the connection a session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,9 +68,11 @@ impl Session {
         priority: Arc<Priority>,
     ) -> Result<Self, GnutlsError> {
         super::global::init();
+        // A server sends its TLS 1.3 session tickets itself, once it has
+        // judged the client (Session::send_session_tickets).
         let flags = match role {
             Role::Client => sys::GNUTLS_CLIENT,
-            Role::Server => sys::GNUTLS_SERVER,
+            Role::Server => sys::GNUTLS_SERVER | sys::GNUTLS_NO_AUTO_SEND_TICKET,
         } | sys::GNUTLS_NONBLOCK;
         let mut raw = ptr::null_mut();
         // SAFETY: `raw` is a valid out-pointer; on success we own the session.
@@ -157,19 +160,28 @@ impl Session {
             .map(|n| CString::new(n).map_err(|_| GnutlsError::from_code(code::INVALID_REQUEST)))
             .transpose()?;
         self.transport_mut().check_name = name;
-        // SAFETY: the session is live and the callback matches GnuTLS's type;
-        // it reaches the transport through the session's user pointer.
+        // SAFETY: the session is live and the callbacks match GnuTLS's types;
+        // the verify function reaches the transport through the session's
+        // user pointer, the output function only this thread's collector.
         unsafe {
-            sys::gnutls_session_set_verify_function(self.raw.as_ptr(), Some(transport::verify_peer))
+            sys::gnutls_session_set_verify_function(
+                self.raw.as_ptr(),
+                Some(transport::verify_peer),
+            );
+            sys::gnutls_session_set_verify_output_function(
+                self.raw.as_ptr(),
+                Some(verify::step_reported),
+            );
         };
         Ok(())
     }
 
     /// Verifies the peer's certificates with `gnutls_certificate_verify_peers`
     /// against the credentials' trust list, for the name and purpose set by
-    /// [`enable_peer_check`](Self::enable_peer_check). Called while the
-    /// handshake is paused on [`PeerCheck::Requested`].
-    pub(crate) fn verify_peer(&self) -> Result<VerifyStatus, GnutlsError> {
+    /// [`enable_peer_check`](Self::enable_peer_check), with the failing steps
+    /// of the path GnuTLS built. Called while the handshake is paused on
+    /// [`PeerCheck::Requested`], or once a resumed handshake is complete.
+    pub(crate) fn verify_peer(&self) -> Result<Verification, GnutlsError> {
         let t = self.transport();
         let purpose: &[u8] = match t.purpose {
             Purpose::Server => sys::GNUTLS_KP_TLS_WWW_SERVER,
@@ -191,15 +203,19 @@ impl Session {
         // SAFETY: the session is live and no GnuTLS call is in progress
         // (`&self`); `data` holds NUL-terminated strings that outlive the
         // call (GnuTLS reads strings when size is 0) and is not written.
-        let rc = unsafe {
+        let (rc, steps) = verify::collect_steps(|| unsafe {
             sys::gnutls_certificate_verify_peers(
                 self.raw.as_ptr(),
                 data.as_mut_ptr(),
                 data.len() as c_uint,
                 &mut status,
             )
-        };
-        check(rc).map(|_| VerifyStatus(status))
+        });
+        check(rc)?;
+        Ok(Verification {
+            status: VerifyStatus(status),
+            steps,
+        })
     }
 
     /// Resolves a paused peer check (see [`PeerCheck`]).
@@ -518,6 +534,16 @@ impl Session {
             )
         };
         Ok(())
+    }
+
+    /// On a server, after a TLS 1.3 handshake: sends `count` session
+    /// tickets (`gnutls_session_ticket_send`).
+    pub(crate) fn send_session_tickets(&mut self, count: u32) -> Result<(), GnutlsError> {
+        // SAFETY: the session is live; GnuTLS writes the tickets through the
+        // push callback, which only queues bytes in the transport.
+        let rc = unsafe { sys::gnutls_session_ticket_send(self.raw.as_ptr(), count, 0) };
+        self.after_call();
+        check(rc).map(drop)
     }
 
     /// The OCSP response the server stapled (DER), if any.

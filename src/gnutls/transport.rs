@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gnutls_sys as sys;
 
-use super::error::{code, GnutlsError};
+use super::error::code;
 use crate::buffer::ByteQueue;
 use crate::send_queue::SendQueue;
 
@@ -28,59 +28,12 @@ pub(crate) enum PeerCheck {
     Idle,
     /// The peer's certificates are in: the layer above is to verify them.
     Requested,
-    /// The peer's chain was verified: the status bits, or the error when
-    /// the peer sent no certificate or verification itself failed.
-    Checked(Result<VerifyStatus, GnutlsError>),
+    /// The layer above verified them and is deciding.
+    Deciding,
     /// The layer above accepted the peer: the handshake goes on.
     Accepted,
     /// The layer above refused the peer: the handshake fails.
     Rejected,
-}
-
-/// The `gnutls_certificate_status_t` bits of a verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct VerifyStatus(pub(crate) u32);
-
-impl VerifyStatus {
-    /// No problem found.
-    pub(crate) const TRUSTED: Self = Self(0);
-
-    pub(crate) fn is_trusted(self) -> bool {
-        self.0 == 0
-    }
-    pub(crate) fn expired(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_EXPIRED != 0
-    }
-    pub(crate) fn not_activated(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_NOT_ACTIVATED != 0
-    }
-    pub(crate) fn signer_not_found(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_SIGNER_NOT_FOUND != 0
-    }
-    pub(crate) fn signer_not_ca(self) -> bool {
-        self.0 & (sys::GNUTLS_CERT_SIGNER_NOT_CA | sys::GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE) != 0
-    }
-    pub(crate) fn unexpected_owner(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_UNEXPECTED_OWNER != 0
-    }
-    pub(crate) fn revoked(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_REVOKED != 0
-    }
-    pub(crate) fn insecure_algorithm(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_INSECURE_ALGORITHM != 0
-    }
-    pub(crate) fn purpose_mismatch(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_PURPOSE_MISMATCH != 0
-    }
-    pub(crate) fn signature_failure(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_SIGNATURE_FAILURE != 0
-    }
-    pub(crate) fn ocsp_problem(self) -> bool {
-        self.0 & (sys::GNUTLS_CERT_MISSING_OCSP_STATUS | sys::GNUTLS_CERT_INVALID_OCSP_STATUS) != 0
-    }
-    pub(crate) fn unknown_critical_extension(self) -> bool {
-        self.0 & sys::GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS != 0
-    }
 }
 
 /// Which key purpose the peer's certificate must allow.
@@ -275,7 +228,7 @@ pub(crate) unsafe extern "C" fn verify_peer(session: sys::gnutls_session_t) -> c
             match t.peer_check {
                 PeerCheck::Accepted => 0,
                 PeerCheck::Rejected => code::CERTIFICATE_VERIFICATION_ERROR,
-                PeerCheck::Requested | PeerCheck::Checked(_) => code::AGAIN,
+                PeerCheck::Requested | PeerCheck::Deciding => code::AGAIN,
                 PeerCheck::Idle => {
                     t.peer_check = PeerCheck::Requested;
                     code::AGAIN

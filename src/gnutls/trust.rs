@@ -1,5 +1,7 @@
 //! [`verify_chain`]: certificate chain verification outside a handshake,
-//! through a `gnutls_x509_trust_list_t`.
+//! through a `gnutls_x509_trust_list_t`: against a configuration's anchors,
+//! or against one certificate a program may choose to trust (to learn what
+//! is wrong below it).
 
 use std::ffi::{c_uint, CString};
 use std::ptr::{self, NonNull};
@@ -7,7 +9,8 @@ use std::ptr::{self, NonNull};
 use gnutls_sys as sys;
 
 use super::error::{check, code, GnutlsError};
-use super::transport::{Purpose, VerifyStatus};
+use super::transport::Purpose;
+use super::verify::{collect_steps, step_reported, Verification, VerifyStatus};
 use super::x509::{Encoding, X509Crt};
 
 /// An owned trust list.
@@ -81,14 +84,15 @@ pub(crate) struct Anchors<'a> {
 }
 
 /// Verifies `chain` (leaf first) for `purpose` and, when given, `hostname`,
-/// as a handshake would; `profile_flags` are `gnutls_certificate_verify_flags`.
+/// as a handshake would, with the failing steps of the path GnuTLS built;
+/// `profile_flags` are `gnutls_certificate_verify_flags`.
 pub(crate) fn verify_chain(
     chain: &[X509Crt],
     anchors: Anchors<'_>,
     hostname: Option<&str>,
     purpose: Purpose,
     profile_flags: u32,
-) -> Result<VerifyStatus, GnutlsError> {
+) -> Result<Verification, GnutlsError> {
     let mut list = TrustList::new()?;
     list.add_anchors(anchors.certificates)?;
     if anchors.system {
@@ -119,8 +123,9 @@ pub(crate) fn verify_chain(
     let mut raw_chain: Vec<sys::gnutls_x509_crt_t> = chain.iter().map(X509Crt::as_raw).collect();
     let mut status: c_uint = 0;
     // SAFETY: the list and the certificates are live for the call; `data`
-    // holds NUL-terminated strings that outlive it; no output callback.
-    check(unsafe {
+    // holds NUL-terminated strings that outlive it; the output callback only
+    // reaches this thread's collector.
+    let (rc, steps) = collect_steps(|| unsafe {
         sys::gnutls_x509_trust_list_verify_crt2(
             list.raw.as_ptr(),
             raw_chain.as_mut_ptr(),
@@ -129,8 +134,12 @@ pub(crate) fn verify_chain(
             data.len() as c_uint,
             profile_flags,
             &mut status,
-            None,
+            Some(step_reported),
         )
-    })?;
-    Ok(VerifyStatus(status))
+    });
+    check(rc)?;
+    Ok(Verification {
+        status: VerifyStatus(status),
+        steps,
+    })
 }

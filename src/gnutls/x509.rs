@@ -115,13 +115,8 @@ impl X509Crt {
 
     /// Serialises the certificate.
     pub(crate) fn export(&self, encoding: Encoding) -> Result<Vec<u8>, GnutlsError> {
-        let mut out = OwnedDatum::empty();
-        // SAFETY: the certificate is live; `out` receives a GnuTLS allocation
-        // that OwnedDatum frees.
-        check(unsafe {
-            sys::gnutls_x509_crt_export2(self.as_raw(), encoding.raw(), out.as_mut_ptr())
-        })?;
-        Ok(out.as_bytes().to_vec())
+        // SAFETY: the certificate is live while `self` is.
+        unsafe { export_raw(self.as_raw(), encoding) }
     }
 
     /// The subject distinguished name in RFC 4514 form.
@@ -304,6 +299,21 @@ impl X509Crt {
         // SAFETY: the certificate is live and `name` is NUL-terminated.
         unsafe { sys::gnutls_x509_crt_check_hostname2(self.as_raw(), name.as_ptr(), 0) != 0 }
     }
+}
+
+/// Serialises a certificate we do not own.
+///
+/// # Safety
+/// `raw` must be a live certificate handle for the duration of the call.
+pub(crate) unsafe fn export_raw(
+    raw: sys::gnutls_x509_crt_t,
+    encoding: Encoding,
+) -> Result<Vec<u8>, GnutlsError> {
+    let mut out = OwnedDatum::empty();
+    // SAFETY: the caller guarantees `raw` is live; `out` receives a GnuTLS
+    // allocation that OwnedDatum frees.
+    check(unsafe { sys::gnutls_x509_crt_export2(raw, encoding.raw(), out.as_mut_ptr()) })?;
+    Ok(out.as_bytes().to_vec())
 }
 
 impl Drop for X509Crt {

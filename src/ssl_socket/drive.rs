@@ -44,6 +44,9 @@ pub(super) struct Close {
     fin_sent: bool,
     /// The peer sent `close_notify` (or, unencrypted, FIN).
     peer_finished: bool,
+    /// Plaintext arrived after our `close_notify`: the peer was still
+    /// sending, so its stream must end with its own `close_notify`.
+    read_after_close_notify: bool,
     deadline: Option<Instant>,
 }
 
@@ -204,12 +207,19 @@ impl SslSocket {
             self.last_activity = Instant::now();
         }
         if let Some(engine) = self.engine.as_mut() {
-            // Once our close_notify is out, the peer's FIN ends the
-            // connection whether or not it answered with close_notify.
-            if received.eof && !self.close.close_notify_sent {
-                engine.peer_eof();
+            let mut result = engine.process(&mut self.read_buffer, limit);
+            if self.close.close_notify_sent && self.read_buffer.len() > before {
+                self.close.read_after_close_notify = true;
             }
-            let result = engine.process(&mut self.read_buffer, limit);
+            // Once our close_notify is out, a bare FIN is the peer's answer
+            // to it, unless the peer was still sending data: then its
+            // stream may have been cut, which only its close_notify rules
+            // out.
+            let fin_counts = !self.close.close_notify_sent || self.close.read_after_close_notify;
+            if received.eof && fin_counts && result.is_ok() {
+                engine.peer_eof();
+                result = engine.process(&mut self.read_buffer, limit);
+            }
             let close_notify = self.collect_engine_events();
             if self.read_buffer.len() > before {
                 self.events.push_back(SocketEvent::ReadyRead);
@@ -467,6 +477,8 @@ impl SslSocket {
         self.connect = None;
         self.close = Close::default();
         self.encrypt_when_connected = false;
+        // An ignore-all covers one connection (Qt resets it too).
+        self.ignore_all = false;
         self.ended = true;
         self.set_state(SocketState::Unconnected);
         if was_connected {

@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
-use crate::config::{SslConfiguration, SslProtocol};
+use crate::config::{ServerKey, SslConfiguration, SslProtocol};
 use crate::context::{ServerId, SocketId};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError};
 use crate::proxy::Proxy;
+use crate::resolver::parse_ip_literal;
 use crate::tcp::Tcp;
 use crate::timer::TimerId;
 
@@ -322,11 +323,9 @@ impl SslSocket {
         let engine = if server {
             Engine::server(&self.config)?
         } else {
-            // The verify name, when set, is also the name sent in SNI (as Qt
-            // does): it is the name the program expects on the other side.
-            let name = self.verify_name.as_deref().unwrap_or(&self.host);
-            let session_key = format!("{}:{}", self.host, self.port);
-            Engine::client(&self.config, name, name, Some(session_key))?
+            let name = self.expected_name();
+            let session_key = ServerKey::new(&self.host, self.port, &name);
+            Engine::client(&self.config, &name, Some(session_key))?
         };
         let mut engine = Box::new(engine);
         engine.ignore_ssl_errors(&self.ignored);
@@ -352,6 +351,18 @@ impl SslSocket {
         };
         self.set_state(SocketState::Handshaking);
         Ok(())
+    }
+
+    /// The name the server's certificate must carry: the peer verify name,
+    /// or else the host name; an IP address literal without its brackets.
+    /// The verify name, when set, is also the name sent in SNI (as Qt
+    /// does): it is the name the program expects on the other side.
+    fn expected_name(&self) -> String {
+        let name = self.verify_name.as_deref().unwrap_or(&self.host);
+        match parse_ip_literal(name) {
+            Some(address) => address.to_string(),
+            None => name.to_owned(),
+        }
     }
 
     /// Queues `data` for sending and returns its length. Data written before
@@ -481,19 +492,42 @@ impl SslSocket {
         self.deleted = true;
     }
 
-    /// Ignores these certificate problems in the coming handshake (Qt's
-    /// `ignoreSslErrors(list)`). From an `ssl_errors` slot, ignoring every
-    /// reported problem lets the handshake continue. An entry without a
-    /// certificate matches its kind for any certificate.
+    /// Ignores these certificate problems, and no others, when
+    /// verification finds them (Qt's `ignoreSslErrors(list)`): the list
+    /// replaces the one given before, and an empty list clears it.
+    ///
+    /// From an `ssl_errors` slot, ignoring every reported problem lets the
+    /// handshake continue. Given before connecting, it lists the problems
+    /// the program expects (a self-signed certificate it pinned, say). As in
+    /// Qt, the list stays with the socket for its later connections until it
+    /// is replaced. An entry without a certificate matches its kind for any
+    /// certificate; an entry with one matches only a problem found on that
+    /// very certificate, on the path verification built.
+    ///
+    /// ```
+    /// use sslsocket::{Certificate, SslError, SslErrorKind};
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let pinned = Certificate::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/ca/broken/self-signed.pem"))?;
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.ignore_ssl_errors(&[SslError::new(
+    ///     SslErrorKind::SelfSignedCertificate,
+    ///     Some(pinned[0].clone()),
+    /// )]);
+    /// # Ok::<(), sslsocket::Error>(())
+    /// ```
     pub fn ignore_ssl_errors(&mut self, errors: &[SslError]) {
-        self.ignored.extend_from_slice(errors);
+        self.ignored = errors.to_vec();
         if let Some(engine) = &mut self.engine {
             engine.ignore_ssl_errors(errors);
         }
     }
 
-    /// Ignores every certificate problem of the coming handshake (Qt's
-    /// `ignoreSslErrors()`). Use with care: it turns verification off.
+    /// Ignores every certificate problem of the current or coming
+    /// connection (Qt's `ignoreSslErrors()`); the next connection is
+    /// verified again. Use with care: for this connection, it turns
+    /// verification off.
     pub fn ignore_all_ssl_errors(&mut self) {
         self.ignore_all = true;
         if let Some(engine) = &mut self.engine {
@@ -504,9 +538,11 @@ impl SslSocket {
     /// Verifies the peer's certificate against `name` instead of the host
     /// name given to `connect_to_host`, and sends `name` in SNI (Qt's
     /// `setPeerVerifyName`): for connecting to an address, or through a
-    /// name that is not the service's.
+    /// name that is not the service's. An empty name means the host name
+    /// again: the name is always checked unless the configuration's verify
+    /// mode is [`VerifyNone`](crate::PeerVerifyMode::VerifyNone).
     pub fn set_peer_verify_name(&mut self, name: &str) {
-        self.verify_name = Some(name.to_owned());
+        self.verify_name = (!name.is_empty()).then(|| name.to_owned());
     }
 
     /// Replaces the TLS configuration; only while unconnected.
@@ -608,8 +644,7 @@ impl SslSocket {
     /// from the slot). [`abort`](Self::abort) refuses the peer instead.
     pub fn continue_interrupted_handshake(&mut self) {
         if let Some(engine) = &mut self.engine {
-            let accept = engine.pending_errors_ignored();
-            engine.resolve_ssl_errors(accept);
+            engine.resolve_ssl_errors();
         }
     }
 
@@ -631,7 +666,9 @@ impl SslSocket {
             .unwrap_or_default()
     }
 
-    /// Every problem found verifying the peer, including ignored ones.
+    /// Every problem found verifying the peer on this connection, including
+    /// ignored ones; a resumed session's chain is verified again, so this is
+    /// what the full handshake reported.
     pub fn peer_verify_errors(&self) -> Vec<SslError> {
         self.engine
             .as_ref()
