@@ -767,17 +767,19 @@ fn invariant_over_random_sequences(protocol: SslProtocol, seed: u64) {
         .iter()
         .map(|kind| TempDir::new(&format!("trust-random-{kind:?}")))
         .collect();
-    let servers: Vec<OpensslServer> = KINDS
+    let mut reactor = Reactor::new().unwrap();
+    // Per kind, an s_server and our own server: ports and guards.
+    let servers: Vec<[(u16, Option<OpensslServer>); 2]> = KINDS
         .iter()
         .zip(&dirs)
         .map(|(kind, dir)| {
             let (chain, key) = kind.files();
-            let args = [protocol_flag(protocol)];
-            s_server_chain(&split_pem(&ca(chain)), &ca(key), dir, &args, false)
+            let (chain, key) = (ca(chain), ca(key));
+            [Peer::Openssl, Peer::Gnutls]
+                .map(|peer| server(peer, &mut reactor, &chain, &key, protocol, dir))
         })
         .collect();
     let config = config_for(protocol);
-    let mut reactor = Reactor::new().unwrap();
     let clients: Vec<Client> = (0..3).map(|_| client(&mut reactor, &config)).collect();
     let mut models: Vec<Model> = (0..3).map(|_| Model::default()).collect();
     let mut rng = Rng::new(seed);
@@ -785,6 +787,7 @@ fn invariant_over_random_sequences(protocol: SslProtocol, seed: u64) {
     for step in 0..100 {
         let which = rng.upto(2) as usize;
         let server = KINDS[rng.upto(2) as usize];
+        let peer = rng.upto(1) as usize;
         // "" falls back to the host, 127.0.0.1, which every certificate
         // here but wrong-host names.
         let name = ["localhost", "evil.example", ""][rng.upto(2) as usize];
@@ -792,7 +795,8 @@ fn invariant_over_random_sequences(protocol: SslProtocol, seed: u64) {
         let model = &mut models[which];
         let expected = server.problems(name);
         let what = format!(
-            "step {step}: socket {which} -> {server:?} as {name:?}, {action:?}, list {:?}",
+            "step {step}: socket {which} -> {server:?} ({}) as {name:?}, {action:?}, list {:?}",
+            ["openssl", "gnutls"][peer],
             model.ignored
         );
         let preset: Vec<SslErrorKind> = expected
@@ -800,7 +804,7 @@ fn invariant_over_random_sequences(protocol: SslProtocol, seed: u64) {
             .copied()
             .filter(|_| rng.upto(1) == 1)
             .collect();
-        let port = servers[server as usize].port;
+        let port = servers[server as usize][peer].0;
         connect(&mut reactor, &clients[which], "127.0.0.1", port, |s| {
             s.set_peer_verify_name(name);
             s.set_user_data(action.in_slot());
