@@ -341,6 +341,80 @@ fn query_twice(
     (seen, issued)
 }
 
+/// `gnutls-cli --resume` presenting a client certificate (`certificate`
+/// with `key`, files of `ca/`): one connection, then one that offers its
+/// session (waiting for a TLS 1.3 ticket when `wait` says so); returns what
+/// our server saw of each (verify errors, chain length, resumed).
+fn gnutls_cli_resumes(
+    protocol: SslProtocol,
+    certificate: &str,
+    key: &str,
+    wait: bool,
+) -> Vec<(Vec<SslErrorKind>, usize, bool)> {
+    let version = match protocol {
+        SslProtocol::TlsV1_2 => "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+        _ => "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+    };
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = querying_server(&mut reactor);
+    let mut spawn = Spawn::new("gnutls-cli")
+        .args([
+            "--resume",
+            "--priority",
+            version,
+            "--verify-hostname",
+            "localhost",
+        ])
+        .args(["--x509cafile", &ca_str("root-ca.pem")])
+        .args([
+            "--x509certfile",
+            &ca_str(certificate),
+            "--x509keyfile",
+            &ca_str(key),
+        ])
+        .args(["-p", &port.to_string(), "127.0.0.1"]);
+    if wait {
+        spawn = spawn.arg("--waitresumption");
+    }
+    let mut client = spawn.start();
+    client.write_stdin(b"resumed?\n");
+    run_until(&mut reactor, TIMEOUT, "gnutls-cli to exit", |_| {
+        client.try_wait().is_some()
+    });
+    run_until(&mut reactor, TIMEOUT, "both connections to end", |_| {
+        let probes = probes.borrow();
+        probes.len() == 2 && probes.iter().all(|p| p.borrow().disconnected())
+    });
+    let probes = probes.borrow();
+    probes
+        .iter()
+        .map(|p| {
+            let p = p.borrow();
+            assert!(p.handshake_done(), "{protocol}: {:?}", p.events);
+            (p.verify_errors.clone(), p.chain.len(), p.resumed)
+        })
+        .collect()
+}
+
+#[test]
+fn gnutls_cli_resuming_a_client_certificate_session_sees_the_same_problems() {
+    let untrusted = vec![SslErrorKind::UnableToGetLocalIssuerCertificate];
+    for protocol in PROTOCOLS {
+        let tls13 = protocol == SslProtocol::TlsV1_3;
+        let seen = gnutls_cli_resumes(protocol, "other-client.pem", "other-client.key", false);
+        assert_eq!(seen[0], (untrusted.clone(), 1, false), "{protocol}: full");
+        assert_eq!(seen[1], (untrusted.clone(), 1, !tls13), "{protocol}: again");
+
+        let seen = gnutls_cli_resumes(protocol, "client.pem", "client.key", true);
+        assert_eq!(
+            seen[0],
+            (vec![], 2, false),
+            "{protocol}: a valid certificate"
+        );
+        assert_eq!(seen[1], (vec![], 2, true), "{protocol}: resumed");
+    }
+}
+
 /// An s_client argument: a file of `ca/`, or the option itself.
 fn ca_arg(arg: &str) -> String {
     match arg.starts_with('-') {
