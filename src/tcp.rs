@@ -170,6 +170,12 @@ impl Tcp {
         self.read_closed = true;
     }
 
+    /// Whether a read could find more: the last one stopped at a limit, not
+    /// at `WouldBlock`, and the stream has not ended.
+    pub(crate) fn may_read(&self) -> bool {
+        self.readable && !self.eof && self.deferred_error.is_none()
+    }
+
     /// Whether the peer's FIN was read.
     pub(crate) fn is_eof(&self) -> bool {
         self.eof

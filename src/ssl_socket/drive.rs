@@ -4,7 +4,8 @@
 //! Nothing here runs user code: what happens is queued as events for
 //! `dispatch.rs`. Reads and writes go until `WouldBlock` (mio is
 //! edge-triggered) or until a buffer limit stops them; in the latter case
-//! the socket is driven again when the program makes room.
+//! the socket is driven again when the program makes room, or at once when
+//! the TLS engine made room by taking the ciphertext (see `can_read_more`).
 
 use std::time::{Duration, Instant};
 
@@ -71,7 +72,7 @@ impl SslSocket {
         // A read error held back behind data needs another round to report.
         let deferred = self.tcp.as_ref().is_some_and(Tcp::has_deferred_error);
         if self.events.is_empty() {
-            return deferred;
+            return deferred || self.can_read_more();
         }
         self.dispatch(cx);
         !self.deleted && !cx.is_doomed(self.id.0)
@@ -227,6 +228,28 @@ impl SslSocket {
             self.on_peer_finished();
         }
         Ok(())
+    }
+
+    /// Whether the last read stopped at a buffer limit that processing has
+    /// lifted since: the kernel may hold more, and mio, edge-triggered, does
+    /// not announce it again. A handshake message that GnuTLS assembles from
+    /// many records takes the ciphertext and produces no event: without
+    /// another round the socket would stall until its peer sends more.
+    fn can_read_more(&mut self) -> bool {
+        let reading = matches!(
+            self.state,
+            SocketState::Connected
+                | SocketState::Handshaking
+                | SocketState::Encrypted
+                | SocketState::Closing
+        );
+        let room = self.read_buffer.len() < self.read_limit();
+        if !(reading && room && self.tcp.as_ref().is_some_and(Tcp::may_read)) {
+            return false;
+        }
+        self.engine
+            .as_mut()
+            .is_none_or(|engine| engine.incoming().len() < READ_CHUNK)
     }
 
     /// Reads from TCP into the engine (ciphertext) or the read buffer
