@@ -988,3 +988,66 @@ fn a_huge_client_hello_is_refused_at_once_with_decode_error() {
     assert!(at < 2.0, "the alert came after {at} s");
     assert_refused_as_too_large(&mut reactor, &probes);
 }
+
+/// A peer that goes on writing after our alert must still read it, and an
+/// end of stream after it: the closing side drains what arrives instead of
+/// answering it with a reset (before, the client's writes failed with
+/// ECONNRESET and its read ended in one).
+#[test]
+fn a_client_writing_on_after_our_alert_reads_it_and_a_clean_end() {
+    let (report, mut reactor, probes) = huge_client_hello(512 * 1024);
+    report.assert_fatal_alert_then_eof(Some(DECODE_ERROR), "huge ClientHello and more");
+    assert_refused_as_too_large(&mut reactor, &probes);
+}
+
+/// A TLS 1.2 client (after [`PY_PEER_WATCH`]) with a receive window smaller
+/// than the server's first flight: it sends its ClientHello, lets the
+/// flight fill its window, answers with a handshake message of an unknown
+/// type and `argv[2]` more bytes, and only then reads, slowly.
+const PY_SLOW_READER_AFTER_A_BAD_RECORD: &str = r#"
+import select, ssl
+port, extra = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+sock.settimeout(5)
+sock.connect(("127.0.0.1", port))
+send_all(sock, outgoing.read())
+select.select([sock], [], [], 5)
+time.sleep(0.1)
+send_all(sock, b"\x16\x03\x03\x00\x04\xee\x00\x00\x00" + bytes(extra))
+read_to_end(sock, pace=0.002)
+"#;
+
+/// Our alert waits behind the end of our first flight until the peer reads:
+/// closing then, with the peer's bytes unread, made Linux send a reset and
+/// drop the flight's end and the alert (the peer read 1152 bytes, then
+/// ECONNRESET; `gnutls-serv` does the same). A lingering close sends FIN
+/// after the alert and drains the peer until it has read them.
+#[test]
+fn our_alert_reaches_a_client_that_reads_only_later() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", echo);
+    let script = format!("{PY_PEER_WATCH}{PY_SLOW_READER_AFTER_A_BAD_RECORD}");
+    let mut client = Spawn::new("python3")
+        .args(["-c", &script])
+        .args([port.to_string(), (256 * 1024).to_string()])
+        .start();
+    run_until_exit(&mut reactor, &mut client);
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let report = PeerReport::parse(&client.stdout_text());
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(!p.handshake_done());
+    assert_eq!(p.alerts_sent.len(), 1, "{:?}", p.error_texts);
+    report.assert_fatal_alert_then_eof(Some(p.alerts_sent[0]), "slow reader");
+}

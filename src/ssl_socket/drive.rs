@@ -16,7 +16,8 @@ use super::{SocketState, SslMode, SslSocket, Timeouts};
 use crate::buffer::ByteQueue;
 use crate::context::Context;
 use crate::engine::EngineEvent;
-use crate::error::{Error, Result, TimeoutKind};
+use crate::error::{AlertLevel, Error, Result, TimeoutKind};
+use crate::lingering::Lingering;
 use crate::reactor::{token_of, Readiness};
 use crate::tcp::{Received, Tcp, READ_CHUNK};
 use crate::timer::Timers;
@@ -459,14 +460,42 @@ impl SslSocket {
     }
 
     /// Ends the connection after an error: the error, then `disconnected`.
+    /// After a fatal alert, the stream lingers (see `lingering.rs`) so that
+    /// the alert reaches the peer.
     pub(super) fn fail(&mut self, error: Error) {
         log::debug!("socket {:?}: {error}", self.id);
         if let (Some(engine), Some(tcp)) = (self.engine.as_mut(), self.tcp.as_mut()) {
             // Best effort: let an alert reach the peer.
             let _ = tcp.send(engine.outgoing());
         }
+        if self.fatal_alert_sent() {
+            self.linger();
+        }
         self.events.push_back(SocketEvent::Error(Box::new(error)));
         self.tear_down();
+    }
+
+    /// Whether this round told the peer, with a fatal alert, why the
+    /// connection ends.
+    fn fatal_alert_sent(&self) -> bool {
+        self.events.iter().any(
+            |e| matches!(e, SocketEvent::AlertSent(alert) if alert.level() == AlertLevel::Fatal),
+        )
+    }
+
+    /// Hands the stream, with what is left to send, to a lingering close,
+    /// which the reactor takes over (`take_lingering`).
+    fn linger(&mut self) {
+        let (Some(tcp), Some(engine)) = (self.tcp.take(), self.engine.as_mut()) else {
+            return;
+        };
+        let registered = std::mem::take(&mut self.registered);
+        self.lingering = Lingering::start(tcp, registered, engine.outgoing()).map(Box::new);
+    }
+
+    /// The stream left in its lingering close by the last failure, if any.
+    pub(crate) fn take_lingering(&mut self) -> Option<Box<Lingering>> {
+        self.lingering.take()
     }
 
     /// Drops the connection and the TLS session; `disconnected` follows if
