@@ -3,7 +3,9 @@
 //!
 //! The context services one object at a time: it takes the object out of
 //! its slot, lets it do its I/O and dispatch its signals with `&mut` access
-//! to everything else, and puts it back. It knows nothing of TLS.
+//! to everything else, and puts it back. It also keeps the streams of
+//! failed sockets in their lingering close (`lingering.rs`) as objects of
+//! their own, invisible to the program. It knows nothing of TLS.
 
 use std::any::Any;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use slotmap::SlotMap;
 use crate::config::SslConfiguration;
 use crate::error::{Error, Result};
 use crate::handle::{Mailbox, ReactorHandle};
+use crate::lingering::{Lingering, MAX_LINGERING};
 use crate::reactor::{token_of, Readiness};
 use crate::resolver::Resolver;
 use crate::server::{ServerNotice, SslServer};
@@ -42,6 +45,8 @@ pub struct ServerId(pub(crate) ObjectKey);
 pub(crate) enum Object {
     Socket(Box<SslSocket>),
     Server(Box<SslServer>),
+    /// The stream of a socket that failed, closing after its alert.
+    Lingering(Box<Lingering>),
 }
 
 struct Entry {
@@ -62,6 +67,8 @@ pub struct Context {
     registry: Registry,
     objects: SlotMap<ObjectKey, Entry>,
     dirty: Vec<ObjectKey>,
+    /// How many of the objects are lingering closes.
+    lingering: usize,
     pub(crate) resolver: Resolver,
     pub(crate) timers: Timers,
     mailbox: Mailbox,
@@ -76,6 +83,7 @@ impl Context {
             registry,
             objects: SlotMap::with_key(),
             dirty: Vec::new(),
+            lingering: 0,
             resolver,
             timers: Timers::default(),
             mailbox,
@@ -105,7 +113,7 @@ impl Context {
         self.mark_dirty(id.0);
         match self.objects.get_mut(id.0)?.object.as_mut()? {
             Object::Socket(socket) => Some(socket),
-            Object::Server(_) => None,
+            _ => None,
         }
     }
 
@@ -138,7 +146,7 @@ impl Context {
     pub fn server(&mut self, id: ServerId) -> Option<&mut SslServer> {
         match self.objects.get_mut(id.0)?.object.as_mut()? {
             Object::Server(server) => Some(server),
-            Object::Socket(_) => None,
+            _ => None,
         }
     }
 
@@ -189,9 +197,10 @@ impl Context {
         self.quit = true;
     }
 
-    /// The number of sockets and servers the reactor owns.
+    /// The number of sockets and servers the reactor owns (streams of
+    /// failed sockets still closing are not counted).
     pub fn object_count(&self) -> usize {
-        self.objects.len()
+        self.objects.len() - self.lingering
     }
 
     /// Whether the object was removed while it is being serviced: it emits
@@ -224,7 +233,7 @@ impl Context {
     }
 
     pub(crate) fn is_idle(&self) -> bool {
-        self.objects.is_empty()
+        self.objects.len() == self.lingering
             && !self.timers.has_callbacks()
             && !self.resolver.is_busy()
             && !self.mailbox.is_busy()
@@ -262,9 +271,44 @@ impl Context {
     /// Closes a removed object's I/O.
     fn retire(&mut self, object: Object) {
         match object {
-            Object::Socket(mut socket) => socket.retire(&self.registry, &mut self.timers),
+            Object::Socket(mut socket) => {
+                self.adopt_lingering(&mut socket);
+                socket.retire(&self.registry, &mut self.timers);
+            }
             Object::Server(mut server) => server.retire(&self.registry),
+            Object::Lingering(mut lingering) => {
+                self.lingering -= 1;
+                lingering.retire(&self.registry, &mut self.timers);
+            }
         }
+    }
+
+    /// Takes the stream `socket` left in its lingering close, if any, and
+    /// keeps it as an object of its own until the close completes (at the
+    /// limit, the stream closes at once).
+    fn adopt_lingering(&mut self, socket: &mut SslSocket) {
+        let Some(mut lingering) = socket.take_lingering() else {
+            return;
+        };
+        if self.lingering >= MAX_LINGERING {
+            log::debug!("{MAX_LINGERING} lingering closes already: closing at once");
+            return;
+        }
+        let key = self.objects.insert(Entry {
+            object: None,
+            dirty: false,
+            doomed: false,
+        });
+        let wake = self.wake_at(key, lingering.deadline());
+        if let Err(e) = lingering.attach(&self.registry, token_of(key), wake) {
+            log::debug!("lingering close: {e}");
+            self.timers.cancel(wake);
+            self.objects.remove(key);
+            return;
+        }
+        self.objects[key].object = Some(Object::Lingering(lingering));
+        self.lingering += 1;
+        self.mark_dirty(key);
     }
 
     /// Services every object marked dirty (those marked meanwhile wait for
@@ -301,6 +345,10 @@ impl Context {
             more = match &mut object {
                 Object::Socket(socket) => socket.service(self, readiness.take()),
                 Object::Server(server) => server.service(self, readiness.take()),
+                Object::Lingering(lingering) => {
+                    lingering.service(&self.registry, token_of(key), readiness.take());
+                    false
+                }
             };
             if !more || self.has_panic() {
                 break;
@@ -310,13 +358,17 @@ impl Context {
         self.restore(key, object, more);
     }
 
-    fn restore(&mut self, key: ObjectKey, object: Object, more: bool) {
+    fn restore(&mut self, key: ObjectKey, mut object: Object, more: bool) {
+        if let Object::Socket(socket) = &mut object {
+            self.adopt_lingering(socket);
+        }
         let Some(entry) = self.objects.get_mut(key) else {
             return;
         };
         let deleted = match &object {
             Object::Socket(socket) => socket.is_deleted(),
             Object::Server(server) => server.is_closed(),
+            Object::Lingering(lingering) => lingering.is_over(),
         };
         if entry.doomed || deleted {
             self.objects.remove(key);

@@ -133,6 +133,7 @@ mod forward;
 pub mod fuzzing;
 mod gnutls;
 mod handle;
+mod lingering;
 mod private_key;
 mod proxy;
 mod reactor;

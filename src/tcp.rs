@@ -101,6 +101,12 @@ impl Tcp {
         registry.register(&mut self.stream, token, interest)
     }
 
+    /// Moves the registration to `token` (a stream handed to a new owner).
+    pub(crate) fn reregister(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = self.interest();
+        registry.reregister(&mut self.stream, token, interest)
+    }
+
     /// Adds interest in writable edges once a write stopped at a full
     /// socket (the registration's current readiness is reported at once, so
     /// room made meanwhile is not missed).
@@ -168,6 +174,12 @@ impl Tcp {
     pub(crate) fn assume_readable(&mut self) {
         self.readable = true;
         self.read_closed = true;
+    }
+
+    /// Whether a read could find more: the last one stopped at a limit, not
+    /// at `WouldBlock`, and the stream has not ended.
+    pub(crate) fn may_read(&self) -> bool {
+        self.readable && !self.eof && self.deferred_error.is_none()
     }
 
     /// Whether the peer's FIN was read.

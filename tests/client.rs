@@ -862,3 +862,77 @@ fn garbage_followed_by_fin_is_a_handshake_error_not_a_close() {
         p.error_texts
     );
 }
+
+/// A TLS 1.2 server (after [`PY_PEER_WATCH`]) that sends its first flight
+/// and then `argv[3]` bytes of records at once, before it reads anything:
+/// it prints `PORT n`, then what it saw of the client's answer.
+const PY_SERVER_WRITING_ON: &str = r#"
+import ssl
+cert, key, extra = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print("PORT", listener.getsockname()[1], flush=True)
+sock, _ = listener.accept()
+sock.settimeout(5)
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_side=True)
+while not outgoing.pending:
+    data = sock.recv(4096)
+    if not data:
+        break
+    incoming.write(data)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+filler = b"".join(b"\x17\x03\x03\x40\x00" + bytes(16384) for _ in range(extra // 16384))
+send_all(sock, outgoing.read() + filler)
+read_to_end(sock)
+"#;
+
+/// Our client refusing a certificate while the server still writes: the
+/// server reads the alert and a clean end of stream. Closing with the
+/// server's bytes unread made Linux answer with a reset instead (the
+/// server's read ended in ECONNRESET after the alert); the lingering close
+/// drains them.
+#[test]
+fn a_server_writing_on_reads_our_alert_and_a_clean_end() {
+    let mut server = Spawn::new("python3")
+        .args(["-c", &format!("{PY_PEER_WATCH}{PY_SERVER_WRITING_ON}")])
+        .args([ca_str("server.pem"), ca_str("server.key")])
+        .arg((512 * 1024).to_string())
+        .start();
+    let port: u16 = server.wait_for_line("PORT ", TIMEOUT)[5..]
+        .trim()
+        .parse()
+        .unwrap();
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_ca_certificates_file(ca("other-ca.pem"))
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (id, probe) = client_socket(&mut reactor, config, false);
+    reactor
+        .socket(id)
+        .unwrap()
+        .connect_to_host_encrypted("localhost", port)
+        .unwrap();
+    run_until(&mut reactor, TIMEOUT, "the python server to exit", |_| {
+        server.try_wait().is_some()
+    });
+    server.wait(TIMEOUT);
+    let p = probe.borrow();
+    assert!(
+        matches!(&p.errors()[..], [Caught::CertificateVerification(_)]),
+        "{:?}",
+        p.error_texts
+    );
+    assert_eq!(p.alerts_sent.len(), 1);
+    let report = PeerReport::parse(&server.stdout_text());
+    report.assert_fatal_alert_then_eof(Some(p.alerts_sent[0]), "server writing on");
+}

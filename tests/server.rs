@@ -916,3 +916,138 @@ fn s_client_resumes_a_session_with_our_server() {
         "our server did not see a resumption"
     );
 }
+
+// ---- malformed peers ----
+
+/// TLS's `decode_error` alert, GnuTLS's answer to a handshake message over
+/// its size limit (`GNUTLS_E_HANDSHAKE_TOO_LARGE`).
+const DECODE_ERROR: u8 = 50;
+
+/// A client (after [`PY_PEER_WATCH`]) that sends a ClientHello declared as
+/// almost 16 MiB in 16 KiB handshake records, as TLS test suites do, then
+/// `argv[2]` more bytes of such records, and reads what comes back.
+const PY_HUGE_CLIENT_HELLO: &str = r#"
+port, extra = int(sys.argv[1]), int(sys.argv[2])
+DECLARED = 0xFFFFF0
+FRAGMENT = 16384
+
+def records(data):
+    return b"".join(
+        b"\x16\x03\x01" + struct.pack(">H", len(data[i:i + FRAGMENT])) + data[i:i + FRAGMENT]
+        for i in range(0, len(data), FRAGMENT))
+
+hello = bytes([1]) + DECLARED.to_bytes(3, "big") + b"\x03\x03" + bytes(DECLARED - 2)
+stream = records(hello) + records(bytes(extra))
+sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+T0 = time.monotonic()
+send_all(sock, stream)
+read_to_end(sock)
+"#;
+
+/// Runs [`PY_HUGE_CLIENT_HELLO`] against a server of ours, with `extra`
+/// bytes after the message; returns what the client saw, and the server
+/// with the probes of its connections.
+fn huge_client_hello(extra: usize) -> (PeerReport, Reactor, Rc<RefCell<Vec<Shared>>>) {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", echo);
+    let script = format!("{PY_PEER_WATCH}{PY_HUGE_CLIENT_HELLO}");
+    let mut client = Spawn::new("python3")
+        .args(["-c", &script])
+        .args([port.to_string(), extra.to_string()])
+        .start();
+    run_until_exit(&mut reactor, &mut client);
+    (PeerReport::parse(&client.stdout_text()), reactor, probes)
+}
+
+/// Our server refused the connection for a handshake message over
+/// GnuTLS's size limit, with `decode_error`.
+fn assert_refused_as_too_large(reactor: &mut Reactor, probes: &Rc<RefCell<Vec<Shared>>>) {
+    run_until_all_disconnected(reactor, probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert_eq!(p.alerts_sent, vec![DECODE_ERROR]);
+    assert!(
+        matches!(&p.errors()[..], [Caught::Handshake(e)] if e.contains("HANDSHAKE_TOO_LARGE")),
+        "{:?}",
+        p.error_texts
+    );
+}
+
+/// GnuTLS assembles a handshake message whole before it checks its size
+/// against the 128 KiB limit, so a ClientHello declared as 16 MiB is
+/// refused once 16 MiB arrived: `gnutls-serv` does so within ~30 ms on
+/// loopback. Our server used to stop reading while the message grew (each
+/// read stopped at the 256 KiB chunk, GnuTLS took it without an event, and
+/// no edge announced the rest) and held the connection until its handshake
+/// timeout, then closed it without an alert.
+#[test]
+fn a_huge_client_hello_is_refused_at_once_with_decode_error() {
+    let (report, mut reactor, probes) = huge_client_hello(0);
+    report.assert_fatal_alert_then_eof(Some(DECODE_ERROR), "huge ClientHello");
+    let at = report.alerts[0].2;
+    assert!(at < 2.0, "the alert came after {at} s");
+    assert_refused_as_too_large(&mut reactor, &probes);
+}
+
+/// A peer that goes on writing after our alert must still read it, and an
+/// end of stream after it: the closing side drains what arrives instead of
+/// answering it with a reset (before, the client's writes failed with
+/// ECONNRESET and its read ended in one).
+#[test]
+fn a_client_writing_on_after_our_alert_reads_it_and_a_clean_end() {
+    let (report, mut reactor, probes) = huge_client_hello(512 * 1024);
+    report.assert_fatal_alert_then_eof(Some(DECODE_ERROR), "huge ClientHello and more");
+    assert_refused_as_too_large(&mut reactor, &probes);
+}
+
+/// A TLS 1.2 client (after [`PY_PEER_WATCH`]) with a receive window smaller
+/// than the server's first flight: it sends its ClientHello, lets the
+/// flight fill its window, answers with a handshake message of an unknown
+/// type and `argv[2]` more bytes, and only then reads, slowly.
+const PY_SLOW_READER_AFTER_A_BAD_RECORD: &str = r#"
+import select, ssl
+port, extra = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+sock.settimeout(5)
+sock.connect(("127.0.0.1", port))
+send_all(sock, outgoing.read())
+select.select([sock], [], [], 5)
+time.sleep(0.1)
+send_all(sock, b"\x16\x03\x03\x00\x04\xee\x00\x00\x00" + bytes(extra))
+read_to_end(sock, pace=0.002)
+"#;
+
+/// Our alert waits behind the end of our first flight until the peer reads:
+/// closing then, with the peer's bytes unread, made Linux send a reset and
+/// drop the flight's end and the alert (the peer read 1152 bytes, then
+/// ECONNRESET; `gnutls-serv` does the same). A lingering close sends FIN
+/// after the alert and drains the peer until it has read them.
+#[test]
+fn our_alert_reaches_a_client_that_reads_only_later() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", echo);
+    let script = format!("{PY_PEER_WATCH}{PY_SLOW_READER_AFTER_A_BAD_RECORD}");
+    let mut client = Spawn::new("python3")
+        .args(["-c", &script])
+        .args([port.to_string(), (256 * 1024).to_string()])
+        .start();
+    run_until_exit(&mut reactor, &mut client);
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let report = PeerReport::parse(&client.stdout_text());
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert!(!p.handshake_done());
+    assert_eq!(p.alerts_sent.len(), 1, "{:?}", p.error_texts);
+    report.assert_fatal_alert_then_eof(Some(p.alerts_sent[0]), "slow reader");
+}

@@ -4,7 +4,8 @@
 //! Nothing here runs user code: what happens is queued as events for
 //! `dispatch.rs`. Reads and writes go until `WouldBlock` (mio is
 //! edge-triggered) or until a buffer limit stops them; in the latter case
-//! the socket is driven again when the program makes room.
+//! the socket is driven again when the program makes room, or at once when
+//! the TLS engine made room by taking the ciphertext (see `can_read_more`).
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,8 @@ use super::{SocketState, SslMode, SslSocket, Timeouts};
 use crate::buffer::ByteQueue;
 use crate::context::Context;
 use crate::engine::EngineEvent;
-use crate::error::{Error, Result, TimeoutKind};
+use crate::error::{AlertLevel, Error, Result, TimeoutKind};
+use crate::lingering::Lingering;
 use crate::reactor::{token_of, Readiness};
 use crate::tcp::{Received, Tcp, READ_CHUNK};
 use crate::timer::Timers;
@@ -74,7 +76,7 @@ impl SslSocket {
         // A read error held back behind data needs another round to report.
         let deferred = self.tcp.as_ref().is_some_and(Tcp::has_deferred_error);
         if self.events.is_empty() {
-            return deferred;
+            return deferred || self.can_read_more();
         }
         self.dispatch(cx);
         !self.deleted && !cx.is_doomed(self.id.0)
@@ -237,6 +239,28 @@ impl SslSocket {
             self.on_peer_finished();
         }
         Ok(())
+    }
+
+    /// Whether the last read stopped at a buffer limit that processing has
+    /// lifted since: the kernel may hold more, and mio, edge-triggered, does
+    /// not announce it again. A handshake message that GnuTLS assembles from
+    /// many records takes the ciphertext and produces no event: without
+    /// another round the socket would stall until its peer sends more.
+    fn can_read_more(&mut self) -> bool {
+        let reading = matches!(
+            self.state,
+            SocketState::Connected
+                | SocketState::Handshaking
+                | SocketState::Encrypted
+                | SocketState::Closing
+        );
+        let room = self.read_buffer.len() < self.read_limit();
+        if !(reading && room && self.tcp.as_ref().is_some_and(Tcp::may_read)) {
+            return false;
+        }
+        self.engine
+            .as_mut()
+            .is_none_or(|engine| engine.incoming().len() < READ_CHUNK)
     }
 
     /// Reads from TCP into the engine (ciphertext) or the read buffer
@@ -446,14 +470,42 @@ impl SslSocket {
     }
 
     /// Ends the connection after an error: the error, then `disconnected`.
+    /// After a fatal alert, the stream lingers (see `lingering.rs`) so that
+    /// the alert reaches the peer.
     pub(super) fn fail(&mut self, error: Error) {
         log::debug!("socket {:?}: {error}", self.id);
         if let (Some(engine), Some(tcp)) = (self.engine.as_mut(), self.tcp.as_mut()) {
             // Best effort: let an alert reach the peer.
             let _ = tcp.send(engine.outgoing());
         }
+        if self.fatal_alert_sent() {
+            self.linger();
+        }
         self.events.push_back(SocketEvent::Error(Box::new(error)));
         self.tear_down();
+    }
+
+    /// Whether this round told the peer, with a fatal alert, why the
+    /// connection ends.
+    fn fatal_alert_sent(&self) -> bool {
+        self.events.iter().any(
+            |e| matches!(e, SocketEvent::AlertSent(alert) if alert.level() == AlertLevel::Fatal),
+        )
+    }
+
+    /// Hands the stream, with what is left to send, to a lingering close,
+    /// which the reactor takes over (`take_lingering`).
+    fn linger(&mut self) {
+        let (Some(tcp), Some(engine)) = (self.tcp.take(), self.engine.as_mut()) else {
+            return;
+        };
+        let registered = std::mem::take(&mut self.registered);
+        self.lingering = Lingering::start(tcp, registered, engine.outgoing()).map(Box::new);
+    }
+
+    /// The stream left in its lingering close by the last failure, if any.
+    pub(crate) fn take_lingering(&mut self) -> Option<Box<Lingering>> {
+        self.lingering.take()
     }
 
     /// Drops the connection and the TLS session; `disconnected` follows if

@@ -25,6 +25,7 @@ use crate::config::{ServerKey, SslConfiguration, SslProtocol};
 use crate::context::{ServerId, SocketId};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError};
+use crate::lingering::Lingering;
 use crate::proxy::Proxy;
 use crate::resolver::parse_ip_literal;
 use crate::tcp::Tcp;
@@ -89,6 +90,8 @@ pub struct SslSocket {
     connect: Option<Box<Connect>>,
     tcp: Option<Tcp>,
     registered: bool,
+    /// The stream after a fatal alert, until the reactor takes it.
+    lingering: Option<Box<Lingering>>,
     engine: Option<Box<Engine>>,
     /// Plaintext received, not yet read by the program.
     read_buffer: ByteQueue,
@@ -165,6 +168,7 @@ impl SslSocket {
             connect: None,
             tcp: None,
             registered: false,
+            lingering: None,
             engine: None,
             read_buffer: ByteQueue::new(),
             write_buffer: ByteQueue::new(),

@@ -673,6 +673,102 @@ pub fn python_server(
     (proc, port)
 }
 
+/// Python helpers for a raw-socket peer that watches how our side ends a
+/// connection, to prepend to its script. `send_all(sock, data)` and
+/// `read_to_end(sock, pace)` print one line per finding:
+/// `SEND-ERROR <errno name> <seconds>` when a write fails,
+/// `ALERT <level> <description> <seconds>` for each plaintext alert record
+/// in what arrives (a TLS 1.2 handshake, or a refused ClientHello), and
+/// `END eof|reset|error <seconds>` for how the stream ended; seconds count
+/// from the script's start. See [`PeerReport`].
+pub const PY_PEER_WATCH: &str = r#"
+import errno, socket, struct, sys, time
+T0 = time.monotonic()
+
+def since():
+    return "%.3f" % (time.monotonic() - T0)
+
+def send_all(sock, data):
+    try:
+        sock.sendall(data)
+        return True
+    except OSError as e:
+        name = errno.errorcode.get(e.errno, "timeout") if e.errno else "timeout"
+        print("SEND-ERROR", name, since(), flush=True)
+        return False
+
+def read_to_end(sock, pace=0.0):
+    pending = b""
+    while True:
+        try:
+            data = sock.recv(4096)
+        except ConnectionResetError:
+            print("END reset", since(), flush=True)
+            return
+        except OSError as e:
+            print("END error", since(), e, flush=True)
+            return
+        if not data:
+            print("END eof", since(), flush=True)
+            return
+        pending += data
+        while len(pending) >= 5:
+            length = struct.unpack(">H", pending[3:5])[0]
+            if len(pending) < 5 + length:
+                break
+            if pending[0] == 21 and length == 2:
+                print("ALERT", pending[5], pending[6], since(), flush=True)
+            pending = pending[5 + length:]
+        if pace:
+            time.sleep(pace)
+"#;
+
+/// What a peer using [`PY_PEER_WATCH`] printed.
+#[derive(Debug, Default)]
+pub struct PeerReport {
+    /// `(level, description, seconds)` of each alert received.
+    pub alerts: Vec<(u8, u8, f64)>,
+    /// The errno names of failed writes.
+    pub send_errors: Vec<String>,
+    /// `eof`, `reset` or `error` (empty if the script did not get there).
+    pub end: String,
+}
+
+impl PeerReport {
+    pub fn parse(stdout: &str) -> Self {
+        let mut report = PeerReport::default();
+        for line in stdout.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["ALERT", level, description, at, ..] => report.alerts.push((
+                    level.parse().unwrap(),
+                    description.parse().unwrap(),
+                    at.parse().unwrap(),
+                )),
+                ["SEND-ERROR", name, ..] => report.send_errors.push(name.to_string()),
+                ["END", how, ..] => report.end = how.to_string(),
+                _ => {}
+            }
+        }
+        report
+    }
+
+    /// The one fatal alert received, intact, and a clean end after it: no
+    /// write refused with a reset, and FIN rather than RST.
+    pub fn assert_fatal_alert_then_eof(&self, description: Option<u8>, what: &str) {
+        let fatal: Vec<_> = self.alerts.iter().filter(|a| a.0 == 2).collect();
+        assert_eq!(fatal.len(), 1, "{what}: one fatal alert expected: {self:?}");
+        if let Some(description) = description {
+            assert_eq!(fatal[0].1, description, "{what}: {self:?}");
+        }
+        assert!(
+            self.send_errors.is_empty(),
+            "{what}: writes failed: {self:?}"
+        );
+        assert_eq!(self.end, "eof", "{what}: {self:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Running the reactor
 // ---------------------------------------------------------------------------
