@@ -925,9 +925,10 @@ const DECODE_ERROR: u8 = 50;
 
 /// A client (after [`PY_PEER_WATCH`]) that sends a ClientHello declared as
 /// almost 16 MiB in 16 KiB handshake records, as TLS test suites do, then
-/// `argv[2]` more bytes of such records, and reads what comes back.
+/// `argv[2]` more bytes of such records, and reads what comes back; with
+/// `argv[3]` above 0, it sends only that many bytes of it all.
 const PY_HUGE_CLIENT_HELLO: &str = r#"
-port, extra = int(sys.argv[1]), int(sys.argv[2])
+port, extra, cut = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 DECLARED = 0xFFFFF0
 FRAGMENT = 16384
 
@@ -938,6 +939,8 @@ def records(data):
 
 hello = bytes([1]) + DECLARED.to_bytes(3, "big") + b"\x03\x03" + bytes(DECLARED - 2)
 stream = records(hello) + records(bytes(extra))
+if cut:
+    stream = stream[:cut]
 sock = socket.create_connection(("127.0.0.1", port), timeout=3)
 T0 = time.monotonic()
 send_all(sock, stream)
@@ -947,13 +950,13 @@ read_to_end(sock)
 /// Runs [`PY_HUGE_CLIENT_HELLO`] against a server of ours, with `extra`
 /// bytes after the message; returns what the client saw, and the server
 /// with the probes of its connections.
-fn huge_client_hello(extra: usize) -> (PeerReport, Reactor, Rc<RefCell<Vec<Shared>>>) {
+fn huge_client_hello(extra: usize, cut: usize) -> (PeerReport, Reactor, Rc<RefCell<Vec<Shared>>>) {
     let mut reactor = Reactor::new().unwrap();
     let (port, probes) = serve(&mut reactor, "127.0.0.1:0", echo);
     let script = format!("{PY_PEER_WATCH}{PY_HUGE_CLIENT_HELLO}");
     let mut client = Spawn::new("python3")
         .args(["-c", &script])
-        .args([port.to_string(), extra.to_string()])
+        .args([port.to_string(), extra.to_string(), cut.to_string()])
         .start();
     run_until_exit(&mut reactor, &mut client);
     (PeerReport::parse(&client.stdout_text()), reactor, probes)
@@ -982,7 +985,7 @@ fn assert_refused_as_too_large(reactor: &mut Reactor, probes: &Rc<RefCell<Vec<Sh
 /// timeout, then closed it without an alert.
 #[test]
 fn a_huge_client_hello_is_refused_at_once_with_decode_error() {
-    let (report, mut reactor, probes) = huge_client_hello(0);
+    let (report, mut reactor, probes) = huge_client_hello(0, 0);
     report.assert_fatal_alert_then_eof(Some(DECODE_ERROR), "huge ClientHello");
     let at = report.alerts[0].2;
     assert!(at < 2.0, "the alert came after {at} s");
@@ -995,8 +998,19 @@ fn a_huge_client_hello_is_refused_at_once_with_decode_error() {
 /// ECONNRESET and its read ended in one).
 #[test]
 fn a_client_writing_on_after_our_alert_reads_it_and_a_clean_end() {
-    let (report, mut reactor, probes) = huge_client_hello(512 * 1024);
+    let (report, mut reactor, probes) = huge_client_hello(512 * 1024, 0);
     report.assert_fatal_alert_then_eof(Some(DECODE_ERROR), "huge ClientHello and more");
+    assert_refused_as_too_large(&mut reactor, &probes);
+}
+
+/// The refusal does not wait for the whole declared message: a client that
+/// sends the first MiB of its 16 MiB ClientHello and then only reads gets
+/// the alert at once. (Before, GnuTLS buffered what came, waiting for the
+/// rest: the client's read timed out after 3 s with no alert.)
+#[test]
+fn a_huge_client_hello_is_refused_before_it_is_complete() {
+    let (report, mut reactor, probes) = huge_client_hello(0, 1024 * 1024);
+    report.assert_fatal_alert_then_eof(Some(DECODE_ERROR), "the first MiB of it");
     assert_refused_as_too_large(&mut reactor, &probes);
 }
 

@@ -47,6 +47,13 @@ use crate::send_queue::SendQueue;
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
 const RECORD_ROOM: usize = 16 * 1024;
 
+/// The most ciphertext a handshake may take from the peer. GnuTLS refuses
+/// a handshake message over 128 KiB only once it arrived whole, so a peer
+/// that declares a 16 MiB message would make it buffer 16 MiB first; the
+/// largest real flights (a ClientHello and a client certificate chain, each
+/// at most 128 KiB) stay far below this.
+const MAX_HANDSHAKE_INPUT: usize = 512 * 1024;
+
 /// How many session tickets a server sends after a TLS 1.3 handshake
 /// (GnuTLS's own number).
 const TLS13_TICKETS: u32 = 2;
@@ -110,6 +117,8 @@ pub(crate) struct Engine {
     events: VecDeque<EngineEvent>,
     /// GnuTLS finished the handshake (the peer may still be being judged).
     handshake_done: bool,
+    /// Ciphertext the handshake took from the peer so far.
+    handshake_input: usize,
     /// The peer was accepted on this connection; taken by `establish`.
     accepted: Option<Accepted>,
     /// This connection's verification found nothing wrong, or the
@@ -222,6 +231,7 @@ impl Engine {
             pending_errors: Vec::new(),
             events: VecDeque::new(),
             handshake_done: false,
+            handshake_input: 0,
             // A configuration that verifies nothing accepts any peer.
             accepted: (enforcement == Enforcement::Off).then_some(Accepted(())),
             verified_clean: enforcement == Enforcement::Off,
@@ -346,6 +356,12 @@ impl Engine {
         loop {
             let before = self.buffered();
             let result = self.session.handshake();
+            self.handshake_input += before.0 - self.buffered().0;
+            if self.handshake_input > MAX_HANDSHAKE_INPUT {
+                log::debug!("the handshake took {} bytes", self.handshake_input);
+                let too_large = GnutlsError::from_code(code::HANDSHAKE_TOO_LARGE);
+                return Err(self.fail_handshake(too_large));
+            }
             let Err(error) = result else {
                 self.on_handshake_done();
                 return Ok(());
