@@ -356,7 +356,7 @@ impl Engine {
         loop {
             let before = self.buffered();
             let result = self.session.handshake();
-            self.handshake_input += before.0 - self.buffered().0;
+            self.handshake_input += before.0.saturating_sub(self.buffered().0);
             if self.handshake_input > MAX_HANDSHAKE_INPUT {
                 log::debug!("the handshake took {} bytes", self.handshake_input);
                 let too_large = GnutlsError::from_code(code::HANDSHAKE_TOO_LARGE);
