@@ -69,6 +69,8 @@ pub struct Context {
     dirty: Vec<ObjectKey>,
     /// How many of the objects are lingering closes.
     lingering: usize,
+    /// Notices from accepted sockets for their servers.
+    server_notices: Vec<(ServerId, ServerNotice)>,
     pub(crate) resolver: Resolver,
     pub(crate) timers: Timers,
     mailbox: Mailbox,
@@ -84,6 +86,7 @@ impl Context {
             objects: SlotMap::with_key(),
             dirty: Vec::new(),
             lingering: 0,
+            server_notices: Vec::new(),
             resolver,
             timers: Timers::default(),
             mailbox,
@@ -274,8 +277,15 @@ impl Context {
             Object::Socket(mut socket) => {
                 self.adopt_lingering(&mut socket);
                 socket.retire(&self.registry, &mut self.timers);
+                if let Some(link) = socket.server_link() {
+                    link.removed(self, socket.id());
+                }
             }
-            Object::Server(mut server) => server.retire(&self.registry),
+            Object::Server(mut server) => {
+                let id = server.id();
+                self.server_notices.retain(|(to, _)| *to != id);
+                server.retire(&self.registry);
+            }
             Object::Lingering(mut lingering) => {
                 self.lingering -= 1;
                 lingering.retire(&self.registry, &mut self.timers);
@@ -381,12 +391,34 @@ impl Context {
         }
     }
 
-    /// Passes a notice from an accepted socket to its server.
+    /// Passes a notice from an accepted socket to its server, which takes
+    /// it when it is serviced next (it may be out being serviced now).
     pub(crate) fn notify_server(&mut self, id: ServerId, notice: ServerNotice) {
-        if let Some(server) = self.server(id) {
-            server.notify(notice);
+        if self.objects.contains_key(id.0) {
+            self.server_notices.push((id, notice));
             self.mark_dirty(id.0);
         }
+    }
+
+    /// Whether server `server` keeps `socket` in its pending queue, or will
+    /// once it takes its notices.
+    pub(crate) fn server_holds(&mut self, server: ServerId, socket: SocketId) -> bool {
+        let announced = self.server_notices.iter().any(|(to, notice)| {
+            *to == server && matches!(notice, ServerNotice::Encrypted(s, true) if *s == socket)
+        });
+        announced || self.server(server).is_some_and(|s| s.holds(socket))
+    }
+
+    /// The notices for server `id`, oldest first.
+    pub(crate) fn take_server_notices(&mut self, id: ServerId) -> Vec<ServerNotice> {
+        if self.server_notices.is_empty() {
+            return Vec::new();
+        }
+        let (mine, others) = std::mem::take(&mut self.server_notices)
+            .into_iter()
+            .partition(|(to, _)| *to == id);
+        self.server_notices = others;
+        mine.into_iter().map(|(_, notice)| notice).collect()
     }
 
     /// The waker fired: host lookups finished, or tasks were posted.

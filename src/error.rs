@@ -101,8 +101,16 @@ pub enum TimeoutKind {
     Connect,
     /// The TLS handshake took too long.
     Handshake,
-    /// Nothing was received for too long.
+    /// Nothing moved, either way, for too long.
     Idle,
+    /// Output waited and the peer took none of it for too long.
+    Send,
+    /// A graceful close (flushing, `close_notify`, waiting for the peer's
+    /// goodbye) took too long; the connection was aborted.
+    Close,
+    /// The deadline the program set ([`SslSocket::set_deadline`](crate::SslSocket::set_deadline))
+    /// passed.
+    Deadline,
 }
 
 impl fmt::Display for Error {
@@ -148,6 +156,9 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::Connect => "connecting",
             TimeoutKind::Handshake => "the TLS handshake",
             TimeoutKind::Idle => "waiting for data",
+            TimeoutKind::Send => "sending (the peer took nothing)",
+            TimeoutKind::Close => "closing",
+            TimeoutKind::Deadline => "the program's deadline",
         })
     }
 }

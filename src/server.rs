@@ -2,15 +2,21 @@
 //! server-mode [`SslSocket`]s owned by the reactor (Qt's `QSslServer`).
 //!
 //! The server accepts until `WouldBlock` on each readable event, gives
-//! every connection its own TLS session from the shared configuration, and
-//! announces it through `new_connection`. Accepted sockets tell their server
-//! when their handshake ends (see [`ServerNotice`]); the server keeps the
-//! Qt-style queue of ready connections. It does not otherwise touch them.
+//! every connection its own TLS session from the shared configuration and
+//! its default timeouts, and announces it through `new_connection`.
+//! Accepted sockets tell their server when their handshake ends and when
+//! they are removed (see [`ServerNotice`]); the server keeps the Qt-style
+//! queue of ready connections and the count of live ones. It does not
+//! otherwise touch them.
+//!
+//! Accepting recovers on its own: when the process runs out of descriptors
+//! (or the kernel of buffers), the server retries on a timer, backing off,
+//! instead of waiting for a readiness edge that may never come.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
@@ -18,25 +24,40 @@ use mio::{Interest, Registry, Token};
 use crate::config::SslConfiguration;
 use crate::context::{Context, ServerId, SocketId};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TimeoutKind};
 use crate::reactor::Readiness;
 use crate::signal::{emit, Signal};
-use crate::ssl_socket::SslSocket;
+use crate::ssl_socket::{ServerLink, SslSocket, Timeouts};
 use crate::tcp::Tcp;
 
 /// The handshake timeout accepted sockets get unless the server is told
 /// otherwise (Qt's default).
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The send timeout accepted sockets get unless the server is told
+/// otherwise (nginx's `send_timeout`): a client that stops reading is cut
+/// after a minute without taking a byte.
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The first wait before accepting again after the process ran out of
+/// descriptors; each failure doubles it, up to [`ACCEPT_RETRY_MAX`].
+const ACCEPT_RETRY_FIRST: Duration = Duration::from_millis(10);
+
+/// The longest wait between two attempts to accept.
+const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// The pending-connection queue's default length (Qt's default).
 const DEFAULT_MAX_PENDING: usize = 30;
 
 /// What an accepted socket tells its server.
 pub(crate) enum ServerNotice {
-    /// The handshake completed.
-    Encrypted(SocketId),
+    /// The handshake completed; with `true`, the socket waits (kept alive)
+    /// in the pending queue until the program takes it.
+    Encrypted(SocketId, bool),
     /// The connection failed before its handshake completed.
     Failed(SocketId, Error),
+    /// The socket was removed from the reactor.
+    Closed(SocketId),
 }
 
 enum ServerEvent {
@@ -51,9 +72,8 @@ enum ServerEvent {
 ///
 /// Accepted connections are server-mode [`SslSocket`]s that start their
 /// handshake at once (or stay unencrypted, see
-/// [`set_immediate_encryption`](Self::set_immediate_encryption)), with a
-/// handshake timeout of 5 seconds by default. They are removed from the
-/// reactor automatically after they disconnect (see
+/// [`set_immediate_encryption`](Self::set_immediate_encryption)). They are
+/// removed from the reactor automatically after they disconnect (see
 /// [`SslSocket::set_auto_delete`]).
 ///
 /// Two ways to take connections, as in Qt: connect to `new_connection`,
@@ -61,19 +81,49 @@ enum ServerEvent {
 /// connect to `pending_connection_available` and call
 /// [`next_pending_connection`](Self::next_pending_connection) for sockets
 /// whose handshake completed. The queue is kept only while
-/// `pending_connection_available` has a slot; when it holds
+/// `pending_connection_available` has a slot (connect it before the
+/// connections arrive); a socket in it is kept, with its unread data, even
+/// if it disconnects, until the program takes it. When the queue holds
 /// [`max_pending_connections`](Self::max_pending_connections) sockets the
 /// server stops accepting (the kernel's backlog pushes back) until the
 /// program takes some.
+///
+/// # Limits
+///
+/// Every accepted socket gets the server's timeouts, which a slot may
+/// change per socket. The defaults bound what a peer can hold without the
+/// program's help: the handshake within 5 s (Qt's default), and a client
+/// that stops reading is cut after 60 s without taking a byte (nginx's
+/// `send_timeout`). Idle, close and the program's own deadlines are off by
+/// default, because only the protocol knows how long its peers may be
+/// silent; a server whose clients speak first should give them a deadline
+/// ([`SslSocket::set_deadline`]) in `new_connection`.
+/// [`set_max_connections`](Self::set_max_connections) bounds the live
+/// connections (none by default): at the limit the server stops accepting,
+/// and new connections wait in the kernel's backlog.
+///
+/// What one connection can hold at most: the kernel's socket buffers; 512
+/// KiB of handshake input; 256 KiB of ciphertext read ahead and about 256
+/// KiB queued to send (plus what the program writes beyond it, which it
+/// controls through [`SslSocket::bytes_to_write`] and
+/// `write_buffer_full`); the plaintext received and not read yet, without
+/// limit unless [`SslSocket::set_read_buffer_size`] sets one (the peer is
+/// then pushed back by TCP); and GnuTLS's session, about 20 KiB.
 pub struct SslServer {
     id: ServerId,
     listener: TcpListener,
     config: SslConfiguration,
     readable: bool,
     immediate_encryption: bool,
-    handshake_timeout: Option<Duration>,
+    timeouts: Timeouts,
     max_pending: usize,
     pending: VecDeque<SocketId>,
+    /// Accepted sockets still in the reactor.
+    connections: usize,
+    max_connections: Option<usize>,
+    /// While accepting fails for want of resources: the wait before the
+    /// next attempt and when that attempt is due.
+    retry: Option<(Duration, Instant)>,
     closed: bool,
     events: VecDeque<ServerEvent>,
     new_connection: Signal<SslServer, SocketId>,
@@ -91,15 +141,21 @@ impl SslServer {
         }
         let listener =
             TcpListener::bind(address).map_err(|source| Error::Listen { address, source })?;
+        let mut timeouts = Timeouts::default();
+        timeouts.set(TimeoutKind::Handshake, Some(DEFAULT_HANDSHAKE_TIMEOUT));
+        timeouts.set(TimeoutKind::Send, Some(DEFAULT_SEND_TIMEOUT));
         Ok(Self {
             id: ServerId(Default::default()),
             listener,
             config,
             readable: true,
             immediate_encryption: true,
-            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            timeouts,
             max_pending: DEFAULT_MAX_PENDING,
             pending: VecDeque::new(),
+            connections: 0,
+            max_connections: None,
+            retry: None,
             closed: false,
             events: VecDeque::new(),
             new_connection: Signal::default(),
@@ -145,14 +201,56 @@ impl SslServer {
     }
 
     /// The handshake timeout given to accepted sockets (default: 5 s;
-    /// `None`: no limit).
+    /// `None`: no limit). See [`SslSocket::set_handshake_timeout`].
     pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
-        self.handshake_timeout = timeout;
+        self.timeouts.set(TimeoutKind::Handshake, timeout);
+    }
+
+    /// The idle timeout given to accepted sockets (default: none). See
+    /// [`SslSocket::set_idle_timeout`].
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.set(TimeoutKind::Idle, timeout);
+    }
+
+    /// The send timeout given to accepted sockets (default: 60 s). See
+    /// [`SslSocket::set_send_timeout`].
+    pub fn set_send_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.set(TimeoutKind::Send, timeout);
+    }
+
+    /// The close timeout given to accepted sockets (default: none). See
+    /// [`SslSocket::set_close_timeout`].
+    pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.set(TimeoutKind::Close, timeout);
     }
 
     /// The handshake timeout given to accepted sockets.
     pub fn handshake_timeout(&self) -> Option<Duration> {
-        self.handshake_timeout
+        self.timeouts.get(TimeoutKind::Handshake)
+    }
+
+    /// The timeout of `kind` given to accepted sockets
+    /// ([`TimeoutKind::Deadline`] has none: sockets set their own).
+    pub fn timeout(&self, kind: TimeoutKind) -> Option<Duration> {
+        self.timeouts.get(kind)
+    }
+
+    /// The most accepted connections alive at once (default: no limit). At
+    /// the limit the server stops accepting; new connections wait in the
+    /// kernel's backlog (and beyond it, their SYNs are dropped, so clients
+    /// retry) until a connection is removed from the reactor.
+    pub fn set_max_connections(&mut self, max: Option<usize>) {
+        self.max_connections = max;
+    }
+
+    /// See [`set_max_connections`](Self::set_max_connections).
+    pub fn max_connections(&self) -> Option<usize> {
+        self.max_connections
+    }
+
+    /// The accepted connections still in the reactor.
+    pub fn connection_count(&self) -> usize {
+        self.connections
     }
 
     /// The most encrypted connections kept waiting for
@@ -171,9 +269,19 @@ impl SslServer {
         !self.pending.is_empty()
     }
 
-    /// Takes the oldest encrypted connection waiting in the queue.
+    /// Takes the oldest encrypted connection waiting in the queue. The
+    /// socket is live, with whatever it received, even if it disconnected
+    /// meanwhile; once taken, such a socket is removed when it is serviced
+    /// next, after the slot that reached it through [`Context::socket`]
+    /// returns: read it there, or call
+    /// [`SslSocket::set_auto_delete`]`(false)` to keep it.
     pub fn next_pending_connection(&mut self) -> Option<SocketId> {
         self.pending.pop_front()
+    }
+
+    /// Whether `id` waits in the pending queue.
+    pub(crate) fn holds(&self, id: SocketId) -> bool {
+        self.pending.contains(&id)
     }
 
     /// Stops listening; the server is removed from the reactor when the
@@ -208,23 +316,29 @@ impl SslServer {
     }
 
     /// Accepting a connection failed (too many open files, …), or its TLS
-    /// session could not be set up.
+    /// session could not be set up. When the process runs out of
+    /// descriptors or memory, this is emitted once per episode: the server
+    /// retries on its own, backing off from 10 ms to 1 s, and accepts the
+    /// connections that waited as soon as it can.
     pub fn accept_error(&mut self) -> &mut Signal<SslServer, Error> {
         &mut self.accept_error
     }
 
     /// Takes a notice from one of the server's sockets.
-    pub(crate) fn notify(&mut self, notice: ServerNotice) {
+    fn notify(&mut self, notice: ServerNotice) {
         match notice {
-            ServerNotice::Encrypted(id) if self.pending_connection_available.is_connected() => {
+            ServerNotice::Encrypted(id, true) => {
                 self.pending.push_back(id);
                 self.events
                     .push_back(ServerEvent::PendingConnectionAvailable);
             }
-            ServerNotice::Encrypted(_) => {}
+            ServerNotice::Encrypted(_, false) => {}
             ServerNotice::Failed(id, error) => {
-                self.pending.retain(|&p| p != id);
                 self.events.push_back(ServerEvent::ErrorOccurred(id, error));
+            }
+            ServerNotice::Closed(id) => {
+                self.connections = self.connections.saturating_sub(1);
+                self.pending.retain(|&p| p != id);
             }
         }
     }
@@ -232,6 +346,9 @@ impl SslServer {
     pub(crate) fn service(&mut self, cx: &mut Context, readiness: Option<Readiness>) -> bool {
         if readiness.is_some_and(|r| r.readable) {
             self.readable = true;
+        }
+        for notice in cx.take_server_notices(self.id) {
+            self.notify(notice);
         }
         self.accept_all(cx);
         while !cx.has_panic() {
@@ -252,23 +369,57 @@ impl SslServer {
         false
     }
 
+    /// Whether the server may accept one more connection now.
+    fn may_accept(&self) -> bool {
+        let below_max = self
+            .max_connections
+            .is_none_or(|max| self.connections < max);
+        let due = self.retry.is_none_or(|(_, at)| Instant::now() >= at);
+        self.readable && !self.closed && self.pending.len() < self.max_pending && below_max && due
+    }
+
     fn accept_all(&mut self, cx: &mut Context) {
-        while self.readable && !self.closed && self.pending.len() < self.max_pending {
+        while self.may_accept() {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     log::debug!("server {:?}: accepted {peer}", self.id);
+                    self.retry = None;
                     self.adopt(cx, Tcp::connected(stream));
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE and friends: report, and wait for the next event.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.retry = None;
                     self.readable = false;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if is_out_of_resources(&e) => return self.retry_later(cx, e),
+                Err(e) => {
+                    // A connection that failed before it was accepted
+                    // (ECONNABORTED, a firewall's EPERM, …): report it and
+                    // take the next one.
+                    log::debug!("server {:?}: accept: {e}", self.id);
                     self.events
                         .push_back(ServerEvent::AcceptError(Error::Network(e)));
                 }
             }
         }
+    }
+
+    /// Accepting failed for want of descriptors or memory: no readiness
+    /// edge announces that some were freed, so the server tries again on a
+    /// timer, backing off. The program hears of it once per episode.
+    fn retry_later(&mut self, cx: &mut Context, error: io::Error) {
+        let wait = match self.retry {
+            None => {
+                log::debug!("server {:?}: accept: {error}; retrying", self.id);
+                self.events
+                    .push_back(ServerEvent::AcceptError(Error::Network(error)));
+                ACCEPT_RETRY_FIRST
+            }
+            Some((wait, _)) => (wait * 2).min(ACCEPT_RETRY_MAX),
+        };
+        let at = Instant::now() + wait;
+        self.retry = Some((wait, at));
+        cx.wake_at(self.id.0, at);
     }
 
     fn adopt(&mut self, cx: &mut Context, tcp: Tcp) {
@@ -279,9 +430,12 @@ impl SslServer {
             },
             false => None,
         };
-        let (server, config, timeout) = (self.id, self.config.clone(), self.handshake_timeout);
+        let queued = self.pending_connection_available.is_connected();
+        let link = ServerLink::new(self.id, queued);
+        let (config, timeouts) = (self.config.clone(), self.timeouts);
         let id =
-            cx.insert_socket(|id| SslSocket::accepted(id, server, config, tcp, engine, timeout));
+            cx.insert_socket(|id| SslSocket::accepted(id, link, config, tcp, engine, timeouts));
+        self.connections += 1;
         self.events.push_back(ServerEvent::NewConnection(id));
     }
 
@@ -290,4 +444,13 @@ impl SslServer {
             log::trace!("deregister listener: {e}");
         }
     }
+}
+
+/// Whether accepting failed because the process or the kernel ran out of
+/// descriptors, buffers or memory (a condition no readiness edge ends).
+fn is_out_of_resources(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }

@@ -936,3 +936,45 @@ fn a_server_writing_on_reads_our_alert_and_a_clean_end() {
     let report = PeerReport::parse(&server.stdout_text());
     report.assert_fatal_alert_then_eof(Some(p.alerts_sent[0]), "server writing on");
 }
+
+/// `disconnect_from_host` before the connection exists waits for it, as the
+/// writes before it do: the request goes out encrypted, then the goodbye,
+/// and the socket ends unconnected (before, the close was dropped: the
+/// request was delivered, then the socket stayed encrypted for good).
+#[test]
+fn a_close_before_connecting_waits_for_the_connection_like_the_writes() {
+    let mut reactor = Reactor::new().unwrap();
+    let server = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let server = reactor.server(server).unwrap();
+    server.set_handshake_timeout(None);
+    let port = server.local_address().port();
+    let received: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let r = received.clone();
+    server.new_connection().connect(move |_, cx, &id| {
+        let r = r.clone();
+        cx.socket(id).unwrap().ready_read().connect(move |s, _, _| {
+            r.borrow_mut().extend(s.read_all());
+        });
+    });
+    let (id, probe) = client_socket(&mut reactor, client_config(), false);
+    let socket = reactor.socket(id).unwrap();
+    socket.write(b"written before connecting\n").unwrap();
+    socket.disconnect_from_host();
+    assert!(socket.write(b"more").is_err(), "writing after the close");
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    run_until(&mut reactor, TIMEOUT, "the client to disconnect", |_| {
+        probe.borrow().disconnected()
+    });
+    assert_eq!(probe.borrow().errors(), []);
+    assert!(probe.borrow().handshake_done());
+    assert_eq!(
+        reactor.socket(id).unwrap().state(),
+        SocketState::Unconnected
+    );
+    run_until(&mut reactor, TIMEOUT, "the request", |_| {
+        received.borrow().ends_with(b"\n")
+    });
+    assert_eq!(&received.borrow()[..], b"written before connecting\n");
+}

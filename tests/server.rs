@@ -1065,3 +1065,72 @@ fn our_alert_reaches_a_client_that_reads_only_later() {
     assert_eq!(p.alerts_sent.len(), 1, "{:?}", p.error_texts);
     report.assert_fatal_alert_then_eof(Some(p.alerts_sent[0]), "slow reader");
 }
+
+// ---- the pending queue keeps what it hands out ----
+
+/// Our client writes one line and closes right after its handshake; our
+/// server takes connections from the pending queue only `after` the
+/// handshake completed (at once from its slot, or later from a timer).
+/// Returns what the server read from the socket it took, if it got one.
+fn take_a_connection_that_closed_at_once(later: bool) -> Option<Vec<u8>> {
+    let mut reactor = Reactor::new().unwrap();
+    let id = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let server = reactor.server(id).unwrap();
+    let port = server.local_address().port();
+    let taken: Rc<RefCell<Option<Option<Vec<u8>>>>> = Rc::default();
+    let t = taken.clone();
+    server
+        .pending_connection_available()
+        .connect(move |server, cx, _| {
+            let t = t.clone();
+            if !later {
+                let socket = server.next_pending_connection().unwrap();
+                *t.borrow_mut() = Some(cx.socket(socket).map(|s| s.read_all()));
+                return;
+            }
+            cx.start_timer(std::time::Duration::from_millis(300), move |cx, _| {
+                let socket = cx.server(id).unwrap().next_pending_connection().unwrap();
+                *t.borrow_mut() = Some(cx.socket(socket).map(|s| s.read_all()));
+            });
+        });
+    let client = reactor.ssl_socket(client_config());
+    let socket = reactor.socket(client).unwrap();
+    socket.handshake_complete().connect(|s, _, _| {
+        s.write(b"request\n").unwrap();
+        s.disconnect_from_host();
+    });
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the server to take the socket",
+        |_| taken.borrow().is_some(),
+    );
+    run_for(&mut reactor, std::time::Duration::from_millis(100));
+    assert_eq!(
+        reactor.server(id).unwrap().connection_count(),
+        0,
+        "the socket taken after it disconnected is removed once read"
+    );
+    let got = taken.borrow_mut().take().unwrap();
+    got
+}
+
+/// A client that writes its request and closes right after the handshake:
+/// the id the pending queue hands out names a live socket with the request
+/// (before, the closed socket was deleted while it waited and
+/// `cx.socket(id)` was None: 5 of 5 runs).
+#[test]
+fn a_queued_connection_that_closed_at_once_keeps_its_data_until_taken() {
+    for later in [false, true] {
+        let data = take_a_connection_that_closed_at_once(later);
+        assert_eq!(
+            data.as_deref(),
+            Some(&b"request\n"[..]),
+            "taken {}",
+            if later { "later" } else { "at once" }
+        );
+    }
+}

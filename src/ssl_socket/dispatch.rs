@@ -8,7 +8,6 @@ use super::{SocketState, SslSocket};
 use crate::context::Context;
 use crate::error::{Alert, Error, SslError};
 use crate::proxy::Proxy;
-use crate::server::ServerNotice;
 use crate::signal::{emit, Signal};
 
 /// Something that happened to a socket, waiting to be emitted.
@@ -132,8 +131,8 @@ impl SslSocket {
             SocketEvent::Connected => emit(self, cx, |s| &mut s.signals.connected, &()),
             SocketEvent::HandshakeComplete => {
                 emit(self, cx, |s| &mut s.signals.handshake_complete, &());
-                if let Some(server) = self.server.take() {
-                    cx.notify_server(server, ServerNotice::Encrypted(self.id));
+                if let Some(server) = &mut self.server {
+                    server.encrypted(cx, self.id);
                 }
             }
             SocketEvent::PeerVerifyError(e) => {
@@ -178,13 +177,14 @@ impl SslSocket {
             }
             SocketEvent::Disconnected => {
                 emit(self, cx, |s| &mut s.signals.disconnected, &());
-                self.deleted |= self.auto_delete;
+                let may_go = self.server.as_mut().is_none_or(|s| s.disconnected());
+                self.deleted |= self.auto_delete && may_go;
             }
             SocketEvent::Error(boxed) => {
                 let e = *boxed;
                 emit(self, cx, |s| &mut s.signals.error, &e);
-                if let Some(server) = self.server.take() {
-                    cx.notify_server(server, ServerNotice::Failed(self.id, e.clone()));
+                if let Some(server) = &mut self.server {
+                    server.failed(cx, self.id, &e);
                 }
                 self.last_error = Some(Box::new(e));
             }

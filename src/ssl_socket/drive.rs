@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use mio::Registry;
 
 use super::dispatch::SocketEvent;
-use super::{SocketState, SslMode, SslSocket, Timeouts};
+use super::{SocketState, SslMode, SslSocket};
 use crate::buffer::ByteQueue;
 use crate::context::Context;
 use crate::engine::EngineEvent;
-use crate::error::{AlertLevel, Error, Result, TimeoutKind};
+use crate::error::{AlertLevel, Error, Result};
 use crate::lingering::Lingering;
 use crate::reactor::{token_of, Readiness};
 use crate::tcp::{Received, Tcp, READ_CHUNK};
@@ -67,6 +67,14 @@ impl SslSocket {
         if let (Some(r), Some(tcp)) = (readiness, self.tcp.as_mut()) {
             tcp.on_ready(r);
         }
+        if self
+            .server
+            .as_mut()
+            .is_some_and(|s| s.released(cx, self.id))
+        {
+            // Taken from the server's queue after it disconnected.
+            self.deleted |= self.auto_delete;
+        }
         if self.deleted {
             return false;
         }
@@ -94,7 +102,11 @@ impl SslSocket {
             self.advance_connection(cx)?;
         }
         // Covers the proxy tunnel's writes too.
-        self.watch_writable(cx)
+        self.watch_writable(cx)?;
+        // The I/O may have started a wait (output the peer does not take,
+        // a new phase): the reactor must wake the socket when it runs out,
+        // even if nothing else happens until then.
+        self.check_deadline(cx)
     }
 
     /// Reads, decrypts, encrypts, writes and closes on a connected stream.
@@ -148,7 +160,7 @@ impl SslSocket {
     /// Fails with a timeout when the current phase's deadline passed, and
     /// otherwise makes sure the reactor wakes the socket at that deadline.
     fn check_deadline(&mut self, cx: &mut Context) -> Result<()> {
-        let Some((deadline, kind)) = self.current_deadline() else {
+        let Some((deadline, kind)) = self.deadlines.next(self.state) else {
             return Ok(());
         };
         let now = Instant::now();
@@ -174,24 +186,6 @@ impl SslSocket {
         self.wake = Some((when, cx.wake_at(self.id.0, when)));
     }
 
-    fn current_deadline(&self) -> Option<(Instant, TimeoutKind)> {
-        match self.state {
-            SocketState::HostLookup | SocketState::Connecting => Some((
-                self.phase_started + Timeouts::decode(self.timeouts.connect)?,
-                TimeoutKind::Connect,
-            )),
-            SocketState::Handshaking => Some((
-                self.phase_started + Timeouts::decode(self.timeouts.handshake)?,
-                TimeoutKind::Handshake,
-            )),
-            SocketState::Connected | SocketState::Encrypted => {
-                let idle = Timeouts::decode(self.timeouts.idle)?;
-                Some((self.last_activity + idle, TimeoutKind::Idle))
-            }
-            SocketState::Unconnected | SocketState::Closing => None,
-        }
-    }
-
     // ---- receiving ----
 
     fn read_limit(&self) -> usize {
@@ -206,7 +200,7 @@ impl SslSocket {
         let before = self.read_buffer.len();
         let received = self.read_network(limit)?;
         if received.bytes > 0 {
-            self.last_activity = Instant::now();
+            self.deadlines.progressed();
         }
         if let Some(engine) = self.engine.as_mut() {
             let mut result = engine.process(&mut self.read_buffer, limit);
@@ -325,17 +319,25 @@ impl SslSocket {
     /// Encrypts queued plaintext and writes ciphertext (or, unencrypted, the
     /// plaintext) until the network pushes back.
     fn transmit(&mut self) -> Result<()> {
+        let sent = self.send_queued()?;
+        self.note_output(sent);
+        Ok(())
+    }
+
+    /// The work of [`transmit`](Self::transmit); returns how many bytes the
+    /// network took.
+    fn send_queued(&mut self) -> Result<usize> {
         let Some(tcp) = self.tcp.as_mut() else {
-            return Ok(());
+            return Ok(0);
         };
         if !self.plain_out.is_empty() {
             let sent = tcp.send(&mut self.plain_out).map_err(Error::Network)?;
             let pending = !self.plain_out.is_empty();
             self.report_written(sent as u64);
             if pending {
-                return Ok(());
+                return Ok(sent);
             }
-            return self.transmit();
+            return Ok(sent + self.send_queued()?);
         }
         match self.engine.as_mut() {
             Some(engine) => {
@@ -352,14 +354,30 @@ impl SslSocket {
                 let sent = tcp.send(engine.outgoing()).map_err(Error::Network)?;
                 let written = self.progress.sent(sent);
                 self.report_written(written);
+                Ok(sent)
             }
             None if self.mode == SslMode::UnencryptedMode => {
                 let sent = tcp.send(&mut self.write_buffer).map_err(Error::Network)?;
                 self.report_written(sent as u64);
+                Ok(sent)
             }
-            None => {}
+            None => Ok(0),
         }
-        Ok(())
+    }
+
+    /// Tells the deadlines whether output still waits for the network after
+    /// a write that moved `sent` bytes.
+    fn note_output(&mut self, sent: usize) {
+        if sent > 0 {
+            self.deadlines.progressed();
+        }
+        let unencrypted = self.mode == SslMode::UnencryptedMode && !self.write_buffer.is_empty();
+        let queued = match &self.engine {
+            Some(engine) => engine.outgoing_len() > 0,
+            None => unencrypted,
+        };
+        let waiting = self.tcp.is_some() && (queued || !self.plain_out.is_empty());
+        self.deadlines.output(waiting, sent > 0);
     }
 
     /// Encrypts `data` straight into the outgoing ciphertext when nothing is
@@ -528,6 +546,7 @@ impl SslSocket {
         self.write_full = false;
         self.connect = None;
         self.close = Close::default();
+        self.deadlines.set_program(None);
         self.encrypt_when_connected = false;
         // An ignore-all covers one connection (Qt resets it too).
         self.ignore_all = false;

@@ -7,7 +7,9 @@
 //! decrypt, encrypt, write, close; no user code) and dispatches the signals
 //! that produced (`dispatch.rs`).
 
+mod accepted;
 mod connect;
+mod deadline;
 mod dispatch;
 mod drive;
 mod io;
@@ -16,22 +18,24 @@ mod write_progress;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
 use crate::config::{ServerKey, SslConfiguration, SslProtocol};
-use crate::context::{ServerId, SocketId};
+use crate::context::SocketId;
 use crate::engine::Engine;
-use crate::error::{Error, Result, SslError};
+use crate::error::{Error, Result, SslError, TimeoutKind};
 use crate::lingering::Lingering;
 use crate::proxy::Proxy;
 use crate::resolver::parse_ip_literal;
 use crate::tcp::Tcp;
 use crate::timer::TimerId;
 
+pub(crate) use accepted::ServerLink;
 use connect::Connect;
+use deadline::Deadlines;
+pub(crate) use deadline::Timeouts;
 use dispatch::{SocketEvent, SocketSignals};
 use write_progress::WriteProgress;
 
@@ -120,38 +124,13 @@ pub struct SslSocket {
     auto_delete: bool,
     deleted: bool,
     user_data: Option<Box<dyn Any>>,
-    timeouts: Timeouts,
-    /// When the current connect or handshake phase began.
-    phase_started: Instant,
-    /// When data last arrived (for the idle timeout).
-    last_activity: Instant,
+    deadlines: Deadlines,
     /// The reactor wake-up scheduled for this socket, and when.
     wake: Option<(Instant, TimerId)>,
-    /// The server that accepted this socket, told when its handshake ends.
-    server: Option<ServerId>,
+    /// The server that accepted this socket.
+    server: Option<ServerLink>,
     /// Boxed, as the rarely set parts below: a socket should stay small.
     proxy: Option<Box<Proxy>>,
-}
-
-/// The socket's timeouts, in milliseconds (compact: every socket has
-/// them); `None` waits forever.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Timeouts {
-    connect: Option<NonZeroU32>,
-    handshake: Option<NonZeroU32>,
-    idle: Option<NonZeroU32>,
-}
-
-impl Timeouts {
-    /// Milliseconds, at least 1, at most about 49 days.
-    pub(super) fn encode(timeout: Option<Duration>) -> Option<NonZeroU32> {
-        let ms = timeout?.as_millis().clamp(1, u128::from(u32::MAX));
-        NonZeroU32::new(u32::try_from(ms).unwrap_or(u32::MAX))
-    }
-
-    pub(super) fn decode(ms: Option<NonZeroU32>) -> Option<Duration> {
-        ms.map(|ms| Duration::from_millis(u64::from(ms.get())))
-    }
 }
 
 impl SslSocket {
@@ -188,9 +167,7 @@ impl SslSocket {
             auto_delete: false,
             deleted: false,
             user_data: None,
-            timeouts: Timeouts::default(),
-            phase_started: Instant::now(),
-            last_activity: Instant::now(),
+            deadlines: Deadlines::new(Timeouts::default()),
             wake: None,
             server: None,
             proxy: None,
@@ -202,18 +179,18 @@ impl SslSocket {
     /// no engine.
     pub(crate) fn accepted(
         id: SocketId,
-        server: ServerId,
+        server: ServerLink,
         config: SslConfiguration,
         tcp: Tcp,
         engine: Option<Engine>,
-        handshake_timeout: Option<Duration>,
+        timeouts: Timeouts,
     ) -> Self {
         let mut socket = Self::new(id, config);
         tcp.set_nodelay(socket.nodelay);
         socket.tcp = Some(tcp);
         socket.server = Some(server);
         socket.auto_delete = true;
-        socket.set_handshake_timeout(handshake_timeout);
+        socket.deadlines = Deadlines::new(timeouts);
         socket.state = SocketState::Connected;
         if let Some(engine) = engine {
             socket.engine = Some(Box::new(engine));
@@ -241,22 +218,72 @@ impl SslSocket {
 
     /// Limits the time from [`connect_to_host`](Self::connect_to_host) to
     /// an established TCP connection (lookup and every address included);
-    /// expiry fails with [`Error::Timeout`]. `None` (the default) waits as
-    /// long as the system does.
+    /// expiry fails with [`Error::Timeout`]`(`[`TimeoutKind::Connect`]`)`.
+    /// `None` (the default) waits as long as the system does.
     pub fn set_connect_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeouts.connect = Timeouts::encode(timeout);
+        self.deadlines.timeouts.set(TimeoutKind::Connect, timeout);
     }
 
-    /// Limits the TLS handshake's duration. Sockets a server accepts get
-    /// the server's handshake timeout; others have none by default.
+    /// Limits the TLS handshake's duration ([`TimeoutKind::Handshake`]).
+    /// Sockets a server accepts get the server's handshake timeout; others
+    /// have none by default.
     pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeouts.handshake = Timeouts::encode(timeout);
+        self.deadlines.timeouts.set(TimeoutKind::Handshake, timeout);
     }
 
-    /// Fails the connection with [`Error::Timeout`] when nothing arrives for
-    /// this long once it is established (default: never).
+    /// Fails the connection with [`TimeoutKind::Idle`] when no byte moves,
+    /// either way, for this long once it is connected (default: never;
+    /// sockets a server accepts get the server's).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeouts.idle = Timeouts::encode(timeout);
+        self.deadlines.timeouts.set(TimeoutKind::Idle, timeout);
+    }
+
+    /// Fails the connection with [`TimeoutKind::Send`] when data waits to be
+    /// sent and the peer takes none of it for this long (a peer that stopped
+    /// reading); every byte the peer takes starts the wait again. Default:
+    /// never for sockets a program creates, the server's for sockets it
+    /// accepts (60 s unless set).
+    pub fn set_send_timeout(&mut self, timeout: Option<Duration>) {
+        self.deadlines.timeouts.set(TimeoutKind::Send, timeout);
+    }
+
+    /// Bounds a graceful close ([`disconnect_from_host`](Self::disconnect_from_host):
+    /// flushing what is queued, `close_notify`, waiting for the peer's
+    /// goodbye): past it, the connection is aborted with
+    /// [`TimeoutKind::Close`]. Default: never for sockets a program
+    /// creates, the server's for sockets it accepts. (After the flush, the
+    /// wait for the peer's goodbye lasts 2 s at most anyway.)
+    pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
+        self.deadlines.timeouts.set(TimeoutKind::Close, timeout);
+    }
+
+    /// Sets a deadline for a phase of the program's own protocol, `after`
+    /// from now ("the request head within 10 s"), whatever the socket's
+    /// state and however the bytes trickle in: unless the program moves or
+    /// clears it (`None`) first, the connection then fails with
+    /// [`TimeoutKind::Deadline`]. It stays set across states and ends with
+    /// the connection.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// use std::time::Duration;
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.set_deadline(Some(Duration::from_secs(10)));
+    /// socket.ready_read().connect(|s, _, _| {
+    ///     if s.can_read_line() {
+    ///         s.set_deadline(None); // the request line arrived in time
+    ///     }
+    /// });
+    /// ```
+    pub fn set_deadline(&mut self, after: Option<Duration>) {
+        self.deadlines.set_program(after);
+    }
+
+    /// The deadline set with [`set_deadline`](Self::set_deadline), if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadlines.program()
     }
 
     /// Whether the reactor removes the socket once it has disconnected and
@@ -470,11 +497,20 @@ impl SslSocket {
 
     /// Closes gracefully: pending data is flushed, then TLS `close_notify`
     /// and FIN are sent; `disconnected` follows once the peer closed too (or
-    /// after a short wait).
+    /// after a short wait). Writing is refused from then on.
+    ///
+    /// Before the connection is established (not connected yet, or still
+    /// handshaking) the close waits for it, as the data written before does
+    /// (Qt's pending close): the data goes out once encrypted, then the
+    /// goodbye. After a connection ended, there is nothing to close.
     pub fn disconnect_from_host(&mut self) {
         match self.state {
-            SocketState::Unconnected | SocketState::Closing => {}
-            SocketState::HostLookup | SocketState::Connecting => self.abort(),
+            SocketState::Closing => {}
+            SocketState::Unconnected if self.ended => {}
+            SocketState::Unconnected
+            | SocketState::HostLookup
+            | SocketState::Connecting
+            | SocketState::Handshaking => self.close.requested = true,
             _ => {
                 self.close.requested = true;
                 self.set_state(SocketState::Closing);
@@ -711,15 +747,15 @@ impl SslSocket {
         self.deleted
     }
 
+    /// The link to the server that accepted this socket, if any.
+    pub(crate) fn server_link(&self) -> Option<&ServerLink> {
+        self.server.as_ref()
+    }
+
     fn set_state(&mut self, state: SocketState) {
         if self.state != state {
             log::debug!("socket {:?}: {:?} -> {state:?}", self.id, self.state);
-            if matches!(state, SocketState::HostLookup | SocketState::Handshaking) {
-                self.phase_started = Instant::now();
-            }
-            if matches!(state, SocketState::Connected | SocketState::Encrypted) {
-                self.last_activity = Instant::now();
-            }
+            self.deadlines.entered(state);
             self.state = state;
             self.events.push_back(SocketEvent::StateChanged(state));
         }
