@@ -16,11 +16,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::certificate::Certificate;
 use crate::error::{Error, Result, SslError};
 use crate::gnutls::{self, CertificateCredentials, Priority};
 use crate::private_key::PrivateKey;
-use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity};
+use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 pub(crate) use session_cache::SessionCache;
 pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
 
@@ -121,7 +123,8 @@ struct Inner {
     alpn: Vec<Vec<u8>>,
     session_cache: Option<SessionCache>,
     verified_chains: Option<VerifiedChains>,
-    ticket_key: Option<Vec<u8>>,
+    /// The master key of the session tickets a server issues.
+    ticket_key: Option<Zeroizing<Vec<u8>>>,
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
@@ -258,8 +261,8 @@ impl SslConfiguration {
 
     /// The server's session ticket key and the tickets' lifetime.
     pub(crate) fn session_tickets(&self) -> Option<(&[u8], Duration)> {
-        let key = self.inner.ticket_key.as_deref()?;
-        Some((key, self.inner.ticket_lifetime))
+        let key = self.inner.ticket_key.as_ref()?;
+        Some((key.as_slice(), self.inner.ticket_lifetime))
     }
 }
 
@@ -365,6 +368,9 @@ impl SslConfigurationBuilder {
     /// PKCS#8 needs the passphrase). May be called several times (an ECDSA
     /// and an RSA chain, or chains for different names): GnuTLS picks the one
     /// that fits the client's algorithms and SNI name.
+    ///
+    /// The key file's bytes and the builder's copy of the passphrase are
+    /// wiped from memory once they are no longer needed.
     pub fn add_local_certificate_files(
         self,
         chain: impl AsRef<Path>,
@@ -374,12 +380,14 @@ impl SslConfigurationBuilder {
         self.identity(KeySource::Files {
             chain: chain.as_ref().to_owned(),
             key: key.as_ref().to_owned(),
-            passphrase: passphrase.map(str::to_owned),
+            passphrase: passphrase.map(secret),
         })
     }
 
     /// Same as [`add_local_certificate_files`](Self::add_local_certificate_files)
-    /// with data in memory.
+    /// with data in memory. The key is taken over (a `Vec` is moved, not
+    /// copied) and wiped, with the builder's copy of the passphrase, once no
+    /// longer needed; wiping copies the program keeps is up to the program.
     pub fn add_local_certificate_pem(
         self,
         chain: impl Into<Vec<u8>>,
@@ -388,8 +396,8 @@ impl SslConfigurationBuilder {
     ) -> Self {
         self.identity(KeySource::Pem {
             chain: chain.into(),
-            key: key.into(),
-            passphrase: passphrase.map(str::to_owned),
+            key: Zeroizing::new(key.into()),
+            passphrase: passphrase.map(secret),
         })
     }
 
@@ -398,11 +406,13 @@ impl SslConfigurationBuilder {
         self.identity(KeySource::Loaded { chain, key })
     }
 
-    /// Uses the key and certificate chain of a PKCS#12 file.
+    /// Uses the key and certificate chain of a PKCS#12 file. The file's bytes
+    /// and the builder's copy of the password are wiped once no longer
+    /// needed.
     pub fn add_local_certificate_pkcs12(self, path: impl AsRef<Path>, password: &str) -> Self {
         self.identity(KeySource::Pkcs12 {
             path: path.as_ref().to_owned(),
-            password: password.to_owned(),
+            password: secret(password),
         })
     }
 
@@ -617,6 +627,11 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
         text.push_str(protocol.priority_token());
     }
     Ok(text)
+}
+
+/// A copy of a passphrase or password, wiped when dropped.
+fn secret(text: &str) -> Secret {
+    Zeroizing::new(text.to_owned())
 }
 
 fn gnutls_config_error(e: gnutls::GnutlsError) -> Error {

@@ -211,9 +211,9 @@ impl Engine {
             return;
         }
         match self.session.session_data() {
-            Ok(data) => {
+            Ok(mut data) => {
                 log::debug!("remembering the session for {key} ({} bytes)", data.len());
-                cache.put(key, data);
+                cache.put(key, std::mem::take(&mut *data));
             }
             Err(e) => log::debug!("no session data to remember: {e}"),
         }
