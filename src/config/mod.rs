@@ -132,8 +132,9 @@ struct Inner {
 
 impl SslConfiguration {
     /// Starts a configuration with the secure defaults: system trust store,
-    /// TLS 1.2 and 1.3, peers verified, keys below 2048 bits (RSA) refused,
-    /// session resumption on.
+    /// TLS 1.2 and 1.3 with forward-secret AEAD cipher suites only (see
+    /// [`protocols`](SslConfigurationBuilder::protocols)), peers verified,
+    /// keys below 2048 bits (RSA) refused, session resumption on.
     pub fn builder() -> SslConfigurationBuilder {
         SslConfigurationBuilder::default()
     }
@@ -467,6 +468,28 @@ impl SslConfigurationBuilder {
 
     /// The protocol versions allowed, lowest and highest (default: TLS 1.2
     /// to TLS 1.3).
+    ///
+    /// The cipher suites are the system's default (GnuTLS's `NORMAL`, or
+    /// what the distribution's crypto policy sets) narrowed to forward-secret
+    /// AEAD suites, as in Mozilla's "intermediate" profile (plus GnuTLS's
+    /// AES-CCM suites, AEAD too): CBC ciphers and the static RSA key exchange
+    /// are removed, and nothing is added, so a policy that removed more still
+    /// wins. With GnuTLS 3.7.9's `NORMAL` that leaves, in order of
+    /// preference:
+    ///
+    /// - TLS 1.3: `TLS_AES_256_GCM_SHA384`, `TLS_CHACHA20_POLY1305_SHA256`,
+    ///   `TLS_AES_128_GCM_SHA256`, `TLS_AES_128_CCM_SHA256`;
+    /// - TLS 1.2: `ECDHE_ECDSA` with `AES_256_GCM_SHA384`,
+    ///   `CHACHA20_POLY1305`, `AES_256_CCM`, `AES_128_GCM_SHA256`,
+    ///   `AES_128_CCM`; `ECDHE_RSA` with `AES_256_GCM_SHA384`,
+    ///   `CHACHA20_POLY1305`, `AES_128_GCM_SHA256`; `DHE_RSA` (2048-bit groups
+    ///   or larger) with `AES_256_GCM_SHA384`, `CHACHA20_POLY1305`,
+    ///   `AES_256_CCM`, `AES_128_GCM_SHA256`, `AES_128_CCM`.
+    ///
+    /// TLS 1.0 and 1.1 have no AEAD suite: a range that reaches down to
+    /// them keeps the system default's suites, CBC and static RSA included,
+    /// for TLS 1.2 too. `gnutls-cli --priority 'NORMAL:…' -l` lists what a
+    /// priority string allows.
     pub fn protocols(mut self, minimum: SslProtocol, maximum: SslProtocol) -> Self {
         self.protocols = (minimum, maximum);
         self
@@ -526,8 +549,10 @@ impl SslConfigurationBuilder {
     }
 
     /// For experts: a complete GnuTLS priority string (see GnuTLS's manual,
-    /// "Priority strings"), replacing the system default and the protocol
-    /// range.
+    /// "Priority strings"), replacing the system default, the protocol range
+    /// and the restriction to forward-secret AEAD suites described under
+    /// [`protocols`](Self::protocols): `"NORMAL"`, for example, allows CBC
+    /// and static RSA suites again.
     pub fn priority_string(mut self, priority: impl Into<String>) -> Self {
         self.priority = Some(priority.into());
         self
@@ -609,9 +634,19 @@ impl SslConfigurationBuilder {
     }
 }
 
+/// What the default priority removes from the system default when TLS 1.2
+/// is the lowest version: every cipher that is not AEAD (CBC, RC4, GOST's
+/// counter mode with a separate MAC, NULL) and the one key exchange that is
+/// not forward secret (static RSA). Only removals, so a system policy that
+/// removed more still wins, and nothing it removed comes back.
+const NOT_FORWARD_SECRET_AEAD: &str = ":-AES-128-CBC:-AES-256-CBC:-CAMELLIA-128-CBC\
+     :-CAMELLIA-256-CBC:-3DES-CBC:-ARCFOUR-128:-GOST28147-TC26Z-CNT:-NULL:-RSA";
+
 /// The priority suffix applied to the system default: GnuTLS's "medium"
 /// security profile (112-bit security: RSA and DH below 2048 bits refused, in
-/// the handshake and in certificate chains) and the protocol range.
+/// the handshake and in certificate chains), the protocol range and, unless
+/// the range reaches below TLS 1.2 (whose versions have no AEAD suite),
+/// forward-secret AEAD suites only.
 fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<String> {
     if minimum > maximum {
         return Err(Error::InvalidConfiguration(format!(
@@ -626,6 +661,9 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
         text.push_str(":+");
         text.push_str(protocol.priority_token());
     }
+    if minimum >= SslProtocol::TlsV1_2 {
+        text.push_str(NOT_FORWARD_SECRET_AEAD);
+    }
     Ok(text)
 }
 
@@ -636,4 +674,29 @@ fn secret(text: &str) -> Secret {
 
 fn gnutls_config_error(e: gnutls::GnutlsError) -> Error {
     Error::InvalidConfiguration(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default adds nothing to the system default's suites: after the
+    /// versions, every token removes something.
+    #[test]
+    fn the_default_priority_only_narrows_the_system_default() {
+        let text = protocol_priority((SslProtocol::TlsV1_2, SslProtocol::TlsV1_3)).unwrap();
+        let narrowing = text
+            .strip_prefix("%PROFILE_MEDIUM:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3:")
+            .unwrap_or_else(|| panic!("{text}"));
+        let removed: Vec<&str> = narrowing.split(':').collect();
+        assert!(removed.iter().all(|t| t.starts_with('-')), "{text}");
+        for token in ["-AES-128-CBC", "-AES-256-CBC", "-CAMELLIA-256-CBC", "-RSA"] {
+            assert!(removed.contains(&token), "{token} in {text}");
+        }
+        Priority::new(&text, true).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        // TLS 1.0 and 1.1 have no AEAD suite: a range reaching them keeps
+        // the system default's suites.
+        let legacy = protocol_priority((SslProtocol::TlsV1_0, SslProtocol::TlsV1_3)).unwrap();
+        assert!(legacy.ends_with("+VERS-TLS1.3"), "{legacy}");
+    }
 }
