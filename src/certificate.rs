@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 use crate::gnutls::{AltName, Encoding, X509Crt};
 
@@ -298,6 +300,13 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Reads a file that holds key material: its bytes are wiped when dropped.
+/// `fs::read` sizes its buffer from the file's length, so no reallocation
+/// leaves an unwiped copy behind (unless the file grows while it is read).
+pub(crate) fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    read_file(path).map(Zeroizing::new)
 }
 
 pub(crate) fn invalid(origin: &str, reason: String) -> Error {

@@ -113,7 +113,9 @@
 //!
 //! Protocol steps are logged with the `log` crate at `debug` and `trace`
 //! level; with the target `sslsocket::gnutls` at trace level, GnuTLS's own
-//! debug log is included. Keys and secrets are never logged.
+//! debug log is included. Keys and secrets are never logged, and they are
+//! wiped from memory when released: key bytes and passphrases, session
+//! data, the ticket key, and the buffers that held plaintext.
 //!
 //! [mio]: https://docs.rs/mio
 

@@ -2,13 +2,14 @@
 //! `QSslKey`).
 //!
 //! A key is parsed (and decrypted) once and shared; it is never written
-//! back out or logged.
+//! back out or logged. The bytes of a key file are wiped once parsed, and
+//! GnuTLS wipes the parsed key when the last clone is dropped.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::certificate::{invalid, looks_like_pem, read_file};
+use crate::certificate::{invalid, looks_like_pem, read_secret_file};
 use crate::error::Result;
 use crate::gnutls::{self, Encoding, X509PrivKey};
 
@@ -38,7 +39,8 @@ impl PrivateKey {
     /// Reads a key file.
     pub fn from_file(path: impl AsRef<Path>, passphrase: Option<&str>) -> Result<Self> {
         let path = path.as_ref();
-        Self::from_bytes_named(&read_file(path)?, passphrase, &path.display().to_string())
+        let data = read_secret_file(path)?;
+        Self::from_bytes_named(&data, passphrase, &path.display().to_string())
     }
 
     pub(crate) fn from_bytes_named(

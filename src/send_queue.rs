@@ -15,6 +15,10 @@
 //! writable edge, and growing it from the smallest size each time would
 //! copy every byte once more and cycle through cache-cold buffers.
 //!
+//! It holds only ciphertext, so it gives its memory back without wiping it
+//! (see "Wiping" in [`buffer`](crate::buffer): a buffer it took from the
+//! pool holds no plaintext either).
+//!
 //! It owns bytes and nothing else: no socket, no TLS.
 
 use std::io;

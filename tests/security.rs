@@ -1,5 +1,6 @@
 //! The security defaults, reviewed against real peers: verification on by
-//! default, TLS 1.2 as the minimum, no renegotiation, SNI sent (and not for
+//! default, TLS 1.2 as the minimum, forward-secret AEAD suites only (unless
+//! the program sets a priority string), no renegotiation, SNI sent (and not for
 //! IP addresses), RFC 6125 host name matching (DNS and IP SANs, wildcards),
 //! weak certificates refused, and no secret in the logs even at trace level.
 //!
@@ -20,7 +21,8 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Once;
 
 use common::*;
@@ -153,6 +155,42 @@ fn assert_served(p: &Probe, what: &str) {
 
 fn chain(name: &str) -> Vec<Certificate> {
     certificates(&ca(name))
+}
+
+/// Our server listening on a free loopback port, and what it reported.
+struct OurServer {
+    port: u16,
+    /// What `error_occurred` reported, in order.
+    errors: Rc<RefCell<Vec<Caught>>>,
+    /// How many of its sockets completed a handshake.
+    handshakes: Rc<Cell<usize>>,
+}
+
+fn our_server(reactor: &mut Reactor, config: SslConfiguration) -> OurServer {
+    let server = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), config)
+        .unwrap();
+    let server_ref = reactor.server(server).unwrap();
+    server_ref.set_handshake_timeout(None);
+    let errors: Rc<RefCell<Vec<Caught>>> = Rc::default();
+    let handshakes: Rc<Cell<usize>> = Rc::default();
+    let e = errors.clone();
+    server_ref
+        .error_occurred()
+        .connect(move |_, _, (_, error)| e.borrow_mut().push(Caught::of(error)));
+    let h = handshakes.clone();
+    server_ref.new_connection().connect(move |_, cx, &id| {
+        let h = h.clone();
+        cx.socket(id)
+            .unwrap()
+            .handshake_complete()
+            .connect(move |_, _, _| h.set(h.get() + 1));
+    });
+    OurServer {
+        port: server_ref.local_address().port(),
+        errors,
+        handshakes,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -296,38 +334,27 @@ fn tls_1_0_and_1_1_clients_are_refused_by_our_server() {
     install_logger();
     for flag in ["-tls1", "-tls1_1"] {
         let mut reactor = Reactor::new().unwrap();
-        let server = reactor
-            .listen("127.0.0.1:0".parse().unwrap(), server_config())
-            .unwrap();
-        let server_ref = reactor.server(server).unwrap();
-        server_ref.set_handshake_timeout(None);
-        let port = server_ref.local_address().port();
-        let reported: std::rc::Rc<RefCell<Vec<Caught>>> = Default::default();
-        let r = reported.clone();
-        server_ref
-            .error_occurred()
-            .connect(move |_, _, (_, e)| r.borrow_mut().push(Caught::of(e)));
-        let encrypted = std::rc::Rc::new(std::cell::Cell::new(false));
-        let e = encrypted.clone();
-        server_ref.new_connection().connect(move |_, cx, &id| {
-            let e = e.clone();
-            cx.socket(id)
-                .unwrap()
-                .handshake_complete()
-                .connect(move |_, _, _| e.set(true));
-        });
+        let server = our_server(&mut reactor, server_config());
         let mut client = Spawn::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{}", server.port),
+            ])
             .args([flag, "-cipher", "DEFAULT:@SECLEVEL=0"])
             .null_stdin()
             .start();
         run_until(&mut reactor, TIMEOUT, "the refusal", |_| {
-            !reported.borrow().is_empty()
+            !server.errors.borrow().is_empty()
         });
         let status = client.wait(TIMEOUT);
         assert!(!status.success(), "{flag}: s_client succeeded");
-        assert!(!encrypted.get(), "{flag}: our server completed a handshake");
-        let reported = reported.borrow();
+        assert_eq!(
+            server.handshakes.get(),
+            0,
+            "{flag}: our server completed a handshake"
+        );
+        let reported = server.errors.borrow();
         assert_eq!(reported.len(), 1);
         assert!(
             matches!(&reported[0], Caught::Handshake(m) if m.contains("UNSUPPORTED_VERSION")),
@@ -337,6 +364,187 @@ fn tls_1_0_and_1_1_clients_are_refused_by_our_server() {
         let out = client.stderr_text();
         assert!(out.contains("protocol version"), "{flag}: s_client: {out}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Forward-secret AEAD suites only
+// ---------------------------------------------------------------------------
+
+/// The arguments that make `s_server` present the ECDSA chain
+/// (`server.pem`) or the RSA one (`server-rsa.pem`), with its intermediate.
+fn chain_args(rsa: bool) -> Vec<String> {
+    let (leaf, key) = match rsa {
+        true => ("server-rsa.pem", "server-rsa.key"),
+        false => ("server.pem", "server.key"),
+    };
+    [
+        "-cert",
+        &ca_str(leaf),
+        "-cert_chain",
+        &ca_str("intermediate-ca.pem"),
+    ]
+    .into_iter()
+    .chain(["-key", &ca_str(key)])
+    .map(str::to_owned)
+    .collect()
+}
+
+/// An `s_server -www` that speaks TLS 1.2 with the suites of `cipher` (an
+/// OpenSSL cipher list) only.
+fn tls12_server(cipher: &str, rsa: bool) -> OpensslServer {
+    let mut args = chain_args(rsa);
+    args.extend(["-tls1_2", "-cipher", cipher, "-www"].map(str::to_owned));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_s_server(&args, false)
+}
+
+/// A client configuration trusting the test root, with the priority string
+/// `priority` instead of the default when given.
+fn client_with_priority(priority: Option<&str>) -> SslConfiguration {
+    let builder = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_ca_certificates_file(ca("root-ca.pem"));
+    match priority {
+        Some(priority) => builder.priority_string(priority),
+        None => builder,
+    }
+    .build()
+    .unwrap()
+}
+
+/// The suites GnuTLS 3.7.9 still offered by default in TLS 1.2 that are
+/// not forward secret (static RSA key exchange) or not AEAD (CBC), as
+/// OpenSSL names them, and which chain the server needs for each.
+const REFUSED_SUITES: [(&str, bool); 4] = [
+    ("ECDHE-ECDSA-AES128-SHA", false),
+    ("ECDHE-RSA-AES256-SHA", true),
+    ("AES128-SHA", true),
+    ("AES128-GCM-SHA256", true),
+];
+
+#[test]
+fn the_default_client_refuses_cbc_and_static_rsa_servers() {
+    install_logger();
+    for (cipher, rsa) in REFUSED_SUITES {
+        let server = tls12_server(cipher, rsa);
+        let p = fetch("localhost", server.port, client_with_priority(None), None);
+        let p = p.borrow();
+        // No suite in common: OpenSSL answers the ClientHello with a
+        // handshake_failure alert (40).
+        assert!(!p.handshake_done(), "{cipher}: negotiated {:?}", p.cipher);
+        assert_eq!(
+            p.errors(),
+            vec![Caught::AlertReceived(40)],
+            "{cipher}: {:?}",
+            p.error_texts
+        );
+        // The program's own priority string is its choice: NORMAL still
+        // negotiates the suite.
+        let p = fetch(
+            "localhost",
+            server.port,
+            client_with_priority(Some("NORMAL")),
+            None,
+        );
+        assert_served(&p.borrow(), &format!("{cipher} with NORMAL"));
+    }
+    for (cipher, rsa, iana) in [
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            false,
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            true,
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            false,
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        ),
+    ] {
+        let server = tls12_server(cipher, rsa);
+        let p = fetch("localhost", server.port, client_with_priority(None), None);
+        let p = p.borrow();
+        assert_served(&p, cipher);
+        assert_eq!(p.cipher.as_deref(), Some(iana));
+    }
+}
+
+/// A server configuration with both an ECDSA and an RSA chain, so that a
+/// static RSA key exchange would be possible.
+fn dual_chain_config() -> SslConfiguration {
+    SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .add_local_certificate_files(ca("server-rsa.pem"), ca("server-rsa.key"), None)
+        .build()
+        .unwrap()
+}
+
+/// Runs `openssl s_client -tls1_2 -cipher CIPHER` against our server on
+/// `port` until it exits; returns whether it succeeded and its output.
+fn tls12_client(reactor: &mut Reactor, port: u16, cipher: &str) -> (bool, String) {
+    let mut client = Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-tls1_2", "-cipher", cipher, "-servername", "localhost"])
+        .args(["-CAfile", &ca_str("root-ca.pem"), "-verify_return_error"])
+        .null_stdin()
+        .start();
+    run_until(reactor, TIMEOUT, "s_client to exit", |_| {
+        client.try_wait().is_some()
+    });
+    let status = client.wait(TIMEOUT);
+    let out = format!("{}\n{}", client.stdout_text(), client.stderr_text());
+    (status.success(), out)
+}
+
+#[test]
+fn our_server_refuses_cbc_and_static_rsa_clients() {
+    install_logger();
+    let mut reactor = Reactor::new().unwrap();
+    let server = our_server(&mut reactor, dual_chain_config());
+    let (errors, handshakes) = (&server.errors, &server.handshakes);
+    for (cipher, _) in REFUSED_SUITES {
+        let (ok, out) = tls12_client(&mut reactor, server.port, cipher);
+        assert!(!ok, "{cipher}: s_client succeeded: {out}");
+        assert!(
+            out.contains("handshake failure"),
+            "{cipher}: s_client: {out}"
+        );
+        run_until(&mut reactor, TIMEOUT, "the refusal", |_| {
+            !errors.borrow().is_empty()
+        });
+        let error = errors.borrow_mut().remove(0);
+        assert!(
+            matches!(&error, Caught::Handshake(m) if m.contains("NO_CIPHER_SUITES")),
+            "{cipher}: {error:?}"
+        );
+        assert_eq!(
+            handshakes.get(),
+            0,
+            "{cipher}: our server completed a handshake"
+        );
+    }
+    for cipher in [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+    ] {
+        let before = handshakes.get();
+        let (ok, out) = tls12_client(&mut reactor, server.port, cipher);
+        assert!(ok, "{cipher}: s_client failed: {out}");
+        assert!(
+            out.contains(&format!("Cipher is {cipher}")),
+            "{cipher}: {out}"
+        );
+        run_until(&mut reactor, TIMEOUT, "our handshake", |_| {
+            handshakes.get() > before
+        });
+    }
+    assert_eq!(errors.borrow().len(), 0, "{:?}", errors.borrow());
 }
 
 // ---------------------------------------------------------------------------

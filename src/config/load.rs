@@ -1,9 +1,17 @@
 //! Reading trust anchors, revocation lists and local key pairs into GnuTLS
 //! credentials, with an error that names the file and the problem.
+//!
+//! Key material (key bytes, passphrases, PKCS#12 bundles and their
+//! passwords), whether read from a file or given in memory, is held in
+//! `Zeroizing` buffers: wiped when dropped.
 
 use std::path::{Path, PathBuf};
 
-use crate::certificate::{contains, invalid, looks_like_pem, read_file, Certificate};
+use zeroize::Zeroizing;
+
+use crate::certificate::{
+    contains, invalid, looks_like_pem, read_file, read_secret_file, Certificate,
+};
 use crate::error::{Error, Result};
 use crate::gnutls::{CertificateCredentials, Encoding};
 use crate::private_key::PrivateKey;
@@ -16,17 +24,20 @@ pub(super) enum CaSource {
     Certificates(Vec<Certificate>),
 }
 
+/// A passphrase or password, wiped when dropped.
+pub(super) type Secret = Zeroizing<String>;
+
 /// Where a local certificate chain and its key come from.
 pub(super) enum KeySource {
     Files {
         chain: PathBuf,
         key: PathBuf,
-        passphrase: Option<String>,
+        passphrase: Option<Secret>,
     },
     Pem {
         chain: Vec<u8>,
-        key: Vec<u8>,
-        passphrase: Option<String>,
+        key: Zeroizing<Vec<u8>>,
+        passphrase: Option<Secret>,
     },
     Loaded {
         chain: Vec<Certificate>,
@@ -34,7 +45,7 @@ pub(super) enum KeySource {
     },
     Pkcs12 {
         path: PathBuf,
-        password: String,
+        password: Secret,
     },
 }
 
@@ -186,7 +197,7 @@ fn load_key_pair(
             passphrase,
         } => (
             Certificate::from_file(chain)?,
-            PrivateKey::from_file(key, passphrase.as_deref())?,
+            PrivateKey::from_file(key, passphrase.as_deref().map(String::as_str))?,
             chain.display().to_string(),
         ),
         KeySource::Pem {
@@ -195,7 +206,7 @@ fn load_key_pair(
             passphrase,
         } => (
             Certificate::from_bytes_named(chain, "local certificate data")?,
-            PrivateKey::from_bytes(key, passphrase.as_deref())?,
+            PrivateKey::from_bytes(key, passphrase.as_deref().map(String::as_str))?,
             "local certificate data".to_owned(),
         ),
         KeySource::Loaded { chain, key } => {
@@ -221,7 +232,7 @@ fn load_pkcs12(
     password: &str,
 ) -> Result<(u32, Vec<Certificate>, String)> {
     let origin = path.display().to_string();
-    let data = read_file(path)?;
+    let data = read_secret_file(path)?;
     let encoding = if looks_like_pem(&data) {
         Encoding::Pem
     } else {
@@ -237,4 +248,54 @@ fn load_pkcs12(
         .map(|crt| Certificate::from_crt(crt, &origin))
         .collect::<Result<Vec<_>>>()?;
     Ok((index, chain, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SslConfiguration;
+
+    /// Key material given to the builder is held in wiping buffers: the
+    /// type annotations are the check.
+    #[test]
+    fn key_material_is_held_in_wiping_buffers() {
+        let builder = SslConfiguration::builder()
+            .add_local_certificate_files("chain.pem", "key.pem", Some("file passphrase"))
+            .add_local_certificate_pem(b"chain".to_vec(), b"key".to_vec(), Some("pem passphrase"))
+            .add_local_certificate_pkcs12("bundle.p12", "password");
+        let sources: Vec<&KeySource> = builder.identities.iter().map(|i| &i.source).collect();
+        let KeySource::Files { passphrase, .. } = sources[0] else {
+            panic!("not Files");
+        };
+        let passphrase: &Option<Zeroizing<String>> = passphrase;
+        assert_eq!(
+            passphrase.as_deref().map(String::as_str),
+            Some("file passphrase")
+        );
+        let KeySource::Pem {
+            key, passphrase, ..
+        } = sources[1]
+        else {
+            panic!("not Pem");
+        };
+        let (key, passphrase): (&Zeroizing<Vec<u8>>, &Option<Zeroizing<String>>) =
+            (key, passphrase);
+        assert_eq!(key.as_slice(), b"key");
+        assert_eq!(
+            passphrase.as_deref().map(String::as_str),
+            Some("pem passphrase")
+        );
+        let KeySource::Pkcs12 { password, .. } = sources[2] else {
+            panic!("not Pkcs12");
+        };
+        let password: &Zeroizing<String> = password;
+        assert_eq!(password.as_str(), "password");
+    }
+
+    #[test]
+    fn key_files_are_read_into_wiping_buffers() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ca/server.key");
+        let data: Zeroizing<Vec<u8>> = read_secret_file(&path).unwrap();
+        assert!(looks_like_pem(&data));
+    }
 }

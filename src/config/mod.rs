@@ -16,11 +16,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::certificate::Certificate;
 use crate::error::{Error, Result, SslError};
 use crate::gnutls::{self, CertificateCredentials, GnutlsError, Priority, Verification};
 use crate::private_key::PrivateKey;
-use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity};
+use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 pub(crate) use session_cache::{ServerKey, SessionCache};
 pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
 
@@ -121,7 +123,8 @@ struct Inner {
     alpn: Vec<Vec<u8>>,
     session_cache: Option<SessionCache>,
     verified_chains: Option<VerifiedChains>,
-    ticket_key: Option<Vec<u8>>,
+    /// The master key of the session tickets a server issues.
+    ticket_key: Option<Zeroizing<Vec<u8>>>,
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
@@ -129,8 +132,9 @@ struct Inner {
 
 impl SslConfiguration {
     /// Starts a configuration with the secure defaults: system trust store,
-    /// TLS 1.2 and 1.3, peers verified, keys below 2048 bits (RSA) refused,
-    /// session resumption on.
+    /// TLS 1.2 and 1.3 with forward-secret AEAD cipher suites only (see
+    /// [`protocols`](SslConfigurationBuilder::protocols)), peers verified,
+    /// keys below 2048 bits (RSA) refused, session resumption on.
     pub fn builder() -> SslConfigurationBuilder {
         SslConfigurationBuilder::default()
     }
@@ -283,8 +287,8 @@ impl SslConfiguration {
 
     /// The server's session ticket key and the tickets' lifetime.
     pub(crate) fn session_tickets(&self) -> Option<(&[u8], Duration)> {
-        let key = self.inner.ticket_key.as_deref()?;
-        Some((key, self.inner.ticket_lifetime))
+        let key = self.inner.ticket_key.as_ref()?;
+        Some((key.as_slice(), self.inner.ticket_lifetime))
     }
 }
 
@@ -390,6 +394,9 @@ impl SslConfigurationBuilder {
     /// PKCS#8 needs the passphrase). May be called several times (an ECDSA
     /// and an RSA chain, or chains for different names): GnuTLS picks the one
     /// that fits the client's algorithms and SNI name.
+    ///
+    /// The key file's bytes and the builder's copy of the passphrase are
+    /// wiped from memory once they are no longer needed.
     pub fn add_local_certificate_files(
         self,
         chain: impl AsRef<Path>,
@@ -399,12 +406,14 @@ impl SslConfigurationBuilder {
         self.identity(KeySource::Files {
             chain: chain.as_ref().to_owned(),
             key: key.as_ref().to_owned(),
-            passphrase: passphrase.map(str::to_owned),
+            passphrase: passphrase.map(secret),
         })
     }
 
     /// Same as [`add_local_certificate_files`](Self::add_local_certificate_files)
-    /// with data in memory.
+    /// with data in memory. The key is taken over (a `Vec` is moved, not
+    /// copied) and wiped, with the builder's copy of the passphrase, once no
+    /// longer needed; wiping copies the program keeps is up to the program.
     pub fn add_local_certificate_pem(
         self,
         chain: impl Into<Vec<u8>>,
@@ -413,8 +422,8 @@ impl SslConfigurationBuilder {
     ) -> Self {
         self.identity(KeySource::Pem {
             chain: chain.into(),
-            key: key.into(),
-            passphrase: passphrase.map(str::to_owned),
+            key: Zeroizing::new(key.into()),
+            passphrase: passphrase.map(secret),
         })
     }
 
@@ -423,11 +432,13 @@ impl SslConfigurationBuilder {
         self.identity(KeySource::Loaded { chain, key })
     }
 
-    /// Uses the key and certificate chain of a PKCS#12 file.
+    /// Uses the key and certificate chain of a PKCS#12 file. The file's bytes
+    /// and the builder's copy of the password are wiped once no longer
+    /// needed.
     pub fn add_local_certificate_pkcs12(self, path: impl AsRef<Path>, password: &str) -> Self {
         self.identity(KeySource::Pkcs12 {
             path: path.as_ref().to_owned(),
-            password: password.to_owned(),
+            password: secret(password),
         })
     }
 
@@ -484,6 +495,28 @@ impl SslConfigurationBuilder {
 
     /// The protocol versions allowed, lowest and highest (default: TLS 1.2
     /// to TLS 1.3).
+    ///
+    /// The cipher suites are the system's default (GnuTLS's `NORMAL`, or
+    /// what the distribution's crypto policy sets) narrowed to forward-secret
+    /// AEAD suites, as in Mozilla's "intermediate" profile (plus GnuTLS's
+    /// AES-CCM suites, AEAD too): CBC ciphers and the static RSA key exchange
+    /// are removed, and nothing is added, so a policy that removed more still
+    /// wins. With GnuTLS 3.7.9's `NORMAL` that leaves, in order of
+    /// preference:
+    ///
+    /// - TLS 1.3: `TLS_AES_256_GCM_SHA384`, `TLS_CHACHA20_POLY1305_SHA256`,
+    ///   `TLS_AES_128_GCM_SHA256`, `TLS_AES_128_CCM_SHA256`;
+    /// - TLS 1.2: `ECDHE_ECDSA` with `AES_256_GCM_SHA384`,
+    ///   `CHACHA20_POLY1305`, `AES_256_CCM`, `AES_128_GCM_SHA256`,
+    ///   `AES_128_CCM`; `ECDHE_RSA` with `AES_256_GCM_SHA384`,
+    ///   `CHACHA20_POLY1305`, `AES_128_GCM_SHA256`; `DHE_RSA` (2048-bit groups
+    ///   or larger) with `AES_256_GCM_SHA384`, `CHACHA20_POLY1305`,
+    ///   `AES_256_CCM`, `AES_128_GCM_SHA256`, `AES_128_CCM`.
+    ///
+    /// TLS 1.0 and 1.1 have no AEAD suite: a range that reaches down to
+    /// them keeps the system default's suites, CBC and static RSA included,
+    /// for TLS 1.2 too. `gnutls-cli --priority 'NORMAL:…' -l` lists what a
+    /// priority string allows.
     pub fn protocols(mut self, minimum: SslProtocol, maximum: SslProtocol) -> Self {
         self.protocols = (minimum, maximum);
         self
@@ -552,8 +585,10 @@ impl SslConfigurationBuilder {
     }
 
     /// For experts: a complete GnuTLS priority string (see GnuTLS's manual,
-    /// "Priority strings"), replacing the system default and the protocol
-    /// range.
+    /// "Priority strings"), replacing the system default, the protocol range
+    /// and the restriction to forward-secret AEAD suites described under
+    /// [`protocols`](Self::protocols): `"NORMAL"`, for example, allows CBC
+    /// and static RSA suites again.
     pub fn priority_string(mut self, priority: impl Into<String>) -> Self {
         self.priority = Some(priority.into());
         self
@@ -635,9 +670,22 @@ impl SslConfigurationBuilder {
     }
 }
 
+/// What the default priority removes from the system default when TLS 1.2
+/// is the lowest version: every cipher that is not AEAD (CBC, RC4, NULL)
+/// and the one key exchange that is not forward secret (static RSA). Only
+/// removals, so a system policy that removed more still wins, and nothing
+/// it removed comes back. Only names every GnuTLS build knows: GOST's
+/// ciphers (not AEAD either) are absent from builds without GOST, where
+/// naming them would fail every configuration, and are never in a system
+/// default without an explicit `+GOST…`.
+const NOT_FORWARD_SECRET_AEAD: &str = ":-AES-128-CBC:-AES-256-CBC:-CAMELLIA-128-CBC\
+     :-CAMELLIA-256-CBC:-3DES-CBC:-ARCFOUR-128:-NULL:-RSA";
+
 /// The priority suffix applied to the system default: GnuTLS's "medium"
 /// security profile (112-bit security: RSA and DH below 2048 bits refused, in
-/// the handshake and in certificate chains) and the protocol range.
+/// the handshake and in certificate chains), the protocol range and, unless
+/// the range reaches below TLS 1.2 (whose versions have no AEAD suite),
+/// forward-secret AEAD suites only.
 fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<String> {
     if minimum > maximum {
         return Err(Error::InvalidConfiguration(format!(
@@ -652,9 +700,42 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
         text.push_str(":+");
         text.push_str(protocol.priority_token());
     }
+    if minimum >= SslProtocol::TlsV1_2 {
+        text.push_str(NOT_FORWARD_SECRET_AEAD);
+    }
     Ok(text)
+}
+
+/// A copy of a passphrase or password, wiped when dropped.
+fn secret(text: &str) -> Secret {
+    Zeroizing::new(text.to_owned())
 }
 
 fn gnutls_config_error(e: gnutls::GnutlsError) -> Error {
     Error::InvalidConfiguration(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default adds nothing to the system default's suites: after the
+    /// versions, every token removes something.
+    #[test]
+    fn the_default_priority_only_narrows_the_system_default() {
+        let text = protocol_priority((SslProtocol::TlsV1_2, SslProtocol::TlsV1_3)).unwrap();
+        let narrowing = text
+            .strip_prefix("%PROFILE_MEDIUM:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3:")
+            .unwrap_or_else(|| panic!("{text}"));
+        let removed: Vec<&str> = narrowing.split(':').collect();
+        assert!(removed.iter().all(|t| t.starts_with('-')), "{text}");
+        for token in ["-AES-128-CBC", "-AES-256-CBC", "-CAMELLIA-256-CBC", "-RSA"] {
+            assert!(removed.contains(&token), "{token} in {text}");
+        }
+        Priority::new(&text, true).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        // TLS 1.0 and 1.1 have no AEAD suite: a range reaching them keeps
+        // the system default's suites.
+        let legacy = protocol_priority((SslProtocol::TlsV1_0, SslProtocol::TlsV1_3)).unwrap();
+        assert!(legacy.ends_with("+VERS-TLS1.3"), "{legacy}");
+    }
 }

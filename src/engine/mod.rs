@@ -277,7 +277,7 @@ impl Engine {
         match self.session.session_data() {
             Ok(data) => {
                 log::debug!("remembering the session for {key} ({} bytes)", data.len());
-                cache.put(key, zeroize::Zeroizing::new(data));
+                cache.put(key, data);
             }
             Err(e) => log::debug!("no session data to remember: {e}"),
         }

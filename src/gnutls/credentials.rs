@@ -4,7 +4,6 @@
 //! Credentials are filled once, while a configuration is built, and then
 //! only read by the sessions that point at them.
 
-use std::ffi::CString;
 use std::ptr::{self, NonNull};
 
 use gnutls_sys as sys;
@@ -12,6 +11,7 @@ use gnutls_sys as sys;
 use super::datum::borrowed;
 use super::error::{check, code, GnutlsError};
 use super::privkey::X509PrivKey;
+use super::secret;
 use super::x509::{Encoding, X509Crt};
 
 /// Certificate credentials: trust store, CRLs and local certificates.
@@ -121,10 +121,10 @@ impl CertificateCredentials {
         password: &str,
     ) -> Result<u32, GnutlsError> {
         let datum = borrowed(data)?;
-        let password =
-            CString::new(password).map_err(|_| GnutlsError::from_code(code::INVALID_REQUEST))?;
+        let password = secret::password(password)?;
         // SAFETY: the credentials are live and exclusively borrowed; the datum
-        // borrows `data` and the password is NUL-terminated; GnuTLS copies.
+        // borrows `data` and the password is NUL-terminated (and wiped when
+        // dropped, after the call); GnuTLS copies.
         let index = check(unsafe {
             sys::gnutls_certificate_set_x509_simple_pkcs12_mem(
                 self.as_raw(),

@@ -1,11 +1,13 @@
 //! Moving bytes across the boundary as `gnutls_datum_t`: borrowed views of
-//! Rust slices, and buffers that GnuTLS allocated and we must free.
+//! Rust slices, and buffers that GnuTLS allocated and we must free (wiped
+//! first: some hold secrets).
 
 use std::ffi::c_uint;
 
 use gnutls_sys as sys;
 
 use super::error::{code, GnutlsError};
+use super::secret::wipe;
 
 /// A `gnutls_datum_t` that borrows `bytes` for a call.
 ///
@@ -23,7 +25,10 @@ pub(crate) fn borrowed(bytes: &[u8]) -> Result<sys::gnutls_datum_t, GnutlsError>
 }
 
 /// A buffer that GnuTLS allocated (for example by `gnutls_x509_crt_export2`);
-/// freed with `gnutls_free` on drop.
+/// wiped and freed with `gnutls_free` on drop.
+///
+/// Every datum is wiped, not only those known to hold secrets (session data,
+/// ticket keys): they are small, and no caller can forget to ask.
 pub(crate) struct OwnedDatum(sys::gnutls_datum_t);
 
 impl OwnedDatum {
@@ -63,6 +68,9 @@ impl Drop for OwnedDatum {
         if self.0.data.is_null() {
             return;
         }
+        // SAFETY: GnuTLS filled `data` with an allocation of `size` bytes that
+        // nothing else references; it is freed just below.
+        wipe(unsafe { std::slice::from_raw_parts_mut(self.0.data, self.0.size as usize) });
         // SAFETY: `gnutls_free` is initialised by the library before any
         // function that allocates can return; `data` was allocated by GnuTLS
         // and is freed exactly once here.

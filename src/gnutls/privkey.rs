@@ -1,12 +1,13 @@
 //! [`X509PrivKey`]: an owned `gnutls_x509_privkey_t`.
 
-use std::ffi::{c_uint, CString};
+use std::ffi::c_uint;
 use std::ptr::{self, NonNull};
 
 use gnutls_sys as sys;
 
 use super::datum::borrowed;
-use super::error::{check, code, static_str, GnutlsError};
+use super::error::{check, static_str, GnutlsError};
+use super::secret;
 use super::x509::Encoding;
 
 /// A parsed private key (RSA, ECDSA, Ed25519, …).
@@ -23,7 +24,8 @@ unsafe impl Sync for X509PrivKey {}
 
 impl X509PrivKey {
     /// Parses a key in PKCS#1, SEC1 or PKCS#8 form, decrypting encrypted
-    /// PKCS#8 with `password`.
+    /// PKCS#8 with `password` (its C copy is wiped; GnuTLS wipes the key's
+    /// values when the key is deinitialised).
     pub(crate) fn import(
         data: &[u8],
         encoding: Encoding,
@@ -36,9 +38,7 @@ impl X509PrivKey {
             raw: NonNull::new(raw).ok_or(GnutlsError::from_code(sys::GNUTLS_E_MEMORY_ERROR))?,
         };
         let datum = borrowed(data)?;
-        let password = password
-            .map(|p| CString::new(p).map_err(|_| GnutlsError::from_code(code::INVALID_REQUEST)))
-            .transpose()?;
+        let password = password.map(secret::password).transpose()?;
         let password_ptr = password.as_ref().map_or(ptr::null(), |p| p.as_ptr());
         // SAFETY: the key is live; `datum` borrows `data` and the password is
         // NUL-terminated or NULL; GnuTLS copies what it keeps.

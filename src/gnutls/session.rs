@@ -10,6 +10,7 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
 use gnutls_sys as sys;
+use zeroize::Zeroizing;
 
 use super::credentials::CertificateCredentials;
 use super::datum::{borrowed, OwnedDatum};
@@ -492,12 +493,14 @@ impl Session {
         Ok(())
     }
 
-    /// The data needed to resume this session later.
-    pub(crate) fn session_data(&self) -> Result<Vec<u8>, GnutlsError> {
+    /// The data needed to resume this session later. It holds the session's
+    /// master secret: it is wiped when dropped (the buffer GnuTLS returned
+    /// it in is wiped before it is freed).
+    pub(crate) fn session_data(&self) -> Result<Zeroizing<Vec<u8>>, GnutlsError> {
         let mut datum = OwnedDatum::empty();
         // SAFETY: the session is live; the datum receives a GnuTLS allocation.
         check(unsafe { sys::gnutls_session_get_data2(self.raw.as_ptr(), datum.as_mut_ptr()) })?;
-        Ok(datum.as_bytes().to_vec())
+        Ok(Zeroizing::new(datum.as_bytes().to_vec()))
     }
 
     /// On a client: records in the transport when a session ticket arrives
@@ -570,12 +573,13 @@ impl Session {
     }
 }
 
-/// A fresh random master key for session tickets.
-pub(crate) fn ticket_key() -> Result<Vec<u8>, GnutlsError> {
+/// A fresh random master key for session tickets, wiped when dropped (the
+/// buffer GnuTLS returned it in is wiped before it is freed).
+pub(crate) fn ticket_key() -> Result<Zeroizing<Vec<u8>>, GnutlsError> {
     let mut datum = OwnedDatum::empty();
     // SAFETY: the datum receives a GnuTLS allocation that OwnedDatum frees.
     check(unsafe { sys::gnutls_session_ticket_key_generate(datum.as_mut_ptr()) })?;
-    Ok(datum.as_bytes().to_vec())
+    Ok(Zeroizing::new(datum.as_bytes().to_vec()))
 }
 
 impl Drop for Session {

@@ -48,7 +48,8 @@ pub(crate) enum Purpose {
 /// The state GnuTLS's callbacks share with the session: ciphertext queues,
 /// end of stream, and the peer check.
 pub(crate) struct Transport {
-    /// Ciphertext received from the peer, not yet pulled by GnuTLS.
+    /// Ciphertext received from the peer, not yet pulled by GnuTLS (not
+    /// wiped: see [`ByteQueue::ciphertext`]).
     pub(crate) incoming: ByteQueue,
     /// Ciphertext GnuTLS pushed, not yet sent to the peer.
     pub(crate) outgoing: SendQueue,
@@ -67,7 +68,7 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(purpose: Purpose) -> Self {
         Self {
-            incoming: ByteQueue::new(),
+            incoming: ByteQueue::ciphertext(),
             outgoing: SendQueue::new(),
             eof: false,
             peer_check: PeerCheck::Idle,
