@@ -147,6 +147,11 @@ mod ssl_socket;
 mod tcp;
 mod timer;
 
+/// The README's code blocks, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "calloop")]
 pub use calloop_source::{QuitRequested, ReactorSource};
 pub use certificate::{AlternativeName, Certificate, DigestAlgorithm, SubjectInfo};
