@@ -202,6 +202,13 @@ impl Reactor {
 
     /// Fires the timers that are due and services every object that has
     /// work without an event. For embedding; [`step`](Self::step) calls it.
+    ///
+    /// A host loop must call it after every poll, events or not: timers,
+    /// deadlines, host lookups, posts from other threads, writes made from
+    /// the host's own callbacks and the second half of slots' work (a
+    /// socket written to from another socket's slot, a server's queue)
+    /// happen only here. A loop that forgets it sees sockets stall until
+    /// their next network event, and timeouts that never fire.
     pub fn process_pending(&mut self) {
         self.cx.fire_timers();
         self.cx.service_dirty();

@@ -195,7 +195,10 @@ impl SslServer {
 
     /// Whether accepted connections start their TLS handshake at once (the
     /// default). With `false` they stay unencrypted until the program calls
-    /// [`SslSocket::start_server_encryption`] (server-side STARTTLS).
+    /// [`SslSocket::start_server_encryption`] (server-side STARTTLS); their
+    /// handshake timeout then counts from that call, and the plaintext
+    /// phase before it is bounded by the idle timeout or a deadline the
+    /// program sets.
     pub fn set_immediate_encryption(&mut self, immediate: bool) {
         self.immediate_encryption = immediate;
     }

@@ -496,8 +496,11 @@ impl SslSocket {
     }
 
     /// Closes gracefully: pending data is flushed, then TLS `close_notify`
-    /// and FIN are sent; `disconnected` follows once the peer closed too (or
-    /// after a short wait). Writing is refused from then on.
+    /// and FIN are sent; `disconnected` follows once the peer closed too, or
+    /// 2 s after our FIN if it does not. Writing is refused from then on.
+    /// The flush takes as long as the peer takes to read what is queued:
+    /// [`set_send_timeout`](Self::set_send_timeout) and
+    /// [`set_close_timeout`](Self::set_close_timeout) bound it.
     ///
     /// Before the connection is established (not connected yet, or still
     /// handshaking) the close waits for it, as the data written before does
