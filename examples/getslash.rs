@@ -6,9 +6,13 @@
 //!
 //! With `https://HOST[:PORT][/PATH]` it sends `GET PATH` (HTTP/1.1, `Host`,
 //! `Connection: close`) and writes the response body, byte for byte, to
-//! stdout (`-i`: status line and headers first; `-o FILE`: to a file). It
+//! stdout (`-i`: status line and headers first, those of interim 1xx
+//! responses such as 103 Early Hints too; `-o FILE`: to a file). It
 //! exits 0 only when the whole response arrived: `Content-Length`, chunked,
-//! or a close-delimited body ended by the server's TLS `close_notify`. On
+//! or a close-delimited body ended by the server's TLS `close_notify`.
+//! Interim responses (100 Continue, 103 Early Hints, …) come before the final
+//! one and are skipped; 101 Switching Protocols, which a GET does not ask
+//! for, is an error. On
 //! failure it prints one line on stderr (naming the certificate problem for
 //! verification failures) and exits 1.
 //!
@@ -376,7 +380,7 @@ impl Response {
         out: &mut Vec<u8>,
         include_headers: bool,
     ) -> Result<bool, String> {
-        if self.body.is_none() {
+        while self.body.is_none() {
             let Some(rest) = self.read_head(data, out, include_headers)? else {
                 return Ok(false);
             };
@@ -410,6 +414,9 @@ impl Response {
         Ok(matches!(self.body, Some(Body::Done)))
     }
 
+    /// Reads a response head from `data`; returns the rest of `data` once
+    /// the head is complete. An interim (1xx) response is skipped: its head
+    /// is read and the body stays unknown until the final one.
     fn read_head<'a>(
         &mut self,
         data: &'a [u8],
@@ -429,7 +436,8 @@ impl Response {
         if include {
             out.extend_from_slice(&self.head[..head_len]);
         }
-        self.body = Some(parse_head(&head)?);
+        self.body = parse_head(&head)?;
+        self.head.clear();
         Ok(Some(&data[head_len - old..]))
     }
 
@@ -438,7 +446,9 @@ impl Response {
     }
 }
 
-fn parse_head(head: &str) -> Result<Body, String> {
+/// How the body of the response with this head is delimited; `None` for an
+/// interim response (1xx), which has no body and is followed by another.
+fn parse_head(head: &str) -> Result<Option<Body>, String> {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -470,17 +480,20 @@ fn parse_head(head: &str) -> Result<Body, String> {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
         }
     }
-    Ok(
-        if (100..200).contains(&status) || status == 204 || status == 304 {
-            Body::Done
-        } else if chunked {
-            Body::Chunked(Chunked::Size(Vec::new()))
-        } else if let Some(n) = length {
-            Body::Length(n)
-        } else {
-            Body::UntilClose
-        },
-    )
+    if status == 101 {
+        return Err("the server switched protocols (101), which a GET never asks for".into());
+    }
+    Ok(if (100..200).contains(&status) {
+        None
+    } else if status == 204 || status == 304 {
+        Some(Body::Done)
+    } else if chunked {
+        Some(Body::Chunked(Chunked::Size(Vec::new())))
+    } else if let Some(n) = length {
+        Some(Body::Length(n))
+    } else {
+        Some(Body::UntilClose)
+    })
 }
 
 /// Feeds chunked data; returns the unconsumed rest, or `None` once the last

@@ -1,0 +1,202 @@
+//! `examples/getslash.rs`, the tiny HTTPS client, against a python3 TLS
+//! server that sends exactly the bytes each test chooses, with pauses
+//! between them where a test needs them to arrive in a later read: interim
+//! responses, time limits, bytes beyond the response, the framing grammar
+//! of RFC 9112, bare line feeds and the size of trailers.
+//!
+//! Each server listens on 127.0.0.1 for one connection and is killed when
+//! its guard drops; each getslash run is bounded by `--timeout 10` (unless
+//! the test sets its own) and by [`TIMEOUT`].
+
+mod common;
+
+use std::process::ExitStatus;
+
+use common::*;
+
+/// A TLS server (`ca/server.pem`) on 127.0.0.1 for one connection: it reads
+/// the request head, then runs the steps given as arguments (`send:HEX`,
+/// `pause:SECONDS`, `close_notify`, `fin`) and exits, which closes the
+/// connection if no step did.
+const PY_SCRIPTED_SERVER: &str = r#"
+import signal, socket, ssl, sys, time
+signal.alarm(30)
+cert, key = sys.argv[1:3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+print("PORT", ls.getsockname()[1], flush=True)
+raw, _ = ls.accept()
+ls.close()
+s = ctx.wrap_socket(raw, server_side=True)
+request = b""
+while b"\r\n\r\n" not in request:
+    chunk = s.recv(4096)
+    if not chunk:
+        sys.exit("the client sent no request")
+    request += chunk
+try:
+    for step in sys.argv[3:]:
+        verb, _, arg = step.partition(":")
+        if verb == "send":
+            s.sendall(bytes.fromhex(arg))
+        elif verb == "pause":
+            time.sleep(float(arg))
+        elif verb == "close_notify":
+            try:
+                s.unwrap()
+            except (OSError, ssl.SSLError):
+                pass
+        elif verb == "fin":
+            # TCP FIN without TLS close_notify.
+            s.shutdown(socket.SHUT_RDWR)
+except OSError as e:
+    print("CLIENT-GONE", e, flush=True)
+"#;
+
+/// One thing the scripted server does.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    /// Sends these bytes (in records of at most 16 KiB).
+    Send(&'a [u8]),
+    /// Waits this many milliseconds, so that what follows arrives in a
+    /// later read.
+    Pause(u64),
+    /// Sends TLS `close_notify` and waits for the client to close.
+    CloseNotify,
+}
+
+use Step::*;
+
+fn script_arguments(steps: &[Step]) -> Vec<String> {
+    let hex = |data: &[u8]| data.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut arguments = Vec::new();
+    for step in steps {
+        match step {
+            Send(data) => arguments.extend(
+                data.chunks(16 * 1024)
+                    .map(|piece| format!("send:{}", hex(piece))),
+            ),
+            Pause(ms) => arguments.push(format!("pause:{}", *ms as f64 / 1000.0)),
+            CloseNotify => arguments.push("close_notify".into()),
+        }
+    }
+    arguments
+}
+
+/// Starts the scripted server; returns it and its port.
+fn scripted_server(steps: &[Step]) -> (Proc, u16) {
+    let mut server = Spawn::new("python3")
+        .args(["-c", PY_SCRIPTED_SERVER])
+        .args([ca_str("server.pem"), ca_str("server.key")])
+        .args(script_arguments(steps))
+        .null_stdin()
+        .start();
+    let line = server.wait_for_line("PORT ", TIMEOUT);
+    let port = line[5..].trim().parse().expect("python's port");
+    (server, port)
+}
+
+/// What a getslash run left.
+struct Run {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts exit 0 with exactly `body` on stdout.
+    fn assert_success(&self, body: &[u8], case: &str) {
+        assert_eq!(
+            self.status.code(),
+            Some(0),
+            "{case}: expected success; stderr: {}",
+            self.stderr
+        );
+        assert_eq!(
+            self.stdout,
+            body,
+            "{case}: stdout {:?}",
+            String::from_utf8_lossy(&self.stdout)
+        );
+    }
+
+    /// Asserts exit 1 with one line on stderr containing `reason`.
+    fn assert_failure(&self, reason: &str, case: &str) {
+        let stderr = self.stderr.trim_end();
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "{case}: expected failure ({reason}); stderr: {stderr:?}, stdout: {:?}",
+            String::from_utf8_lossy(&self.stdout)
+        );
+        assert!(
+            stderr.starts_with("getslash: ") && stderr.contains(reason),
+            "{case}: expected {reason:?} in stderr: {stderr:?}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{case}: {stderr}");
+    }
+}
+
+/// Runs getslash with `--cafile ca/root-ca.pem` and `arguments`, and waits
+/// for it to exit.
+fn run_getslash(arguments: &[&str]) -> Run {
+    let mut run = start_getslash(arguments, None);
+    let status = run.wait(TIMEOUT);
+    Run {
+        status,
+        stdout: run.stdout(),
+        stderr: run.stderr_text(),
+    }
+}
+
+/// Starts getslash with `--cafile ca/root-ca.pem` and `arguments`, with
+/// `RUST_LOG` set to `log` or unset.
+fn start_getslash(arguments: &[&str], log: Option<&str>) -> Proc {
+    let mut command = std::process::Command::new(example("getslash"));
+    command
+        .args(["--cafile", &ca_str("root-ca.pem")])
+        .args(arguments)
+        .env_remove("RUST_LOG");
+    if let Some(log) = log {
+        command.env("RUST_LOG", log);
+    }
+    Proc::in_own_group("getslash", command)
+}
+
+/// Serves `steps` to one getslash run with `--timeout 10`, `arguments` (a
+/// later `--timeout` wins) and the server's URL.
+fn fetch(steps: &[Step], arguments: &[&str]) -> Run {
+    let (_server, port) = scripted_server(steps);
+    let url = format!("https://localhost:{port}/");
+    run_getslash(&[&["--timeout", "10"], arguments, &[&url]].concat())
+}
+
+const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+#[test]
+fn interim_responses_are_skipped_and_shown_with_include() {
+    let early_hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+    let continue_ = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let together = [early_hints.as_slice(), continue_, HELLO].concat();
+    fetch(&[Send(&together), CloseNotify], &[]).assert_success(b"hello", "in one read");
+    let apart = [
+        Send(early_hints),
+        Pause(100),
+        Send(continue_),
+        Pause(100),
+        Send(HELLO),
+        CloseNotify,
+    ];
+    fetch(&apart, &[]).assert_success(b"hello", "in three reads");
+    fetch(&apart, &["-i"]).assert_success(&together, "-i");
+
+    let switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n";
+    let run = fetch(
+        &[Send(switching), Pause(100), Send(HELLO), CloseNotify],
+        &[],
+    );
+    run.assert_failure("101", "101 Switching Protocols");
+}
