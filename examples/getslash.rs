@@ -14,7 +14,10 @@
 //! one and are skipped; 101 Switching Protocols, which a GET does not ask
 //! for, is an error. On
 //! failure it prints one line on stderr (naming the certificate problem for
-//! verification failures) and exits 1.
+//! verification failures) and exits 1. The whole fetch has a time limit, so
+//! a server that accepts and never answers cannot hang it: 60 seconds
+//! unless `--timeout SECS` says otherwise (`--timeout 0`: none). `--help`
+//! lists the options.
 //!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
@@ -46,18 +49,44 @@ const EMBEDDED_PAGE: &str = "<!DOCTYPE html>\n<html><body><h1>Hello from sslsock
 <p>This page was served over TLS by an SslServer and fetched by an SslSocket, both in one reactor.</p>\n\
 </body></html>\n";
 
+const USAGE: &str =
+    "usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]";
+
+const HELP: &str = "\
+Fetches an https:// URL and writes the response body to stdout; without a
+URL, fetches / from an HTTPS server it starts on 127.0.0.1 itself.
+
+  --cafile FILE      trust only the CA certificates in FILE
+  -k, --insecure     do not verify the server's certificate
+  --timeout SECS     give up after SECS seconds in all (default 60; 0: never)
+  -x, --proxy URL    http://[user:pass@]host:port, socks5://... or socks5h://...
+  -i, --include      print the status line and headers too (also of 1xx responses)
+  -o, --output FILE  write to FILE instead of stdout
+  -h, --help         print this help
+
+Exit status: 0 when the whole response arrived, 1 when not, 2 for bad usage.
+";
+
+/// How long a fetch may take in all, unless `--timeout` says otherwise.
+const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// The longest `--timeout` accepted, in seconds (about 31 years).
+const MAX_TIME_LIMIT_SECS: f64 = 1e9;
+
 fn main() -> ExitCode {
     env_logger::init();
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("getslash: {message}");
-            eprintln!(
-                "usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]"
-            );
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
+    if options.help {
+        print!("{USAGE}\n\n{HELP}");
+        return ExitCode::SUCCESS;
+    }
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -70,11 +99,13 @@ fn main() -> ExitCode {
 struct Options {
     cafile: Option<PathBuf>,
     insecure: bool,
+    /// `None`: no time limit.
     timeout: Option<Duration>,
     include_headers: bool,
     output: Option<PathBuf>,
     proxy: Option<String>,
     url: Option<String>,
+    help: bool,
 }
 
 impl Options {
@@ -82,29 +113,23 @@ impl Options {
         let mut options = Options {
             cafile: None,
             insecure: false,
-            timeout: None,
+            timeout: Some(DEFAULT_TIME_LIMIT),
             include_headers: false,
             output: None,
             proxy: None,
             url: None,
+            help: false,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
             match arg.as_str() {
                 "--cafile" => options.cafile = Some(value("--cafile")?.into()),
                 "--insecure" | "-k" => options.insecure = true,
-                "--timeout" => {
-                    let secs: f64 = value("--timeout")?
-                        .parse()
-                        .map_err(|_| "--timeout needs seconds")?;
-                    if !(secs > 0.0 && secs.is_finite()) {
-                        return Err("--timeout needs a positive number of seconds".into());
-                    }
-                    options.timeout = Some(Duration::from_secs_f64(secs));
-                }
+                "--timeout" => options.timeout = time_limit(&value("--timeout")?)?,
                 "-i" | "--include" => options.include_headers = true,
                 "-o" | "--output" => options.output = Some(value("-o")?.into()),
                 "--proxy" | "-x" => options.proxy = Some(value("--proxy")?),
+                "-h" | "--help" => options.help = true,
                 _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
                 _ if options.url.is_none() => options.url = Some(arg),
                 _ => return Err("only one URL, please".into()),
@@ -112,6 +137,18 @@ impl Options {
         }
         Ok(options)
     }
+}
+
+/// The value of `--timeout`: seconds, `None` for 0 (no limit).
+fn time_limit(text: &str) -> Result<Option<Duration>, String> {
+    let secs = text
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=MAX_TIME_LIMIT_SECS).contains(secs))
+        .ok_or_else(|| {
+            format!("--timeout needs seconds, from 0 (no limit) to {MAX_TIME_LIMIT_SECS:e}, not {text:?}")
+        })?;
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
 /// `https://HOST[:PORT][/PATH]`.
@@ -197,6 +234,10 @@ fn run(options: &Options) -> Result<(), String> {
         socket.set_proxy(Some(proxy));
     }
     start_fetch(socket, &url, fetch)?;
+    match options.timeout {
+        Some(timeout) => log::info!("time limit: {timeout:?}"),
+        None => log::info!("no time limit"),
+    }
     if let Some(timeout) = options.timeout {
         reactor.start_timer(timeout, move |cx, _| {
             if let Some(socket) = cx.socket(id) {

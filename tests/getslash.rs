@@ -11,6 +11,7 @@
 mod common;
 
 use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -104,6 +105,7 @@ struct Run {
     status: ExitStatus,
     stdout: Vec<u8>,
     stderr: String,
+    took: Duration,
 }
 
 impl Run {
@@ -143,12 +145,14 @@ impl Run {
 /// Runs getslash with `--cafile ca/root-ca.pem` and `arguments`, and waits
 /// for it to exit.
 fn run_getslash(arguments: &[&str]) -> Run {
+    let started = Instant::now();
     let mut run = start_getslash(arguments, None);
     let status = run.wait(TIMEOUT);
     Run {
         status,
         stdout: run.stdout(),
         stderr: run.stderr_text(),
+        took: started.elapsed(),
     }
 }
 
@@ -199,4 +203,54 @@ fn interim_responses_are_skipped_and_shown_with_include() {
         &[],
     );
     run.assert_failure("101", "101 Switching Protocols");
+}
+
+#[test]
+fn a_silent_server_meets_the_time_limit() {
+    let silent = [Pause(20_000)];
+    let run = fetch(&silent, &["--timeout", "0.5"]);
+    run.assert_failure("timed out after 500ms", "--timeout 0.5");
+    assert!(run.took < Duration::from_secs(3), "took {:?}", run.took);
+
+    // Without --timeout, and with --timeout 0: the limit is logged at the
+    // start, and getslash waits on.
+    let runs: Vec<(Proc, Proc, &str)> = [
+        (&[][..], "time limit: 60s"),
+        (&["--timeout", "0"], "no time limit"),
+    ]
+    .into_iter()
+    .map(|(arguments, expected)| {
+        let (server, port) = scripted_server(&silent);
+        let url = format!("https://localhost:{port}/");
+        let getslash = start_getslash(&[arguments, &[&url]].concat(), Some("info"));
+        (server, getslash, expected)
+    })
+    .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    for (_server, mut getslash, expected) in runs {
+        let log = getslash.stderr_text();
+        assert!(
+            getslash.try_wait().is_none(),
+            "{expected}: getslash gave up: {log}"
+        );
+        assert!(log.contains(expected), "{expected:?} not logged: {log}");
+    }
+}
+
+#[test]
+fn bad_time_limits_are_usage_errors() {
+    for value in ["1e300", "-1", "NaN", "inf", "soon", "1e10"] {
+        let run = run_getslash(&["--timeout", value, "https://localhost:1/"]);
+        let stderr = run.stderr.trim_end();
+        assert_eq!(run.status.code(), Some(2), "--timeout {value}: {stderr}");
+        assert!(
+            stderr.starts_with("getslash: --timeout"),
+            "--timeout {value}: {stderr}"
+        );
+    }
+    let run = run_getslash(&["--help"]);
+    assert_eq!(run.status.code(), Some(0), "--help: {}", run.stderr);
+    let help = String::from_utf8_lossy(&run.stdout);
+    assert!(help.contains("--timeout SECS"), "{help}");
+    assert!(help.contains("default 60"), "{help}");
 }
