@@ -9,7 +9,10 @@
 //! stdout (`-i`: status line and headers first, those of interim 1xx
 //! responses such as 103 Early Hints too; `-o FILE`: to a file). It
 //! exits 0 only when the whole response arrived: `Content-Length`, chunked,
-//! or a close-delimited body ended by the server's TLS `close_notify`.
+//! or a close-delimited body ended by the server's TLS `close_notify`; and
+//! nothing more came before the server closed the connection (after a
+//! complete response it waits up to 2 s for that close, then takes the
+//! response as it is).
 //! Interim responses (100 Continue, 103 Early Hints, …) come before the final
 //! one and are skipped; 101 Switching Protocols, which a GET does not ask
 //! for, is an error. On
@@ -66,6 +69,10 @@ URL, fetches / from an HTTPS server it starts on 127.0.0.1 itself.
 
 Exit status: 0 when the whole response arrived, 1 when not, 2 for bad usage.
 ";
+
+/// How long the server may keep the connection open after a complete
+/// response before getslash closes it and exits 0.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a fetch may take in all, unless `--timeout` says otherwise.
 const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(60);
@@ -241,30 +248,39 @@ fn run(options: &Options) -> Result<(), String> {
     if let Some(timeout) = options.timeout {
         reactor.start_timer(timeout, move |cx, _| {
             if let Some(socket) = cx.socket(id) {
-                socket
-                    .user_data::<Fetch>()
-                    .expect("fetch state")
-                    .fail(format!("timed out after {timeout:?}"));
-                socket.abort();
+                fetch_of(socket).time_out(timeout);
             }
-            cx.quit();
+            end(cx, id);
         });
     }
     reactor.run().map_err(|e| format!("reactor: {e}"))?;
-    finish(&mut reactor, id)
+    let socket = reactor.socket(id).expect("the client socket stays");
+    fetch_of(socket).conclude()
 }
 
-fn finish(reactor: &mut Reactor, id: SocketId) -> Result<(), String> {
-    let socket = reactor.socket(id).expect("the client socket stays");
-    let fetch = socket.user_data::<Fetch>().expect("fetch state");
-    match fetch.outcome.take() {
-        Some(Ok(())) => fetch
-            .output
-            .flush()
-            .map_err(|e| format!("cannot write the output: {e}")),
-        Some(Err(message)) => Err(message),
-        None => Err("the connection ended before the response was complete".into()),
+/// The fetch the client socket holds.
+fn fetch_of(socket: &mut SslSocket) -> &mut Fetch {
+    socket
+        .user_data::<Fetch>()
+        .expect("the client socket holds the fetch")
+}
+
+/// From a timer: closes the client socket and stops the reactor.
+fn end(cx: &mut Context, id: SocketId) {
+    if let Some(socket) = cx.socket(id) {
+        socket.abort();
     }
+    cx.quit();
+}
+
+/// The response is complete. The server, asked for `Connection: close`,
+/// should close now, and whatever it sends before is an error; one that
+/// keeps the connection open is given [`CLOSE_GRACE`].
+fn await_close(cx: &mut Context, id: SocketId) {
+    cx.start_timer(CLOSE_GRACE, move |cx, _| {
+        log::info!("the server keeps the connection open after the response");
+        end(cx, id);
+    });
 }
 
 /// `--proxy`, or else the environment's proxy for this host.
@@ -310,22 +326,23 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
     });
     socket.ready_read().connect(|s, cx, _| {
         let data = s.read_all();
-        let fetch = s.user_data::<Fetch>().expect("fetch state");
+        let fetch = fetch_of(s);
+        let was_complete = fetch.response.is_complete();
         fetch.receive(&data);
-        if fetch.outcome.is_some() {
+        if fetch.failure.is_some() {
             s.abort();
             cx.quit();
+        } else if fetch.response.is_complete() && !was_complete {
+            await_close(cx, s.id());
         }
     });
     socket.read_channel_finished().connect(|s, cx, _| {
-        s.user_data::<Fetch>().expect("fetch state").peer_finished();
+        fetch_of(s).peer_finished();
         s.abort();
         cx.quit();
     });
     socket.error().connect(|s, cx, error: &Error| {
-        s.user_data::<Fetch>()
-            .expect("fetch state")
-            .fail(error.to_string());
+        fetch_of(s).connection_failed(error);
         cx.quit();
     });
     socket.disconnected().connect(|_, cx, _| cx.quit());
@@ -334,12 +351,14 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
         .map_err(|e| e.to_string())
 }
 
-/// The response as it arrives, and where the body goes.
+/// The response as it arrives, where the body goes, and why the fetch
+/// failed once it did. It succeeds when the response is complete and nothing
+/// else came before the connection ended.
 struct Fetch {
     output: Box<dyn Write>,
     include_headers: bool,
     response: Response,
-    outcome: Option<Result<(), String>>,
+    failure: Option<String>,
 }
 
 impl Fetch {
@@ -348,42 +367,65 @@ impl Fetch {
             output,
             include_headers,
             response: Response::default(),
-            outcome: None,
+            failure: None,
         }
     }
 
     fn receive(&mut self, data: &[u8]) {
-        if self.outcome.is_some() {
+        if self.failure.is_some() {
             return;
         }
         let mut out = Vec::new();
         let result = self.response.feed(data, &mut out, self.include_headers);
         if let Err(e) = self.output.write_all(&out) {
-            self.fail(format!("cannot write the output: {e}"));
-            return;
+            return self.fail(format!("cannot write the output: {e}"));
         }
-        match result {
-            Err(message) => self.fail(message),
-            Ok(true) => self.outcome = Some(Ok(())),
-            Ok(false) => {}
+        if let Err(message) = result {
+            self.fail(message);
         }
     }
 
     /// The server sent `close_notify`: a close-delimited body is complete.
     fn peer_finished(&mut self) {
-        if self.outcome.is_none() {
-            self.outcome = Some(if self.response.is_complete_at_close() {
-                Ok(())
-            } else {
-                Err("the server closed the connection before the response was complete".into())
-            });
+        if !self.response.end_at_close() {
+            self.fail("the server closed the connection before the response was complete".into());
+        }
+    }
+
+    /// The connection failed: the fetch too, unless the response was
+    /// complete (its end was known from its framing, so a TCP close without
+    /// `close_notify` or a reset afterwards takes nothing from it).
+    fn connection_failed(&mut self, error: &Error) {
+        if self.response.is_complete() {
+            log::info!("after the complete response: {error}");
+        } else {
+            self.fail(error.to_string());
+        }
+    }
+
+    fn time_out(&mut self, limit: Duration) {
+        if !self.response.is_complete() {
+            self.fail(format!("timed out after {limit:?}"));
         }
     }
 
     fn fail(&mut self, message: String) {
-        if self.outcome.is_none() {
-            self.outcome = Some(Err(message));
+        if self.failure.is_none() {
+            self.failure = Some(message);
         }
+    }
+
+    /// The result, once the connection is over.
+    fn conclude(&mut self) -> Result<(), String> {
+        if let Some(message) = self.failure.take() {
+            return Err(message);
+        }
+        if !self.response.is_complete() {
+            return Err("the connection ended before the response was complete".into());
+        }
+        self.output
+            .flush()
+            .map_err(|e| format!("cannot write the output: {e}"))
     }
 }
 
@@ -413,17 +455,17 @@ enum Chunked {
 const MAX_LINE: usize = 64 * 1024;
 
 impl Response {
-    /// Consumes `data`, appending what should be output to `out`; returns
-    /// whether the response is complete.
+    /// Consumes `data`, appending what should be output to `out`. Bytes
+    /// after a complete response are an error.
     fn feed(
         &mut self,
         mut data: &[u8],
         out: &mut Vec<u8>,
         include_headers: bool,
-    ) -> Result<bool, String> {
+    ) -> Result<(), String> {
         while self.body.is_none() {
             let Some(rest) = self.read_head(data, out, include_headers)? else {
-                return Ok(false);
+                return Ok(());
             };
             data = rest;
         }
@@ -443,16 +485,17 @@ impl Response {
                     out.extend_from_slice(data);
                     data = &[];
                 }
-                Body::Chunked(state) => {
-                    data = feed_chunked(state, data, out)?.unwrap_or_else(|| {
+                Body::Chunked(state) => match feed_chunked(state, data, out)? {
+                    Some(rest) => {
                         *body = Body::Done;
-                        &[]
-                    })
-                }
+                        data = rest;
+                    }
+                    None => data = &[],
+                },
                 Body::Done => return Err("the server sent more than the response".into()),
             }
         }
-        Ok(matches!(self.body, Some(Body::Done)))
+        Ok(())
     }
 
     /// Reads a response head from `data`; returns the rest of `data` once
@@ -482,8 +525,17 @@ impl Response {
         Ok(Some(&data[head_len - old..]))
     }
 
-    fn is_complete_at_close(&self) -> bool {
-        matches!(self.body, Some(Body::UntilClose | Body::Done))
+    fn is_complete(&self) -> bool {
+        matches!(self.body, Some(Body::Done))
+    }
+
+    /// The server closed with `close_notify`, which completes a
+    /// close-delimited body; returns whether the response is complete.
+    fn end_at_close(&mut self) -> bool {
+        if matches!(self.body, Some(Body::UntilClose)) {
+            self.body = Some(Body::Done);
+        }
+        self.is_complete()
     }
 }
 
@@ -537,8 +589,8 @@ fn parse_head(head: &str) -> Result<Option<Body>, String> {
     })
 }
 
-/// Feeds chunked data; returns the unconsumed rest, or `None` once the last
-/// chunk and the trailer are through.
+/// Feeds chunked data; once the last chunk and the trailer section are
+/// through, returns what follows them (`None` while they are not).
 fn feed_chunked<'a>(
     state: &mut Chunked,
     mut data: &'a [u8],
@@ -585,13 +637,13 @@ fn feed_chunked<'a>(
                     continue;
                 };
                 if end.is_empty() {
-                    return Ok(None);
+                    return Ok(Some(data));
                 }
                 *state = Chunked::Trailer(Vec::new());
             }
         }
     }
-    Ok(Some(data))
+    Ok(None)
 }
 
 /// Moves bytes into `line` up to a CRLF; returns the line without it once

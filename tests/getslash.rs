@@ -67,6 +67,8 @@ enum Step<'a> {
     Pause(u64),
     /// Sends TLS `close_notify` and waits for the client to close.
     CloseNotify,
+    /// Closes TCP without `close_notify`.
+    Fin,
 }
 
 use Step::*;
@@ -82,6 +84,7 @@ fn script_arguments(steps: &[Step]) -> Vec<String> {
             ),
             Pause(ms) => arguments.push(format!("pause:{}", *ms as f64 / 1000.0)),
             CloseNotify => arguments.push("close_notify".into()),
+            Fin => arguments.push("fin".into()),
         }
     }
     arguments
@@ -178,6 +181,58 @@ fn fetch(steps: &[Step], arguments: &[&str]) -> Run {
     run_getslash(&[&["--timeout", "10"], arguments, &[&url]].concat())
 }
 
+/// A script for the server, and what getslash should make of it.
+struct Case<'a> {
+    name: String,
+    steps: Vec<Step<'a>>,
+    expect: Expect<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    /// Exit 0 with this body.
+    Body(&'a [u8]),
+    /// Exit 1 with this in the message.
+    Failure(&'a str),
+}
+
+impl<'a> Case<'a> {
+    fn new(name: impl Into<String>, steps: Vec<Step<'a>>, expect: Expect<'a>) -> Self {
+        let name = name.into();
+        Case {
+            name,
+            steps,
+            expect,
+        }
+    }
+}
+
+/// Runs all `cases` at once, each with its own server, checks each run and
+/// returns them.
+fn check_all(cases: &[Case]) -> Vec<Run> {
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let threads: Vec<_> = cases
+            .iter()
+            .map(|case| scope.spawn(|| fetch(&case.steps, &[])))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+            .collect()
+    });
+    for (case, run) in cases.iter().zip(&runs) {
+        match case.expect {
+            Expect::Body(body) => run.assert_success(body, &case.name),
+            Expect::Failure(reason) => run.assert_failure(reason, &case.name),
+        }
+    }
+    runs
+}
+
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 
 #[test]
@@ -253,4 +308,53 @@ fn bad_time_limits_are_usage_errors() {
     let help = String::from_utf8_lossy(&run.stdout);
     assert!(help.contains("--timeout SECS"), "{help}");
     assert!(help.contains("default 60"), "{help}");
+}
+
+#[test]
+fn bytes_beyond_the_response_are_an_error_whenever_they_arrive() {
+    use Expect::*;
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let framings = [("Content-Length", HELLO), ("chunked", chunked.as_slice())];
+    let with_extra: Vec<Vec<u8>> = framings
+        .iter()
+        .map(|(_, r)| [r, &b"EXTRA"[..]].concat())
+        .collect();
+    let mut cases = Vec::new();
+    for ((framing, response), with_extra) in framings.iter().zip(&with_extra) {
+        let extra = Failure("the server sent more than the response");
+        cases.extend([
+            Case::new(
+                format!("{framing}, more in the same read"),
+                vec![Send(with_extra), CloseNotify],
+                extra,
+            ),
+            Case::new(
+                format!("{framing}, more in a later read"),
+                vec![Send(response), Pause(200), Send(b"EXTRA"), CloseNotify],
+                extra,
+            ),
+            // A clean end after a pause, or a TCP close once the length is
+            // known, completes the response.
+            Case::new(
+                format!("{framing}, close_notify after a pause"),
+                vec![Send(response), Pause(300), CloseNotify],
+                Body(b"hello"),
+            ),
+            Case::new(
+                format!("{framing}, TCP close"),
+                vec![Send(response), Fin],
+                Body(b"hello"),
+            ),
+        ]);
+    }
+    // A server that keeps the connection open after a complete response:
+    // getslash waits a moment for the close, then takes it as complete.
+    cases.push(Case::new(
+        "no close",
+        vec![Send(HELLO), Pause(10_000)],
+        Body(b"hello"),
+    ));
+    let runs = check_all(&cases);
+    let took = runs.last().expect("the no-close run").took;
+    assert!(took < Duration::from_secs(5), "no close: took {took:?}");
 }
