@@ -6,21 +6,24 @@
 //!
 //! With `https://HOST[:PORT][/PATH]` it sends `GET PATH` (HTTP/1.1, `Host`,
 //! `Connection: close`) and writes the response body, byte for byte, to
-//! stdout (`-i`: status line and headers first, those of interim 1xx
-//! responses such as 103 Early Hints too; `-o FILE`: to a file). It
-//! exits 0 only when the whole response arrived: `Content-Length`, chunked,
-//! or a close-delimited body ended by the server's TLS `close_notify`; and
-//! nothing more came before the server closed the connection (after a
+//! stdout (`-i`: status line and headers first; `-o FILE`: to a file). It
+//! exits 0 only when the whole response arrived (`Content-Length`, chunked,
+//! or a close-delimited body ended by the server's TLS `close_notify`) and
+//! nothing more came before the server closed the connection; after a
 //! complete response it waits up to 2 s for that close, then takes the
-//! response as it is).
-//! Interim responses (100 Continue, 103 Early Hints, …) come before the final
-//! one and are skipped; 101 Switching Protocols, which a GET does not ask
-//! for, is an error. On
-//! failure it prints one line on stderr (naming the certificate problem for
-//! verification failures) and exits 1. The whole fetch has a time limit, so
-//! a server that accepts and never answers cannot hang it: 60 seconds
-//! unless `--timeout SECS` says otherwise (`--timeout 0`: none). `--help`
-//! lists the options.
+//! response as it is. On failure it prints one line on stderr (naming the
+//! certificate problem for verification failures) and exits 1. The whole
+//! fetch has a time limit, so a server that accepts and never answers
+//! cannot hang it: 60 seconds unless `--timeout SECS` says otherwise
+//! (`--timeout 0`: none). `--help` lists the options.
+//!
+//! Interim responses (100 Continue, 103 Early Hints, …) come before the
+//! final one and are skipped (`-i` prints them too); 101 Switching
+//! Protocols, which a GET does not ask for, is an error. The framing is read
+//! as RFC 9112 writes it: a `Content-Length` is digits only (repeated, it
+//! must agree), a chunk size is hex digits only, and a response with both
+//! `Transfer-Encoding` and `Content-Length` is refused, as is anything else
+//! that another reader could frame differently.
 //!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
@@ -543,50 +546,153 @@ impl Response {
 /// interim response (1xx), which has no body and is followed by another.
 fn parse_head(head: &str) -> Result<Option<Body>, String> {
     let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| format!("not an HTTP/1.x response: {status_line:?}"))?;
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines.filter(|l| !l.is_empty()) {
+    let (minor_version, status) = status_line(lines.next().unwrap_or_default())?;
+    let fields = header_fields(lines)?;
+    match status {
+        101 => Err("the server switched protocols (101), which a GET never asks for".into()),
+        100..=199 => Ok(None),
+        204 | 304 => Ok(Some(Body::Done)),
+        _ => body_framing(minor_version, &fields).map(Some),
+    }
+}
+
+/// `HTTP/1.DIGIT SP 3DIGIT [SP reason]`: the minor version and the status
+/// code.
+fn status_line(line: &str) -> Result<(u64, u16), String> {
+    let bad = || format!("not an HTTP/1.x response: {line:?}");
+    let (version, rest) = line.split_once(' ').ok_or_else(bad)?;
+    let minor_version = version
+        .strip_prefix("HTTP/1.")
+        .filter(|minor| minor.len() == 1)
+        .and_then(decimal)
+        .ok_or_else(bad)?;
+    let code = rest.split(' ').next().unwrap_or_default();
+    let status = decimal(code)
+        .filter(|status| code.len() == 3 && *status >= 100)
+        .and_then(|status| u16::try_from(status).ok())
+        .ok_or_else(bad)?;
+    Ok((minor_version, status))
+}
+
+/// The header fields as `(name, value)` (RFC 9112 §5): the name is a token
+/// right before the colon, the value loses the whitespace around it. A
+/// line that starts with whitespace continues the previous field's value
+/// (obsolete line folding, replaced by a space as §5.2 asks).
+fn header_fields<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(&'a str, String)>, String> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for line in lines.filter(|line| !line.is_empty()) {
+        let bad = || format!("bad header line {line:?}");
+        if line.starts_with([' ', '\t']) {
+            let (_, value) = fields.last_mut().ok_or_else(bad)?;
+            value.push(' ');
+            value.push_str(trim_whitespace(line));
+            continue;
+        }
         let (name, value) = line
             .split_once(':')
-            .ok_or_else(|| format!("bad header line {line:?}"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            let n: u64 = value
-                .parse()
-                .map_err(|_| format!("bad Content-Length {value:?}"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err("conflicting Content-Length headers".into());
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
-        }
+            .filter(|(name, _)| is_token(name))
+            .ok_or_else(bad)?;
+        fields.push((name, trim_whitespace(value).to_owned()));
     }
-    if status == 101 {
-        return Err("the server switched protocols (101), which a GET never asks for".into());
+    Ok(fields)
+}
+
+/// How the body of a final response is delimited (RFC 9112 §6.3): chunked
+/// when that is the last transfer coding, to the close for another coding;
+/// else by `Content-Length`; else to the close. `Transfer-Encoding` with
+/// `Content-Length`, or in an HTTP/1.0 response, is refused: a framing that
+/// others could read differently (§6.1, §6.3).
+fn body_framing(minor_version: u64, fields: &[(&str, String)]) -> Result<Body, String> {
+    let values = |name: &'static str| {
+        fields
+            .iter()
+            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    };
+    let length = content_length(values("content-length"))?;
+    let codings: Vec<&str> = values("transfer-encoding")
+        .flat_map(|value| value.split(','))
+        .map(trim_whitespace)
+        .collect();
+    let Some(last_coding) = codings.last() else {
+        return Ok(length.map_or(Body::UntilClose, Body::Length));
+    };
+    if length.is_some() {
+        return Err("the response has both Transfer-Encoding and Content-Length".into());
     }
-    Ok(if (100..200).contains(&status) {
-        None
-    } else if status == 204 || status == 304 {
-        Some(Body::Done)
-    } else if chunked {
-        Some(Body::Chunked(Chunked::Size(Vec::new())))
-    } else if let Some(n) = length {
-        Some(Body::Length(n))
-    } else {
-        Some(Body::UntilClose)
+    if minor_version == 0 {
+        return Err("an HTTP/1.0 response with Transfer-Encoding".into());
+    }
+    Ok(match last_coding.eq_ignore_ascii_case("chunked") {
+        true => Body::Chunked(Chunked::Size(Vec::new())),
+        false => Body::UntilClose,
     })
+}
+
+/// The length the `Content-Length` fields give: each `1*DIGIT`, all equal.
+fn content_length<'a>(values: impl Iterator<Item = &'a str>) -> Result<Option<u64>, String> {
+    let mut length = None;
+    for value in values {
+        let n = decimal(value).ok_or_else(|| format!("bad Content-Length {value:?}"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting Content-Length headers".into());
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
+/// `1*DIGIT` as a number; `None` for anything else (a sign, a space) or a
+/// number too large.
+fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The size a chunk line gives, `chunk-size [ chunk-ext ]` (RFC 9112
+/// §7.1): hex digits, then nothing, or extensions starting with `;` (after
+/// optional whitespace).
+fn chunk_size(line: &[u8]) -> Result<u64, String> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    let extensions = rest
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(&[][..], |i| &rest[i..]);
+    if digits == 0 || !(rest.is_empty() || extensions.starts_with(b";")) {
+        let line = String::from_utf8_lossy(line);
+        return Err(format!("bad chunk size line {line:?}"));
+    }
+    line[..digits]
+        .iter()
+        .try_fold(0u64, |size, &digit| {
+            let value = char::from(digit).to_digit(16)?;
+            size.checked_mul(16)?.checked_add(u64::from(value))
+        })
+        .ok_or_else(|| {
+            format!(
+                "the chunk size {} is too large",
+                String::from_utf8_lossy(&line[..digits])
+            )
+        })
+}
+
+fn is_token(text: &str) -> bool {
+    let special = |b: u8| b"!#$%&'*+-.^_`|~".contains(&b);
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || special(b))
+}
+
+/// `text` without the spaces and tabs around it (HTTP's optional
+/// whitespace).
+fn trim_whitespace(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
 }
 
 /// Feeds chunked data; once the last chunk and the trailer section are
@@ -602,10 +708,7 @@ fn feed_chunked<'a>(
                 let Some(end) = take_line(line, &mut data)? else {
                     continue;
                 };
-                let text = String::from_utf8_lossy(&end);
-                let size = text.split(';').next().unwrap_or_default().trim();
-                let size = u64::from_str_radix(size, 16)
-                    .map_err(|_| format!("bad chunk size {size:?}"))?;
+                let size = chunk_size(&end)?;
                 *state = if size == 0 {
                     Chunked::Trailer(Vec::new())
                 } else {

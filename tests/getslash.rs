@@ -358,3 +358,149 @@ fn bytes_beyond_the_response_are_an_error_whenever_they_arrive() {
     let took = runs.last().expect("the no-close run").took;
     assert!(took < Duration::from_secs(5), "no close: took {took:?}");
 }
+
+/// `status_line`, then `headers` (lines separated by CRLF), an empty line
+/// and `body`.
+fn response(status_line: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!("{status_line}\r\n{headers}\r\n\r\n{body}").into_bytes()
+}
+
+#[test]
+fn framing_follows_the_grammar_of_rfc_9112() {
+    use Expect::*;
+    let ok = "HTTP/1.1 200 OK";
+    let te = "Transfer-Encoding: chunked";
+    let chunked = |size_line: &str| response(ok, te, &format!("{size_line}\r\nhello\r\n0\r\n\r\n"));
+    let length = |value: &str| response(ok, &format!("Content-Length: {value}"), "hello");
+    let table: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "Content-Length +5",
+            length("+5"),
+            Failure("bad Content-Length"),
+        ),
+        (
+            "Content-Length -5",
+            length("-5"),
+            Failure("bad Content-Length"),
+        ),
+        (
+            "Content-Length 0x5",
+            length("0x5"),
+            Failure("bad Content-Length"),
+        ),
+        (
+            "Content-Length list",
+            length("5, 5"),
+            Failure("bad Content-Length"),
+        ),
+        (
+            "Content-Length 2^64",
+            length("18446744073709551616"),
+            Failure("bad Content-Length"),
+        ),
+        (
+            "Content-Length 5 and 6",
+            length("5\r\nContent-Length: 6"),
+            Failure("conflicting Content-Length"),
+        ),
+        (
+            "Content-Length and chunked",
+            response(
+                ok,
+                &format!("Content-Length: 5\r\n{te}"),
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+            Failure("both Transfer-Encoding and Content-Length"),
+        ),
+        (
+            "space before the colon",
+            response(ok, "Content-Length : 5", "hello"),
+            Failure("bad header line"),
+        ),
+        (
+            "HTTP/1.0 chunked",
+            response("HTTP/1.0 200 OK", te, "5\r\nhello\r\n0\r\n\r\n"),
+            Failure("HTTP/1.0 response with Transfer-Encoding"),
+        ),
+        (
+            "status +200",
+            response("HTTP/1.1 +200 OK", "Content-Length: 5", "hello"),
+            Failure("not an HTTP/1.x response"),
+        ),
+        (
+            "chunk size +5",
+            chunked("+5"),
+            Failure("bad chunk size line"),
+        ),
+        (
+            "chunk size ' 5'",
+            chunked(" 5"),
+            Failure("bad chunk size line"),
+        ),
+        (
+            "chunk size '5 '",
+            chunked("5 "),
+            Failure("bad chunk size line"),
+        ),
+        (
+            "chunk size 0x5",
+            chunked("0x5"),
+            Failure("bad chunk size line"),
+        ),
+        (
+            "chunk size missing",
+            chunked(";ext"),
+            Failure("bad chunk size line"),
+        ),
+        (
+            "chunk size 2^64",
+            chunked("10000000000000000"),
+            Failure("chunk size 10000000000000000 is too large"),
+        ),
+        ("Content-Length 005", length("005"), Body(b"hello")),
+        (
+            "Content-Length twice",
+            length("5\r\nContent-Length: 5"),
+            Body(b"hello"),
+        ),
+        (
+            "Content-Length between tabs",
+            length("\t5\t"),
+            Body(b"hello"),
+        ),
+        (
+            "chunk extension",
+            chunked("5;name=\"value\""),
+            Body(b"hello"),
+        ),
+        (
+            "chunk extension after whitespace",
+            chunked("05 ; name"),
+            Body(b"hello"),
+        ),
+        (
+            "gzip, chunked",
+            response(
+                ok,
+                "Transfer-Encoding: gzip, chunked",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+            Body(b"hello"),
+        ),
+        (
+            "gzip alone: to the close",
+            response(ok, "Transfer-Encoding: gzip", "hello"),
+            Body(b"hello"),
+        ),
+        (
+            "a folded header line",
+            response(ok, "X-Folded: one\r\n two\r\nContent-Length: 5", "hello"),
+            Body(b"hello"),
+        ),
+    ];
+    let cases: Vec<Case> = table
+        .iter()
+        .map(|(name, bytes, expect)| Case::new(*name, vec![Send(bytes), CloseNotify], *expect))
+        .collect();
+    check_all(&cases);
+}
