@@ -23,7 +23,10 @@
 //! as RFC 9112 writes it: a `Content-Length` is digits only (repeated, it
 //! must agree), a chunk size is hex digits only, and a response with both
 //! `Transfer-Encoding` and `Content-Length` is refused, as is anything else
-//! that another reader could frame differently.
+//! that another reader could frame differently. In the head, a line may
+//! end in LF alone (RFC 9112 §2.2 allows a recipient to take it so; some
+//! servers send it), while a CR elsewhere than before an LF is refused; chunk
+//! lines must end in CRLF.
 //!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
@@ -512,13 +515,12 @@ impl Response {
     ) -> Result<Option<&'a [u8]>, String> {
         let old = self.head.len();
         self.head.extend_from_slice(data);
-        let Some(end) = find(&self.head, b"\r\n\r\n") else {
+        let Some(head_len) = head_length(&self.head, old) else {
             if self.head.len() > MAX_LINE {
                 return Err("the response head is too long".into());
             }
             return Ok(None);
         };
-        let head_len = end + 4;
         let head = String::from_utf8_lossy(&self.head[..head_len]).into_owned();
         if include {
             out.extend_from_slice(&self.head[..head_len]);
@@ -542,10 +544,39 @@ impl Response {
     }
 }
 
+/// The length of the head at the start of `buffer`, through the empty line
+/// that ends it, once that has arrived; the first `searched` bytes were
+/// searched before. A line may end in LF alone: RFC 9112 §2.2 lets a
+/// recipient take it for a line end, and servers that send it exist.
+fn head_length(buffer: &[u8], searched: usize) -> Option<usize> {
+    let start = searched.saturating_sub(2);
+    (start..buffer.len())
+        .filter(|&i| buffer[i] == b'\n')
+        .find_map(|i| match &buffer[i + 1..] {
+            [b'\n', ..] => Some(i + 2),
+            [b'\r', b'\n', ..] => Some(i + 3),
+            _ => None,
+        })
+}
+
+/// The lines of a head, each without its LF or CRLF; a CR anywhere else is
+/// refused (RFC 9112 §2.2).
+fn head_lines(head: &str) -> Result<Vec<&str>, String> {
+    head.split('\n')
+        .map(|line| {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            match line.contains('\r') {
+                true => Err("a bare CR in the response head".to_owned()),
+                false => Ok(line),
+            }
+        })
+        .collect()
+}
+
 /// How the body of the response with this head is delimited; `None` for an
 /// interim response (1xx), which has no body and is followed by another.
 fn parse_head(head: &str) -> Result<Option<Body>, String> {
-    let mut lines = head.split("\r\n");
+    let mut lines = head_lines(head)?.into_iter();
     let (minor_version, status) = status_line(lines.next().unwrap_or_default())?;
     let fields = header_fields(lines)?;
     match status {

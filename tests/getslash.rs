@@ -504,3 +504,30 @@ fn framing_follows_the_grammar_of_rfc_9112() {
         .collect();
     check_all(&cases);
 }
+
+#[test]
+fn a_head_with_bare_line_feeds_is_read_and_a_bare_cr_refused() {
+    use Expect::*;
+    let bare_lf = b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello";
+    let mixed = b"HTTP/1.1 200 OK\r\nServer: x\nContent-Length: 5\n\r\nhello";
+    let bare_cr = b"HTTP/1.1 200 OK\rContent-Length: 5\r\n\r\nhello";
+    let byte_by_byte: Vec<Step> = mixed
+        .chunks(1)
+        .flat_map(|byte| [Send(byte), Pause(5)])
+        .chain([CloseNotify])
+        .collect();
+    check_all(&[
+        Case::new("bare LF", vec![Send(bare_lf), CloseNotify], Body(b"hello")),
+        Case::new(
+            "CRLF and LF",
+            vec![Send(mixed), CloseNotify],
+            Body(b"hello"),
+        ),
+        Case::new("a byte a read", byte_by_byte, Body(b"hello")),
+        Case::new(
+            "bare CR",
+            vec![Send(bare_cr), CloseNotify],
+            Failure("a bare CR in the response head"),
+        ),
+    ]);
+}
