@@ -26,7 +26,8 @@
 //! that another reader could frame differently. In the head, a line may
 //! end in LF alone (RFC 9112 §2.2 allows a recipient to take it so; some
 //! servers send it), while a CR elsewhere than before an LF is refused; chunk
-//! lines must end in CRLF.
+//! lines must end in CRLF. A head, a chunk line and the trailer section
+//! may each take at most 64 KiB.
 //!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
@@ -454,11 +455,12 @@ enum Chunked {
     Size(Vec<u8>),
     Data(u64),
     DataEnd(u8),
-    Trailer(Vec<u8>),
+    /// The trailer section: the line so far, and the size of those before.
+    Trailer(Vec<u8>, usize),
 }
 
-/// The longest response head or chunk-size line accepted.
-const MAX_LINE: usize = 64 * 1024;
+/// The largest response head, chunk line or trailer section accepted.
+const MAX_HEAD: usize = 64 * 1024;
 
 impl Response {
     /// Consumes `data`, appending what should be output to `out`. Bytes
@@ -515,10 +517,11 @@ impl Response {
     ) -> Result<Option<&'a [u8]>, String> {
         let old = self.head.len();
         self.head.extend_from_slice(data);
-        let Some(head_len) = head_length(&self.head, old) else {
-            if self.head.len() > MAX_LINE {
-                return Err("the response head is too long".into());
-            }
+        let head_len = head_length(&self.head, old);
+        if head_len.unwrap_or(self.head.len()) > MAX_HEAD {
+            return Err("the response head is too long".into());
+        }
+        let Some(head_len) = head_len else {
             return Ok(None);
         };
         let head = String::from_utf8_lossy(&self.head[..head_len]).into_owned();
@@ -736,12 +739,12 @@ fn feed_chunked<'a>(
     while !data.is_empty() {
         match state {
             Chunked::Size(line) => {
-                let Some(end) = take_line(line, &mut data)? else {
+                let Some(end) = take_line(line, &mut data, MAX_HEAD, "a chunk line")? else {
                     continue;
                 };
                 let size = chunk_size(&end)?;
                 *state = if size == 0 {
-                    Chunked::Trailer(Vec::new())
+                    Chunked::Trailer(Vec::new(), 0)
                 } else {
                     Chunked::Data(size)
                 };
@@ -766,14 +769,15 @@ fn feed_chunked<'a>(
                     *state = Chunked::Size(Vec::new());
                 }
             }
-            Chunked::Trailer(line) => {
-                let Some(end) = take_line(line, &mut data)? else {
+            Chunked::Trailer(line, size) => {
+                let room = MAX_HEAD.saturating_sub(*size);
+                let Some(end) = take_line(line, &mut data, room, "the trailer section")? else {
                     continue;
                 };
                 if end.is_empty() {
                     return Ok(Some(data));
                 }
-                *state = Chunked::Trailer(Vec::new());
+                *size += end.len() + 2;
             }
         }
     }
@@ -781,27 +785,27 @@ fn feed_chunked<'a>(
 }
 
 /// Moves bytes into `line` up to a CRLF; returns the line without it once
-/// complete.
-fn take_line(line: &mut Vec<u8>, data: &mut &[u8]) -> Result<Option<Vec<u8>>, String> {
-    match data.iter().position(|&b| b == b'\n') {
-        Some(i) => {
-            line.extend_from_slice(&data[..i]);
-            *data = &data[i + 1..];
-            if line.last() != Some(&b'\r') {
-                return Err("a chunk line does not end in CRLF".into());
-            }
-            line.pop();
-            Ok(Some(std::mem::take(line)))
-        }
-        None => {
-            line.extend_from_slice(data);
-            *data = &[];
-            if line.len() > MAX_LINE {
-                return Err("a chunk line is too long".into());
-            }
-            Ok(None)
-        }
+/// complete. A line longer than `limit` is an error: `what` is too long.
+fn take_line(
+    line: &mut Vec<u8>,
+    data: &mut &[u8],
+    limit: usize,
+    what: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let end = data.iter().position(|&b| b == b'\n');
+    let taken = end.unwrap_or(data.len());
+    line.extend_from_slice(&data[..taken]);
+    *data = &data[end.map_or(taken, |i| i + 1)..];
+    if line.len() > limit {
+        return Err(format!("{what} is too long"));
     }
+    if end.is_none() {
+        return Ok(None);
+    }
+    if line.pop() != Some(b'\r') {
+        return Err("a chunk line does not end in CRLF".into());
+    }
+    Ok(Some(std::mem::take(line)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

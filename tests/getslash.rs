@@ -531,3 +531,42 @@ fn a_head_with_bare_line_feeds_is_read_and_a_bare_cr_refused() {
         ),
     ]);
 }
+
+/// Sends `response`, then `close_notify`.
+fn send(response: &str) -> Vec<Step<'_>> {
+    vec![Send(response.as_bytes()), CloseNotify]
+}
+
+#[test]
+fn heads_and_trailers_are_bounded() {
+    use Expect::*;
+    let line = format!("X-Filler: {}\r\n", "a".repeat(90));
+    let many_lines = line.repeat(700); // 70,000 bytes
+    let trailers = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n{many_lines}\r\n"
+    );
+    let head = format!("HTTP/1.1 200 OK\r\n{many_lines}Content-Length: 5\r\n\r\nhello");
+    let room = line.repeat(600); // 60,000 bytes
+    let trailers_within = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n{room}\r\n"
+    );
+    let head_within = format!("HTTP/1.1 200 OK\r\n{room}Content-Length: 5\r\n\r\nhello");
+    let (long_head, long_chunk) = (
+        "the response head is too long",
+        "the trailer section is too long",
+    );
+    check_all(&[
+        Case::new(
+            "70,000 bytes of trailers",
+            send(&trailers),
+            Failure(long_chunk),
+        ),
+        Case::new("a 70,000-byte head", send(&head), Failure(long_head)),
+        Case::new(
+            "60,000 bytes of trailers",
+            send(&trailers_within),
+            Body(b"hello"),
+        ),
+        Case::new("a 60,000-byte head", send(&head_within), Body(b"hello")),
+    ]);
+}
