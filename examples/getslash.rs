@@ -7,10 +7,27 @@
 //! With `https://HOST[:PORT][/PATH]` it sends `GET PATH` (HTTP/1.1, `Host`,
 //! `Connection: close`) and writes the response body, byte for byte, to
 //! stdout (`-i`: status line and headers first; `-o FILE`: to a file). It
-//! exits 0 only when the whole response arrived: `Content-Length`, chunked,
-//! or a close-delimited body ended by the server's TLS `close_notify`. On
-//! failure it prints one line on stderr (naming the certificate problem for
-//! verification failures) and exits 1.
+//! exits 0 only when the whole response arrived (`Content-Length`, chunked,
+//! or a close-delimited body ended by the server's TLS `close_notify`) and
+//! nothing more came before the server closed the connection; after a
+//! complete response it waits up to 2 s for that close, then takes the
+//! response as it is. On failure it prints one line on stderr (naming the
+//! certificate problem for verification failures) and exits 1. The whole
+//! fetch has a time limit, so a server that accepts and never answers
+//! cannot hang it: 60 seconds unless `--timeout SECS` says otherwise
+//! (`--timeout 0`: none). `--help` lists the options.
+//!
+//! Interim responses (100 Continue, 103 Early Hints, …) come before the
+//! final one and are skipped (`-i` prints them too); 101 Switching
+//! Protocols, which a GET does not ask for, is an error. The framing is read
+//! as RFC 9112 writes it: a `Content-Length` is digits only (repeated, it
+//! must agree), a chunk size is hex digits only, and a response with both
+//! `Transfer-Encoding` and `Content-Length` is refused, as is anything else
+//! that another reader could frame differently. In the head, a line may
+//! end in LF alone (RFC 9112 §2.2 allows a recipient to take it so; some
+//! servers send it), while a CR elsewhere than before an LF is refused; chunk
+//! lines must end in CRLF. A head, a chunk line and the trailer section
+//! may each take at most 64 KiB.
 //!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
@@ -42,18 +59,48 @@ const EMBEDDED_PAGE: &str = "<!DOCTYPE html>\n<html><body><h1>Hello from sslsock
 <p>This page was served over TLS by an SslServer and fetched by an SslSocket, both in one reactor.</p>\n\
 </body></html>\n";
 
+const USAGE: &str =
+    "usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]";
+
+const HELP: &str = "\
+Fetches an https:// URL and writes the response body to stdout; without a
+URL, fetches / from an HTTPS server it starts on 127.0.0.1 itself.
+
+  --cafile FILE      trust only the CA certificates in FILE
+  -k, --insecure     do not verify the server's certificate
+  --timeout SECS     give up after SECS seconds in all (default 60; 0: never)
+  -x, --proxy URL    http://[user:pass@]host:port, socks5://... or socks5h://...
+  -i, --include      print the status line and headers too (also of 1xx responses)
+  -o, --output FILE  write to FILE instead of stdout
+  -h, --help         print this help
+
+Exit status: 0 when the whole response arrived, 1 when not, 2 for bad usage.
+";
+
+/// How long the server may keep the connection open after a complete
+/// response before getslash closes it and exits 0.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a fetch may take in all, unless `--timeout` says otherwise.
+const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// The longest `--timeout` accepted, in seconds (about 31 years).
+const MAX_TIME_LIMIT_SECS: f64 = 1e9;
+
 fn main() -> ExitCode {
     env_logger::init();
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("getslash: {message}");
-            eprintln!(
-                "usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]"
-            );
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
+    if options.help {
+        print!("{USAGE}\n\n{HELP}");
+        return ExitCode::SUCCESS;
+    }
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -66,11 +113,13 @@ fn main() -> ExitCode {
 struct Options {
     cafile: Option<PathBuf>,
     insecure: bool,
+    /// `None`: no time limit.
     timeout: Option<Duration>,
     include_headers: bool,
     output: Option<PathBuf>,
     proxy: Option<String>,
     url: Option<String>,
+    help: bool,
 }
 
 impl Options {
@@ -78,29 +127,23 @@ impl Options {
         let mut options = Options {
             cafile: None,
             insecure: false,
-            timeout: None,
+            timeout: Some(DEFAULT_TIME_LIMIT),
             include_headers: false,
             output: None,
             proxy: None,
             url: None,
+            help: false,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
             match arg.as_str() {
                 "--cafile" => options.cafile = Some(value("--cafile")?.into()),
                 "--insecure" | "-k" => options.insecure = true,
-                "--timeout" => {
-                    let secs: f64 = value("--timeout")?
-                        .parse()
-                        .map_err(|_| "--timeout needs seconds")?;
-                    if !(secs > 0.0 && secs.is_finite()) {
-                        return Err("--timeout needs a positive number of seconds".into());
-                    }
-                    options.timeout = Some(Duration::from_secs_f64(secs));
-                }
+                "--timeout" => options.timeout = time_limit(&value("--timeout")?)?,
                 "-i" | "--include" => options.include_headers = true,
                 "-o" | "--output" => options.output = Some(value("-o")?.into()),
                 "--proxy" | "-x" => options.proxy = Some(value("--proxy")?),
+                "-h" | "--help" => options.help = true,
                 _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
                 _ if options.url.is_none() => options.url = Some(arg),
                 _ => return Err("only one URL, please".into()),
@@ -108,6 +151,18 @@ impl Options {
         }
         Ok(options)
     }
+}
+
+/// The value of `--timeout`: seconds, `None` for 0 (no limit).
+fn time_limit(text: &str) -> Result<Option<Duration>, String> {
+    let secs = text
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=MAX_TIME_LIMIT_SECS).contains(secs))
+        .ok_or_else(|| {
+            format!("--timeout needs seconds, from 0 (no limit) to {MAX_TIME_LIMIT_SECS:e}, not {text:?}")
+        })?;
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
 /// `https://HOST[:PORT][/PATH]`.
@@ -193,33 +248,46 @@ fn run(options: &Options) -> Result<(), String> {
         socket.set_proxy(Some(proxy));
     }
     start_fetch(socket, &url, fetch)?;
+    match options.timeout {
+        Some(timeout) => log::info!("time limit: {timeout:?}"),
+        None => log::info!("no time limit"),
+    }
     if let Some(timeout) = options.timeout {
         reactor.start_timer(timeout, move |cx, _| {
             if let Some(socket) = cx.socket(id) {
-                socket
-                    .user_data::<Fetch>()
-                    .expect("fetch state")
-                    .fail(format!("timed out after {timeout:?}"));
-                socket.abort();
+                fetch_of(socket).time_out(timeout);
             }
-            cx.quit();
+            end(cx, id);
         });
     }
     reactor.run().map_err(|e| format!("reactor: {e}"))?;
-    finish(&mut reactor, id)
+    let socket = reactor.socket(id).expect("the client socket stays");
+    fetch_of(socket).conclude()
 }
 
-fn finish(reactor: &mut Reactor, id: SocketId) -> Result<(), String> {
-    let socket = reactor.socket(id).expect("the client socket stays");
-    let fetch = socket.user_data::<Fetch>().expect("fetch state");
-    match fetch.outcome.take() {
-        Some(Ok(())) => fetch
-            .output
-            .flush()
-            .map_err(|e| format!("cannot write the output: {e}")),
-        Some(Err(message)) => Err(message),
-        None => Err("the connection ended before the response was complete".into()),
+/// The fetch the client socket holds.
+fn fetch_of(socket: &mut SslSocket) -> &mut Fetch {
+    socket
+        .user_data::<Fetch>()
+        .expect("the client socket holds the fetch")
+}
+
+/// From a timer: closes the client socket and stops the reactor.
+fn end(cx: &mut Context, id: SocketId) {
+    if let Some(socket) = cx.socket(id) {
+        socket.abort();
     }
+    cx.quit();
+}
+
+/// The response is complete. The server, asked for `Connection: close`,
+/// should close now, and whatever it sends before is an error; one that
+/// keeps the connection open is given [`CLOSE_GRACE`].
+fn await_close(cx: &mut Context, id: SocketId) {
+    cx.start_timer(CLOSE_GRACE, move |cx, _| {
+        log::info!("the server keeps the connection open after the response");
+        end(cx, id);
+    });
 }
 
 /// `--proxy`, or else the environment's proxy for this host.
@@ -265,22 +333,23 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
     });
     socket.ready_read().connect(|s, cx, _| {
         let data = s.read_all();
-        let fetch = s.user_data::<Fetch>().expect("fetch state");
+        let fetch = fetch_of(s);
+        let was_complete = fetch.response.is_complete();
         fetch.receive(&data);
-        if fetch.outcome.is_some() {
+        if fetch.failure.is_some() {
             s.abort();
             cx.quit();
+        } else if fetch.response.is_complete() && !was_complete {
+            await_close(cx, s.id());
         }
     });
     socket.read_channel_finished().connect(|s, cx, _| {
-        s.user_data::<Fetch>().expect("fetch state").peer_finished();
+        fetch_of(s).peer_finished();
         s.abort();
         cx.quit();
     });
     socket.error().connect(|s, cx, error: &Error| {
-        s.user_data::<Fetch>()
-            .expect("fetch state")
-            .fail(error.to_string());
+        fetch_of(s).connection_failed(error);
         cx.quit();
     });
     socket.disconnected().connect(|_, cx, _| cx.quit());
@@ -289,12 +358,14 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
         .map_err(|e| e.to_string())
 }
 
-/// The response as it arrives, and where the body goes.
+/// The response as it arrives, where the body goes, and why the fetch
+/// failed once it did. It succeeds when the response is complete and nothing
+/// else came before the connection ended.
 struct Fetch {
     output: Box<dyn Write>,
     include_headers: bool,
     response: Response,
-    outcome: Option<Result<(), String>>,
+    failure: Option<String>,
 }
 
 impl Fetch {
@@ -303,42 +374,65 @@ impl Fetch {
             output,
             include_headers,
             response: Response::default(),
-            outcome: None,
+            failure: None,
         }
     }
 
     fn receive(&mut self, data: &[u8]) {
-        if self.outcome.is_some() {
+        if self.failure.is_some() {
             return;
         }
         let mut out = Vec::new();
         let result = self.response.feed(data, &mut out, self.include_headers);
         if let Err(e) = self.output.write_all(&out) {
-            self.fail(format!("cannot write the output: {e}"));
-            return;
+            return self.fail(format!("cannot write the output: {e}"));
         }
-        match result {
-            Err(message) => self.fail(message),
-            Ok(true) => self.outcome = Some(Ok(())),
-            Ok(false) => {}
+        if let Err(message) = result {
+            self.fail(message);
         }
     }
 
     /// The server sent `close_notify`: a close-delimited body is complete.
     fn peer_finished(&mut self) {
-        if self.outcome.is_none() {
-            self.outcome = Some(if self.response.is_complete_at_close() {
-                Ok(())
-            } else {
-                Err("the server closed the connection before the response was complete".into())
-            });
+        if !self.response.end_at_close() {
+            self.fail("the server closed the connection before the response was complete".into());
+        }
+    }
+
+    /// The connection failed: the fetch too, unless the response was
+    /// complete (its end was known from its framing, so a TCP close without
+    /// `close_notify` or a reset afterwards takes nothing from it).
+    fn connection_failed(&mut self, error: &Error) {
+        if self.response.is_complete() {
+            log::info!("after the complete response: {error}");
+        } else {
+            self.fail(error.to_string());
+        }
+    }
+
+    fn time_out(&mut self, limit: Duration) {
+        if !self.response.is_complete() {
+            self.fail(format!("timed out after {limit:?}"));
         }
     }
 
     fn fail(&mut self, message: String) {
-        if self.outcome.is_none() {
-            self.outcome = Some(Err(message));
+        if self.failure.is_none() {
+            self.failure = Some(message);
         }
+    }
+
+    /// The result, once the connection is over.
+    fn conclude(&mut self) -> Result<(), String> {
+        if let Some(message) = self.failure.take() {
+            return Err(message);
+        }
+        if !self.response.is_complete() {
+            return Err("the connection ended before the response was complete".into());
+        }
+        self.output
+            .flush()
+            .map_err(|e| format!("cannot write the output: {e}"))
     }
 }
 
@@ -361,24 +455,25 @@ enum Chunked {
     Size(Vec<u8>),
     Data(u64),
     DataEnd(u8),
-    Trailer(Vec<u8>),
+    /// The trailer section: the line so far, and the size of those before.
+    Trailer(Vec<u8>, usize),
 }
 
-/// The longest response head or chunk-size line accepted.
-const MAX_LINE: usize = 64 * 1024;
+/// The largest response head, chunk line or trailer section accepted.
+const MAX_HEAD: usize = 64 * 1024;
 
 impl Response {
-    /// Consumes `data`, appending what should be output to `out`; returns
-    /// whether the response is complete.
+    /// Consumes `data`, appending what should be output to `out`. Bytes
+    /// after a complete response are an error.
     fn feed(
         &mut self,
         mut data: &[u8],
         out: &mut Vec<u8>,
         include_headers: bool,
-    ) -> Result<bool, String> {
-        if self.body.is_none() {
+    ) -> Result<(), String> {
+        while self.body.is_none() {
             let Some(rest) = self.read_head(data, out, include_headers)? else {
-                return Ok(false);
+                return Ok(());
             };
             data = rest;
         }
@@ -398,18 +493,22 @@ impl Response {
                     out.extend_from_slice(data);
                     data = &[];
                 }
-                Body::Chunked(state) => {
-                    data = feed_chunked(state, data, out)?.unwrap_or_else(|| {
+                Body::Chunked(state) => match feed_chunked(state, data, out)? {
+                    Some(rest) => {
                         *body = Body::Done;
-                        &[]
-                    })
-                }
+                        data = rest;
+                    }
+                    None => data = &[],
+                },
                 Body::Done => return Err("the server sent more than the response".into()),
             }
         }
-        Ok(matches!(self.body, Some(Body::Done)))
+        Ok(())
     }
 
+    /// Reads a response head from `data`; returns the rest of `data` once
+    /// the head is complete. An interim (1xx) response is skipped: its head
+    /// is read and the body stays unknown until the final one.
     fn read_head<'a>(
         &mut self,
         data: &'a [u8],
@@ -418,73 +517,220 @@ impl Response {
     ) -> Result<Option<&'a [u8]>, String> {
         let old = self.head.len();
         self.head.extend_from_slice(data);
-        let Some(end) = find(&self.head, b"\r\n\r\n") else {
-            if self.head.len() > MAX_LINE {
-                return Err("the response head is too long".into());
-            }
+        let head_len = head_length(&self.head, old);
+        if head_len.unwrap_or(self.head.len()) > MAX_HEAD {
+            return Err("the response head is too long".into());
+        }
+        let Some(head_len) = head_len else {
             return Ok(None);
         };
-        let head_len = end + 4;
         let head = String::from_utf8_lossy(&self.head[..head_len]).into_owned();
         if include {
             out.extend_from_slice(&self.head[..head_len]);
         }
-        self.body = Some(parse_head(&head)?);
+        self.body = parse_head(&head)?;
+        self.head.clear();
         Ok(Some(&data[head_len - old..]))
     }
 
-    fn is_complete_at_close(&self) -> bool {
-        matches!(self.body, Some(Body::UntilClose | Body::Done))
+    fn is_complete(&self) -> bool {
+        matches!(self.body, Some(Body::Done))
+    }
+
+    /// The server closed with `close_notify`, which completes a
+    /// close-delimited body; returns whether the response is complete.
+    fn end_at_close(&mut self) -> bool {
+        if matches!(self.body, Some(Body::UntilClose)) {
+            self.body = Some(Body::Done);
+        }
+        self.is_complete()
     }
 }
 
-fn parse_head(head: &str) -> Result<Body, String> {
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| format!("not an HTTP/1.x response: {status_line:?}"))?;
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines.filter(|l| !l.is_empty()) {
+/// The length of the head at the start of `buffer`, through the empty line
+/// that ends it, once that has arrived; the first `searched` bytes were
+/// searched before. A line may end in LF alone: RFC 9112 §2.2 lets a
+/// recipient take it for a line end, and servers that send it exist.
+fn head_length(buffer: &[u8], searched: usize) -> Option<usize> {
+    let start = searched.saturating_sub(2);
+    (start..buffer.len())
+        .filter(|&i| buffer[i] == b'\n')
+        .find_map(|i| match &buffer[i + 1..] {
+            [b'\n', ..] => Some(i + 2),
+            [b'\r', b'\n', ..] => Some(i + 3),
+            _ => None,
+        })
+}
+
+/// The lines of a head, each without its LF or CRLF; a CR anywhere else is
+/// refused (RFC 9112 §2.2).
+fn head_lines(head: &str) -> Result<Vec<&str>, String> {
+    head.split('\n')
+        .map(|line| {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            match line.contains('\r') {
+                true => Err("a bare CR in the response head".to_owned()),
+                false => Ok(line),
+            }
+        })
+        .collect()
+}
+
+/// How the body of the response with this head is delimited; `None` for an
+/// interim response (1xx), which has no body and is followed by another.
+fn parse_head(head: &str) -> Result<Option<Body>, String> {
+    let mut lines = head_lines(head)?.into_iter();
+    let (minor_version, status) = status_line(lines.next().unwrap_or_default())?;
+    let fields = header_fields(lines)?;
+    match status {
+        101 => Err("the server switched protocols (101), which a GET never asks for".into()),
+        100..=199 => Ok(None),
+        204 | 304 => Ok(Some(Body::Done)),
+        _ => body_framing(minor_version, &fields).map(Some),
+    }
+}
+
+/// `HTTP/1.DIGIT SP 3DIGIT [SP reason]`: the minor version and the status
+/// code.
+fn status_line(line: &str) -> Result<(u64, u16), String> {
+    let bad = || format!("not an HTTP/1.x response: {line:?}");
+    let (version, rest) = line.split_once(' ').ok_or_else(bad)?;
+    let minor_version = version
+        .strip_prefix("HTTP/1.")
+        .filter(|minor| minor.len() == 1)
+        .and_then(decimal)
+        .ok_or_else(bad)?;
+    let code = rest.split(' ').next().unwrap_or_default();
+    let status = decimal(code)
+        .filter(|status| code.len() == 3 && *status >= 100)
+        .and_then(|status| u16::try_from(status).ok())
+        .ok_or_else(bad)?;
+    Ok((minor_version, status))
+}
+
+/// The header fields as `(name, value)` (RFC 9112 §5): the name is a token
+/// right before the colon, the value loses the whitespace around it. A
+/// line that starts with whitespace continues the previous field's value
+/// (obsolete line folding, replaced by a space as §5.2 asks).
+fn header_fields<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(&'a str, String)>, String> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for line in lines.filter(|line| !line.is_empty()) {
+        let bad = || format!("bad header line {line:?}");
+        if line.starts_with([' ', '\t']) {
+            let (_, value) = fields.last_mut().ok_or_else(bad)?;
+            value.push(' ');
+            value.push_str(trim_whitespace(line));
+            continue;
+        }
         let (name, value) = line
             .split_once(':')
-            .ok_or_else(|| format!("bad header line {line:?}"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            let n: u64 = value
-                .parse()
-                .map_err(|_| format!("bad Content-Length {value:?}"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err("conflicting Content-Length headers".into());
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
-        }
+            .filter(|(name, _)| is_token(name))
+            .ok_or_else(bad)?;
+        fields.push((name, trim_whitespace(value).to_owned()));
     }
-    Ok(
-        if (100..200).contains(&status) || status == 204 || status == 304 {
-            Body::Done
-        } else if chunked {
-            Body::Chunked(Chunked::Size(Vec::new()))
-        } else if let Some(n) = length {
-            Body::Length(n)
-        } else {
-            Body::UntilClose
-        },
-    )
+    Ok(fields)
 }
 
-/// Feeds chunked data; returns the unconsumed rest, or `None` once the last
-/// chunk and the trailer are through.
+/// How the body of a final response is delimited (RFC 9112 §6.3): chunked
+/// when that is the last transfer coding, to the close for another coding;
+/// else by `Content-Length`; else to the close. `Transfer-Encoding` with
+/// `Content-Length`, or in an HTTP/1.0 response, is refused: a framing that
+/// others could read differently (§6.1, §6.3).
+fn body_framing(minor_version: u64, fields: &[(&str, String)]) -> Result<Body, String> {
+    let values = |name: &'static str| {
+        fields
+            .iter()
+            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    };
+    let length = content_length(values("content-length"))?;
+    let codings: Vec<&str> = values("transfer-encoding")
+        .flat_map(|value| value.split(','))
+        .map(trim_whitespace)
+        .collect();
+    let Some(last_coding) = codings.last() else {
+        return Ok(length.map_or(Body::UntilClose, Body::Length));
+    };
+    if length.is_some() {
+        return Err("the response has both Transfer-Encoding and Content-Length".into());
+    }
+    if minor_version == 0 {
+        return Err("an HTTP/1.0 response with Transfer-Encoding".into());
+    }
+    Ok(match last_coding.eq_ignore_ascii_case("chunked") {
+        true => Body::Chunked(Chunked::Size(Vec::new())),
+        false => Body::UntilClose,
+    })
+}
+
+/// The length the `Content-Length` fields give: each `1*DIGIT`, all equal.
+fn content_length<'a>(values: impl Iterator<Item = &'a str>) -> Result<Option<u64>, String> {
+    let mut length = None;
+    for value in values {
+        let n = decimal(value).ok_or_else(|| format!("bad Content-Length {value:?}"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting Content-Length headers".into());
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
+/// `1*DIGIT` as a number; `None` for anything else (a sign, a space) or a
+/// number too large.
+fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The size a chunk line gives, `chunk-size [ chunk-ext ]` (RFC 9112
+/// §7.1): hex digits, then nothing, or extensions starting with `;` (after
+/// optional whitespace).
+fn chunk_size(line: &[u8]) -> Result<u64, String> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    let extensions = rest
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(&[][..], |i| &rest[i..]);
+    if digits == 0 || !(rest.is_empty() || extensions.starts_with(b";")) {
+        let line = String::from_utf8_lossy(line);
+        return Err(format!("bad chunk size line {line:?}"));
+    }
+    line[..digits]
+        .iter()
+        .try_fold(0u64, |size, &digit| {
+            let value = char::from(digit).to_digit(16)?;
+            size.checked_mul(16)?.checked_add(u64::from(value))
+        })
+        .ok_or_else(|| {
+            format!(
+                "the chunk size {} is too large",
+                String::from_utf8_lossy(&line[..digits])
+            )
+        })
+}
+
+fn is_token(text: &str) -> bool {
+    let special = |b: u8| b"!#$%&'*+-.^_`|~".contains(&b);
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || special(b))
+}
+
+/// `text` without the spaces and tabs around it (HTTP's optional
+/// whitespace).
+fn trim_whitespace(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
+}
+
+/// Feeds chunked data; once the last chunk and the trailer section are
+/// through, returns what follows them (`None` while they are not).
 fn feed_chunked<'a>(
     state: &mut Chunked,
     mut data: &'a [u8],
@@ -493,15 +739,12 @@ fn feed_chunked<'a>(
     while !data.is_empty() {
         match state {
             Chunked::Size(line) => {
-                let Some(end) = take_line(line, &mut data)? else {
+                let Some(end) = take_line(line, &mut data, MAX_HEAD, "a chunk line")? else {
                     continue;
                 };
-                let text = String::from_utf8_lossy(&end);
-                let size = text.split(';').next().unwrap_or_default().trim();
-                let size = u64::from_str_radix(size, 16)
-                    .map_err(|_| format!("bad chunk size {size:?}"))?;
+                let size = chunk_size(&end)?;
                 *state = if size == 0 {
-                    Chunked::Trailer(Vec::new())
+                    Chunked::Trailer(Vec::new(), 0)
                 } else {
                     Chunked::Data(size)
                 };
@@ -526,42 +769,43 @@ fn feed_chunked<'a>(
                     *state = Chunked::Size(Vec::new());
                 }
             }
-            Chunked::Trailer(line) => {
-                let Some(end) = take_line(line, &mut data)? else {
+            Chunked::Trailer(line, size) => {
+                let room = MAX_HEAD.saturating_sub(*size);
+                let Some(end) = take_line(line, &mut data, room, "the trailer section")? else {
                     continue;
                 };
                 if end.is_empty() {
-                    return Ok(None);
+                    return Ok(Some(data));
                 }
-                *state = Chunked::Trailer(Vec::new());
+                *size += end.len() + 2;
             }
         }
     }
-    Ok(Some(data))
+    Ok(None)
 }
 
 /// Moves bytes into `line` up to a CRLF; returns the line without it once
-/// complete.
-fn take_line(line: &mut Vec<u8>, data: &mut &[u8]) -> Result<Option<Vec<u8>>, String> {
-    match data.iter().position(|&b| b == b'\n') {
-        Some(i) => {
-            line.extend_from_slice(&data[..i]);
-            *data = &data[i + 1..];
-            if line.last() != Some(&b'\r') {
-                return Err("a chunk line does not end in CRLF".into());
-            }
-            line.pop();
-            Ok(Some(std::mem::take(line)))
-        }
-        None => {
-            line.extend_from_slice(data);
-            *data = &[];
-            if line.len() > MAX_LINE {
-                return Err("a chunk line is too long".into());
-            }
-            Ok(None)
-        }
+/// complete. A line longer than `limit` is an error: `what` is too long.
+fn take_line(
+    line: &mut Vec<u8>,
+    data: &mut &[u8],
+    limit: usize,
+    what: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let end = data.iter().position(|&b| b == b'\n');
+    let taken = end.unwrap_or(data.len());
+    line.extend_from_slice(&data[..taken]);
+    *data = &data[end.map_or(taken, |i| i + 1)..];
+    if line.len() > limit {
+        return Err(format!("{what} is too long"));
     }
+    if end.is_none() {
+        return Ok(None);
+    }
+    if line.pop() != Some(b'\r') {
+        return Err("a chunk line does not end in CRLF".into());
+    }
+    Ok(Some(std::mem::take(line)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

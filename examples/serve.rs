@@ -17,10 +17,13 @@
 //! `Content-Length` and a `Content-Type` guessed from the file's extension. A
 //! folder serves its `index.html`. Nothing outside the root is served: `..`
 //! (also percent-encoded) is refused, and a path must still lie inside the
-//! root once symbolic links are resolved. Files are streamed in chunks: the
-//! next chunk is read when the socket's `bytes_written` signal shows that the
-//! client took the previous ones, so a slow client costs no more memory than a
-//! fast one. ALPN offers `http/1.1`.
+//! root once symbolic links are resolved. Only regular files are served: a
+//! file is opened without blocking and its type checked on the open handle,
+//! so a FIFO or a device (even one renamed into place at the last moment) is
+//! refused with 404 and never stalls the server. Files are streamed in
+//! chunks: the next chunk is read when the socket's `bytes_written` signal
+//! shows that the client took the previous ones, so a slow client costs no
+//! more memory than a fast one. ALPN offers `http/1.1`.
 //!
 //! `--ca FILE` asks clients for a certificate issued by that CA (`QueryPeer`);
 //! with `--require-client-cert` a client without a valid one is refused
@@ -35,10 +38,11 @@
 //! `RUST_LOG=debug` shows the library's log.
 
 use std::ffi::OsStr;
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -429,18 +433,45 @@ fn response_head(status: Status, content_type: &str, length: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Opens the regular file `target` names under `root`: the file, its length
-/// and its content type.
+/// Opens the regular file `target` names under `root` (a folder stands for
+/// its `index.html`): the file, its length and its content type.
+///
+/// The type is checked on the opened handle, never on the path before
+/// opening it: something else renamed into place in between is what gets
+/// checked, and refused unless it is a regular file.
 fn open(root: &Path, target: &str) -> Result<(File, u64, &'static str), Status> {
-    let path = resolve(root, target)?;
-    let file = File::open(&path).map_err(|e| status_of(&e))?;
-    let length = file.metadata().map_err(|e| status_of(&e))?.len();
-    Ok((file, length, content_type(&path)))
+    let mut path = resolve(root, target)?;
+    let mut file = open_without_blocking(&path)?;
+    if metadata(&file)?.is_dir() {
+        path = inside(root, &path.join("index.html"))?;
+        file = open_without_blocking(&path)?;
+    }
+    let metadata = metadata(&file)?;
+    if !metadata.is_file() {
+        return Err(Status::NotFound);
+    }
+    Ok((file, metadata.len(), content_type(&path)))
 }
 
-/// The file `target` names: percent-decoded, query ignored, `..` refused,
-/// symbolic links resolved and the result checked to lie under `root`; a
-/// folder stands for its `index.html`.
+/// Opens `path` for reading with `O_NONBLOCK`, so that opening a FIFO does
+/// not wait for a writer (and stall every connection of the reactor);
+/// reading a regular file is not affected by the flag. `O_NOCTTY`: a
+/// terminal device is never made the controlling terminal.
+fn open_without_blocking(path: &Path) -> Result<File, Status> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| status_of(&e))
+}
+
+/// What `fstat` says about the opened file.
+fn metadata(file: &File) -> Result<Metadata, Status> {
+    file.metadata().map_err(|e| status_of(&e))
+}
+
+/// The path `target` names: percent-decoded, query ignored, `..` refused,
+/// symbolic links resolved and the result checked to lie under `root`.
 fn resolve(root: &Path, target: &str) -> Result<PathBuf, Status> {
     let path = target.split(['?', '#']).next().unwrap_or_default();
     if !path.starts_with('/') {
@@ -456,14 +487,7 @@ fn resolve(root: &Path, target: &str) -> Result<PathBuf, Status> {
             _ => joined.push(OsStr::from_bytes(segment)),
         }
     }
-    let mut resolved = inside(root, &joined)?;
-    if resolved.is_dir() {
-        resolved = inside(root, &resolved.join("index.html"))?;
-    }
-    match resolved.is_file() {
-        true => Ok(resolved),
-        false => Err(Status::NotFound),
-    }
+    inside(root, &joined)
 }
 
 /// `path` with symbolic links resolved, if that lies under `root`.

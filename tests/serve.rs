@@ -9,7 +9,10 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -204,12 +207,18 @@ fn status_code(server: &Server, path: &str, extra: &[&str]) -> String {
 /// Sends `request` as is over TLS with an sslsocket client and returns all
 /// that came back before the server closed.
 fn raw_exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    raw_exchange_within(port, request, TIMEOUT)
+}
+
+/// [`raw_exchange`], failing the test unless the server closed within
+/// `timeout`.
+fn raw_exchange_within(port: u16, request: &[u8], timeout: Duration) -> Vec<u8> {
     let mut reactor = Reactor::new().expect("reactor");
     let (id, probe) = client_socket(&mut reactor, client_config(), true);
     let socket = reactor.socket(id).unwrap();
     socket.write(request).unwrap();
     socket.connect_to_host_encrypted("localhost", port).unwrap();
-    run_until(&mut reactor, TIMEOUT, "the server to close", |_| {
+    run_until(&mut reactor, timeout, "the server to close", |_| {
         probe.borrow().disconnected()
     });
     let probe = probe.borrow();
@@ -363,6 +372,122 @@ fn path_traversal_is_refused() {
     // The root itself is still served.
     assert_eq!(status_code(&server, "/hello.txt", &[]), "200");
     server.wait_for_log("GET /hello.txt 200");
+}
+
+/// How long a request about a FIFO may take to be answered.
+const PROMPTLY: Duration = Duration::from_secs(2);
+
+/// Makes a FIFO at `path` with `mkfifo`.
+fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo (coreutils)");
+    assert!(status.success(), "mkfifo {}: {status}", path.display());
+}
+
+/// A thread that puts a FIFO and a regular file in turn at one path, each
+/// by an atomic rename, so that a request for that path finds either, and
+/// the type may change between a check of the path and an `open` of it.
+struct Swapper {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Swapper {
+    /// Swaps hard links of `fifo` and `file` over `target`, through `spare`
+    /// (all on one file system).
+    fn start(fifo: PathBuf, file: PathBuf, spare: PathBuf, target: PathBuf) -> Swapper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut swaps = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                for source in [&fifo, &file] {
+                    std::fs::hard_link(source, &spare).expect("link the spare name");
+                    std::fs::rename(&spare, &target).expect("rename over the target");
+                    swaps += 1;
+                }
+            }
+            swaps
+        });
+        Swapper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread; returns how many renames it made.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.take().expect("running");
+        thread.join().expect("the swapper thread failed")
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn a_fifo_in_the_root_is_refused_without_stalling_other_clients() {
+    let site = Site::new("fifo");
+    make_fifo(&site.root.join("pipe"));
+    let server = Server::start(&site.root, &[]);
+    // A client in the middle of its request while the FIFO is asked for.
+    let mut waiting = Spawn::new("gnutls-cli")
+        .args(["--x509cafile", &ca_str("root-ca.pem")])
+        .args(["-p", &server.port.to_string(), "localhost"])
+        .start();
+    waiting.wait_for_stdout(b"- Handshake was completed", TIMEOUT);
+    waiting.write_stdin(b"GET /hello.txt HTTP/1.1\r\n");
+
+    let response = raw_exchange_within(server.port, b"GET /pipe HTTP/1.1\r\n\r\n", PROMPTLY);
+    assert_eq!(status_line(&response), "HTTP/1.1 404 Not Found");
+
+    // A FIFO renamed over a file between a check of the path and its
+    // opening: every request is still answered, with the file or 404.
+    std::fs::write(site.base.join("file.txt"), SMALL_TEXT).unwrap();
+    make_fifo(&site.base.join("fifo"));
+    let swapper = Swapper::start(
+        site.base.join("fifo"),
+        site.base.join("file.txt"),
+        site.base.join("spare"),
+        site.root.join("swapped.txt"),
+    );
+    let (mut served, mut refused) = (0, 0);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) && served + refused < 300 {
+        let request = b"GET /swapped.txt HTTP/1.1\r\n\r\n";
+        let response = raw_exchange_within(server.port, request, PROMPTLY);
+        match status_line(&response).as_str() {
+            "HTTP/1.1 200 OK" => {
+                assert_eq!(body_of(&response), SMALL_TEXT);
+                served += 1;
+            }
+            "HTTP/1.1 404 Not Found" => refused += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    let swaps = swapper.stop();
+    assert!(swaps > 1000, "only {swaps} renames: no race to speak of");
+    assert!(
+        served > 0 && refused > 0,
+        "{served} served, {refused} refused"
+    );
+
+    waiting.write_stdin(b"Host: localhost\r\n\r\n");
+    waiting.wait_for_stdout(b"- Peer has closed the GnuTLS connection", PROMPTLY);
+    assert!(
+        contains(&waiting.stdout(), SMALL_TEXT),
+        "{}",
+        waiting.stdout_text()
+    );
 }
 
 #[test]
