@@ -23,7 +23,7 @@ use crate::reactor::{token_of, Readiness};
 use crate::resolver::Resolver;
 use crate::server::{ServerNotice, SslServer};
 use crate::ssl_socket::SslSocket;
-use crate::timer::{TimerAction, TimerId, Timers};
+use crate::timer::{later, TimerAction, TimerId, Timers};
 
 /// How many I/O-then-dispatch rounds one object gets per service before the
 /// others get a turn.
@@ -165,7 +165,7 @@ impl Context {
         callback: impl FnMut(&mut Context, TimerId) + 'static,
     ) -> TimerId {
         self.timers.start(
-            Instant::now() + after,
+            later(Instant::now(), after),
             None,
             TimerAction::Callback(Box::new(callback)),
         )
@@ -178,7 +178,7 @@ impl Context {
         callback: impl FnMut(&mut Context, TimerId) + 'static,
     ) -> TimerId {
         self.timers.start(
-            Instant::now() + interval,
+            later(Instant::now(), interval),
             Some(interval),
             TimerAction::Callback(Box::new(callback)),
         )

@@ -14,6 +14,16 @@ use slotmap::SlotMap;
 
 use crate::context::{Context, ObjectKey};
 
+/// The longest a timer or deadline waits: beyond it, "never" for any
+/// program, and far from the end of `Instant`'s range.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `from` plus `after`, at most [`FOREVER`] later: a huge duration from
+/// the program means "never", not a panic.
+pub(crate) fn later(from: Instant, after: Duration) -> Instant {
+    from + after.min(FOREVER)
+}
+
 slotmap::new_key_type! {
     /// Identifies a timer, for [`Context::cancel_timer`].
     pub struct TimerId;
@@ -104,7 +114,7 @@ impl Timers {
             };
             match timer.interval {
                 Some(interval) => {
-                    timer.deadline = now.max(timer.deadline + interval);
+                    timer.deadline = now.max(later(timer.deadline, interval));
                     self.heap.push(Reverse((timer.deadline, id)));
                 }
                 None => {
@@ -127,6 +137,15 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_duration_means_never_not_a_panic() {
+        let now = Instant::now();
+        assert_eq!(later(now, Duration::MAX), now + FOREVER);
+        let mut timers = Timers::default();
+        timers.start(later(now, Duration::MAX), Some(Duration::MAX), wake());
+        assert!(timers.take_due(now + Duration::from_secs(1)).is_none());
+    }
 
     fn wake() -> TimerAction {
         TimerAction::Wake(ObjectKey::default())

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::SocketState;
 use crate::error::TimeoutKind;
+use crate::timer::later;
 
 /// The timeouts of a socket's phases, in milliseconds (compact: every
 /// socket has them); `None` waits forever. A server keeps one for the
@@ -122,7 +123,7 @@ impl Deadlines {
 
     /// Sets (from now) or clears the program's deadline.
     pub(super) fn set_program(&mut self, after: Option<Duration>) {
-        self.program = after.map(|after| Instant::now() + after);
+        self.program = after.map(|after| later(Instant::now(), after));
     }
 
     /// The program's deadline.
