@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! serve --cert FILE --key FILE [--pass PASSPHRASE] [--ca FILE [--require-client-cert]]
-//!       [--listen ADDR:PORT] [--root DIR]
+//!       [--listen ADDR:PORT] [--root DIR] [--request-timeout SECS]
+//!       [--send-timeout SECS] [--max-connections N]
 //! ```
 //!
 //! With the test certificates, from the repository's top folder:
@@ -29,6 +30,15 @@
 //! with `--require-client-cert` a client without a valid one is refused
 //! (`VerifyPeer`).
 //!
+//! What a client can hold, and for how long, is bounded: the handshake and
+//! the whole request head must arrive within `--request-timeout` seconds of
+//! the connection (default 10; a deadline, not an idle timeout, so dripping
+//! bytes does not extend it); a client that takes none of the response for
+//! `--send-timeout` seconds is cut (default 30); at most `--max-connections`
+//! connections are served at once (default 1000), the others wait in the
+//! kernel's backlog; when the process runs out of descriptors the server
+//! retries accepting on its own. The closing goodbye waits 2 s at most.
+//!
 //! The first line on stdout is the address the server listens on (handy with
 //! `--listen 127.0.0.1:0`). Then each request logs one line on stderr: peer,
 //! method, path, status, body bytes sent, and the client certificate's common
@@ -50,7 +60,8 @@ use std::time::Duration;
 use sslsocket::{Context, PeerVerifyMode, Reactor, SocketId, SslConfiguration, SslSocket};
 
 const USAGE: &str = "usage: serve --cert FILE --key FILE [--pass PASSPHRASE] \
-[--ca FILE [--require-client-cert]] [--listen ADDR:PORT] [--root DIR]";
+[--ca FILE [--require-client-cert]] [--listen ADDR:PORT] [--root DIR] \
+[--request-timeout SECS] [--send-timeout SECS] [--max-connections N]";
 
 /// The longest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -61,8 +72,15 @@ const CHUNK: usize = 64 * 1024;
 /// A socket holding less than this much unsent data gets the next chunk.
 const LOW_WATER: u64 = 256 * 1024;
 
-/// How long a client may take to send its request once connected.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take, from its connection, to complete the
+/// handshake and send its whole request head (`--request-timeout`).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take none of the response (`--send-timeout`).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many connections are served at once (`--max-connections`).
+const MAX_CONNECTIONS: usize = 1000;
 
 fn main() -> ExitCode {
     env_logger::init();
@@ -91,6 +109,9 @@ struct Options {
     require_client_cert: bool,
     listen: SocketAddr,
     root: PathBuf,
+    request_timeout: Duration,
+    send_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Options {
@@ -99,6 +120,8 @@ impl Options {
         let mut require_client_cert = false;
         let mut listen = SocketAddr::from(([127, 0, 0, 1], 8443));
         let mut root = PathBuf::from(".");
+        let (mut request_timeout, mut send_timeout) = (REQUEST_TIMEOUT, SEND_TIMEOUT);
+        let mut max_connections = MAX_CONNECTIONS;
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or(format!("{arg} needs a value"));
             match arg.as_str() {
@@ -114,6 +137,14 @@ impl Options {
                     })?;
                 }
                 "--root" => root = PathBuf::from(value()?),
+                "--request-timeout" => request_timeout = seconds(&arg, &value()?)?,
+                "--send-timeout" => send_timeout = seconds(&arg, &value()?)?,
+                "--max-connections" => {
+                    let text = value()?;
+                    max_connections = text.parse().ok().filter(|&n| n > 0).ok_or(format!(
+                        "--max-connections needs a positive count, not {text:?}"
+                    ))?;
+                }
                 _ => return Err(format!("unexpected argument {arg:?}")),
             }
         }
@@ -128,8 +159,22 @@ impl Options {
             require_client_cert,
             listen,
             root,
+            request_timeout,
+            send_timeout,
+            max_connections,
         })
     }
+}
+
+/// A flag's number of seconds: positive, at most a day.
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or(format!(
+            "{flag} needs a number of seconds from 0 to 86400, not {text:?}"
+        ))
 }
 
 fn run(options: Options) -> Result<(), String> {
@@ -141,9 +186,12 @@ fn run(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let server = reactor.server(server).expect("just created");
     announce(server.local_address())?;
+    server.set_send_timeout(Some(options.send_timeout));
+    server.set_max_connections(Some(options.max_connections));
+    let request_timeout = options.request_timeout;
     server
         .new_connection()
-        .connect(move |_, cx, &id| accept(cx, id, &root));
+        .connect(move |_, cx, &id| accept(cx, id, &root, request_timeout));
     server
         .accept_error()
         .connect(|_, _, e| log_line(format_args!("accept failed: {e}")));
@@ -192,14 +240,15 @@ fn log_line(line: std::fmt::Arguments) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
-/// Wires a new connection: its exchange lives in the socket's user data.
-fn accept(cx: &mut Context, id: SocketId, root: &Path) {
+/// Wires a new connection: its exchange lives in the socket's user data,
+/// and its request head must arrive before `request_timeout`.
+fn accept(cx: &mut Context, id: SocketId, root: &Path, request_timeout: Duration) {
     let Some(socket) = cx.socket(id) else { return };
     let peer = socket
         .peer_address()
         .map_or_else(|| "?".to_owned(), |a| a.to_string());
     socket.set_user_data(Exchange::new(root.to_owned(), peer));
-    socket.set_idle_timeout(Some(REQUEST_TIMEOUT));
+    socket.set_deadline(Some(request_timeout));
     socket.handshake_complete().connect(|s, _, _| {
         let name = s.peer_certificate().and_then(|c| c.subject_common_name());
         exchange(s).client_name = name;
@@ -285,7 +334,7 @@ fn on_ready_read(s: &mut SslSocket) {
     };
     let (response, head) = respond(&current.root, request);
     current.response = Some(response);
-    s.set_idle_timeout(None);
+    s.set_deadline(None);
     match s.write(&head) {
         Ok(_) => send_body(s),
         Err(e) => log_line(format_args!("{} cannot answer: {e}", exchange(s).peer)),

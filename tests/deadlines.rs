@@ -136,23 +136,6 @@ fn stalled_downloads_are_cut_at_the_send_timeout_and_their_memory_freed() {
     );
 }
 
-/// python3 TLS client: completes the handshake, then sends one byte every
-/// 200 ms (a request head that never ends) for 5 s.
-const PY_DRIPPING_CLIENT: &str = r#"
-import socket, ssl, sys, time
-port = int(sys.argv[1])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
-try:
-    for _ in range(25):
-        s.sendall(b"G")
-        time.sleep(0.2)
-except OSError:
-    pass
-"#;
-
 /// The request line within 1 s: the deadline is cleared once it arrived.
 fn line_within_a_second(socket: &mut SslSocket) {
     socket.set_deadline(Some(Duration::from_secs(1)));
@@ -324,20 +307,6 @@ fn a_close_the_peer_never_lets_finish_is_aborted_at_the_close_timeout() {
         started.elapsed()
     );
 }
-
-/// python3: opens `argv[2]` TCP connections to port `argv[1]` and prints
-/// HELD; closes the first when a line arrives on stdin and prints CLOSED;
-/// holds the rest until stdin ends.
-const PY_HOLDER: &str = r#"
-import socket, sys
-port, count = int(sys.argv[1]), int(sys.argv[2])
-held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
-print("HELD", flush=True)
-sys.stdin.readline()
-held.pop(0).close()
-print("CLOSED", flush=True)
-sys.stdin.read()
-"#;
 
 #[test]
 fn at_the_connection_limit_new_connections_wait_in_the_backlog() {

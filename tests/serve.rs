@@ -786,3 +786,80 @@ fn bad_inputs_fail_with_one_clear_line() {
     );
     usage(with_identity(&cert, &key, &["--bogus"]), "--bogus");
 }
+
+// ---------------------------------------------------------------------------
+// Hostile clients against serve's limits
+// ---------------------------------------------------------------------------
+
+/// Seconds after which a python client printed `CUT`.
+fn cut_after(client: &mut Proc) -> f64 {
+    let line = client.wait_for_line("", TIMEOUT);
+    line.strip_prefix("CUT ")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the client was not cut: {line:?}"))
+}
+
+#[test]
+fn a_request_head_dripped_byte_by_byte_is_cut_at_the_request_deadline() {
+    let site = Site::new("serve-drip");
+    let mut server = Server::start(&site.root, &["--request-timeout", "1"]);
+    let mut client = Spawn::new("python3")
+        .args(["-c", PY_DRIPPING_CLIENT, &server.port.to_string()])
+        .start();
+    let after = cut_after(&mut client);
+    assert!((0.9..2.5).contains(&after), "cut after {after} s");
+    server.wait_for_log("the program's deadline timed out");
+}
+
+/// python3 TLS client: asks for `argv[2]` and reads none of the answer
+/// (a 4 KiB receive buffer), for 10 s.
+const PY_NOT_READING: &str = r#"
+import socket, ssl, sys, time
+port, path = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+raw.connect(("127.0.0.1", port))
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
+print("ASKED", flush=True)
+time.sleep(10)
+"#;
+
+#[test]
+fn a_client_that_stops_reading_is_cut_at_the_send_timeout() {
+    let site = Site::with_big_file("serve-stalled");
+    let mut server = Server::start(&site.root, &["--send-timeout", "1"]);
+    let mut client = Spawn::new("python3")
+        .args(["-c", PY_NOT_READING, &server.port.to_string(), "/big.bin"])
+        .start();
+    client.wait_for_stdout(b"ASKED", TIMEOUT);
+    let asked = Instant::now();
+    server.wait_for_log("sending (the peer took nothing) timed out");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    client.kill();
+}
+
+#[test]
+fn at_most_max_connections_are_served_and_the_rest_wait() {
+    let site = Site::new("serve-cap");
+    let server = Server::start(&site.root, &["--max-connections", "2"]);
+    let mut holder = Spawn::new("python3")
+        .args(["-c", PY_HOLDER, &server.port.to_string(), "2"])
+        .start();
+    holder.wait_for_stdout(b"HELD", TIMEOUT);
+    let mut waiting = curl_start(server.port, &[&server.url("/hello.txt")]);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        waiting.try_wait().is_none(),
+        "a third connection was served"
+    );
+    holder.write_stdin(b"let one go\n");
+    let out = Output::of(waiting);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout, SMALL_TEXT);
+    holder.kill();
+}

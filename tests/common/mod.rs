@@ -723,6 +723,46 @@ def read_to_end(sock, pace=0.0):
             time.sleep(pace)
 "#;
 
+/// python3: opens `argv[2]` TCP connections to port `argv[1]` and prints
+/// HELD; closes the first when a line arrives on stdin and prints CLOSED;
+/// holds the rest until stdin ends.
+pub const PY_HOLDER: &str = r#"
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+print("HELD", flush=True)
+sys.stdin.readline()
+held.pop(0).close()
+print("CLOSED", flush=True)
+sys.stdin.read()
+"#;
+
+/// python3 TLS client: completes the handshake, then sends one byte every
+/// 200 ms (a request head that never ends) for 5 s; prints `CUT SECONDS`
+/// (since the connection) when the server ended the connection, or `HELD`
+/// if it never did.
+pub const PY_DRIPPING_CLIENT: &str = r#"
+import socket, ssl, sys, time
+port = int(sys.argv[1])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t0 = time.monotonic()
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+s.settimeout(0.2)
+try:
+    for _ in range(25):
+        s.sendall(b"G")
+        try:
+            if not s.recv(4096):
+                raise ConnectionResetError
+        except socket.timeout:
+            pass
+    print("HELD", flush=True)
+except (OSError, ssl.SSLError):
+    print("CUT %.2f" % (time.monotonic() - t0), flush=True)
+"#;
+
 /// What a peer using [`PY_PEER_WATCH`] printed.
 #[derive(Debug, Default)]
 pub struct PeerReport {
