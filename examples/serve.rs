@@ -186,6 +186,8 @@ fn run(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let server = reactor.server(server).expect("just created");
     announce(server.local_address())?;
+    // The request deadline covers the handshake too.
+    server.set_handshake_timeout(Some(options.request_timeout));
     server.set_send_timeout(Some(options.send_timeout));
     server.set_max_connections(Some(options.max_connections));
     let request_timeout = options.request_timeout;

@@ -1134,3 +1134,64 @@ fn a_queued_connection_that_closed_at_once_keeps_its_data_until_taken() {
         );
     }
 }
+
+/// A TLS 1.2 client that offers DHE but names no finite-field group gets
+/// DHE with RFC 7919's 2048-bit group, as `gnutls-serv` gives it (before,
+/// our server had no DH parameters and refused it with handshake_failure).
+#[test]
+fn dhe_is_served_to_a_client_that_names_no_group() {
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server-rsa.pem"), ca("server-rsa.key"), None)
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", config, pong);
+    // Not -quiet: the session summary names the suite and the DH group.
+    let mut client = Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-CAfile", &ca_str("root-ca.pem"), "-verify_return_error"])
+        .args(["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"])
+        .start();
+    client.write_stdin(b"dhe\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    let out = client.stdout_text();
+    assert!(status.success(), "{out}{}", client.stderr_text());
+    assert!(out.contains("pong: dhe"), "{out}");
+    assert!(out.contains("DHE-RSA-AES128-GCM-SHA256"), "{out}");
+    assert!(out.contains("Server Temp Key: DH, 2048 bits"), "{out}");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+}
+
+/// A TLS 1.2 client without tickets (`-no_ticket`) resumes by session ID.
+#[test]
+fn s_client_resumes_a_tls12_session_by_id() {
+    let dir = TempDir::new("server-resume-id");
+    let session = dir.path().join("session.pem");
+    let session = session.to_str().unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve(&mut reactor, "127.0.0.1:0", pong);
+    for (i, flag) in ["-sess_out", "-sess_in"].iter().enumerate() {
+        let mut client = Spawn::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-CAfile", &ca_str("root-ca.pem"), "-verify_return_error"])
+            .args(["-tls1_2", "-no_ticket", flag, session])
+            .start();
+        client.write_stdin(format!("round {i}\n").as_bytes());
+        let status = run_until_exit(&mut reactor, &mut client);
+        let out = client.stdout_text();
+        assert!(status.success(), "{}", client.stderr_text());
+        let expected = if i == 0 {
+            "New, TLSv1.2"
+        } else {
+            "Reused, TLSv1.2"
+        };
+        assert!(out.contains(expected), "round {i}: {out}");
+        assert!(
+            !out.contains("TLS session ticket:"),
+            "round {i}: a ticket: {out}"
+        );
+    }
+    run_until_all_disconnected(&mut reactor, &probes, 2);
+    assert!(probes.borrow()[1].borrow().resumed);
+}

@@ -427,6 +427,13 @@ fn ca_arg(arg: &str) -> String {
 fn a_resumed_client_certificate_session_reports_what_the_full_handshake_reported() {
     for protocol in PROTOCOLS {
         let foreign = ["-cert", "other-client.pem", "-key", "other-client.key"].map(ca_arg);
+        if protocol == SslProtocol::TlsV1_2 {
+            // Resumed by session ID, without tickets: verified again too.
+            let by_id = [&foreign[..], &["-no_ticket".to_owned()]].concat();
+            let (seen, issued) = query_twice(protocol, &by_id);
+            assert!(issued && seen[1].2, "TLS 1.2 resumption by session ID");
+            assert_eq!(seen[1].0, [SslErrorKind::UnableToGetLocalIssuerCertificate]);
+        }
         let (seen, issued) = query_twice(protocol, &foreign);
         let untrusted = vec![SslErrorKind::UnableToGetLocalIssuerCertificate];
         assert_eq!(seen[0].0, untrusted, "{protocol}: the full handshake");

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::certificate::Certificate;
 use crate::error::{Error, Result, SslError};
-use crate::gnutls::{self, CertificateCredentials, GnutlsError, Priority, Verification};
+use crate::gnutls::{self, CertificateCredentials, GnutlsError, Priority, SessionDb, Verification};
 use crate::private_key::PrivateKey;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 pub(crate) use session_cache::{ServerKey, SessionCache};
@@ -125,6 +125,8 @@ struct Inner {
     verified_chains: Option<VerifiedChains>,
     /// The master key of the session tickets a server issues.
     ticket_key: Option<Zeroizing<Vec<u8>>>,
+    /// A server's TLS 1.2 sessions by ID (with the ticket key).
+    session_db: Option<Arc<SessionDb>>,
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
@@ -289,6 +291,11 @@ impl SslConfiguration {
     pub(crate) fn session_tickets(&self) -> Option<(&[u8], Duration)> {
         let key = self.inner.ticket_key.as_ref()?;
         Some((key.as_slice(), self.inner.ticket_lifetime))
+    }
+
+    /// The server's memory of TLS 1.2 sessions by ID, when it resumes.
+    pub(crate) fn session_db(&self) -> Option<&Arc<SessionDb>> {
+        self.inner.session_db.as_ref()
     }
 }
 
@@ -546,7 +553,8 @@ impl SslConfigurationBuilder {
     /// no session is resumed. A server issues session tickets under a random
     /// key made when the configuration is built (TLS 1.3: only when the
     /// client's certificate, if it asked for one, has no problem left
-    /// unignored).
+    /// unignored), and remembers TLS 1.2 sessions by session ID (up to 1024,
+    /// for the ticket lifetime) for clients that do not use tickets.
     pub fn session_resumption(mut self, enabled: bool) -> Self {
         self.session_resumption = enabled;
         self
@@ -621,10 +629,17 @@ impl SslConfigurationBuilder {
             .iter()
             .map(|identity| load::load_identity(&mut credentials, identity))
             .collect::<Result<Vec<_>>>()?;
-        let ticket_key = match self.session_resumption && !local_chains.is_empty() {
+        if !local_chains.is_empty() {
+            credentials
+                .set_known_dh_params()
+                .map_err(gnutls_config_error)?;
+        }
+        let serves_resumption = self.session_resumption && !local_chains.is_empty();
+        let ticket_key = match serves_resumption {
             true => Some(gnutls::ticket_key().map_err(gnutls_config_error)?),
             false => None,
         };
+        let session_db = serves_resumption.then(|| Arc::new(SessionDb::new(self.ticket_lifetime)));
         Ok(SslConfiguration {
             inner: Arc::new(Inner {
                 credentials: Arc::new(credentials),
@@ -639,6 +654,7 @@ impl SslConfigurationBuilder {
                 verified_chains: (self.cache_verified_chains && !self.ocsp_required)
                     .then(VerifiedChains::default),
                 ticket_key,
+                session_db,
                 ticket_lifetime: self.ticket_lifetime,
                 ocsp_required: self.ocsp_required,
                 interrupt_on_error: self.interrupt_on_error,

@@ -54,6 +54,10 @@ const RECORD_ROOM: usize = 16 * 1024;
 /// at most 128 KiB) stay far below this.
 const MAX_HANDSHAKE_INPUT: usize = 512 * 1024;
 
+/// How many renegotiation requests a server refuses on one connection
+/// before it ends the connection.
+const MAX_REFUSED_RENEGOTIATIONS: u8 = 4;
+
 /// How many session tickets a server sends after a TLS 1.3 handshake
 /// (GnuTLS's own number).
 const TLS13_TICKETS: u32 = 2;
@@ -119,6 +123,10 @@ pub(crate) struct Engine {
     handshake_done: bool,
     /// Ciphertext the handshake took from the peer so far.
     handshake_input: usize,
+    /// Renegotiation requests refused so far; while a client's refused
+    /// hello waits in GnuTLS's buffer, the next receive drops it.
+    refused_renegotiations: u8,
+    refused_hello_pending: bool,
     /// The peer was accepted on this connection; taken by `establish`.
     accepted: Option<Accepted>,
     /// This connection's verification found nothing wrong, or the
@@ -191,6 +199,9 @@ impl Engine {
                 .enable_session_tickets(key, seconds)
                 .map_err(Error::Handshake)?;
         }
+        if let Some(db) = config.session_db() {
+            engine.session.enable_session_db(db.clone());
+        }
         if engine.enforcement != Enforcement::Off {
             engine
                 .session
@@ -232,6 +243,8 @@ impl Engine {
             events: VecDeque::new(),
             handshake_done: false,
             handshake_input: 0,
+            refused_renegotiations: 0,
+            refused_hello_pending: false,
             // A configuration that verifies nothing accepts any peer.
             accepted: (enforcement == Enforcement::Off).then_some(Accepted(())),
             verified_clean: enforcement == Enforcement::Off,
@@ -708,17 +721,12 @@ impl Engine {
             // go on while that made progress and something is left.
             code::AGAIN => Ok(self.again_can_progress(before)),
             code::INTERRUPTED => Ok(true),
-            code::REHANDSHAKE => {
-                log::debug!("refusing the peer's renegotiation request");
-                if let Some(sent) = self.session.refuse_renegotiation() {
-                    self.alert_sent(sent);
-                }
-                if self.role == Role::Server {
-                    // A server holding a client's new hello can only start
-                    // that handshake or end the session (GnuTLS's manual).
-                    self.phase = Phase::Failed;
-                    return Err(Error::Tls(error));
-                }
+            code::REHANDSHAKE => self.refuse_renegotiation(error),
+            // GnuTLS keeps a client's refused hello in its record buffer;
+            // the next receive drops it with this code, and the connection
+            // goes on.
+            code::UNEXPECTED_PACKET if self.refused_hello_pending => {
+                self.refused_hello_pending = false;
                 Ok(true)
             }
             code::PREMATURE_TERMINATION | code::UNEXPECTED_PACKET_LENGTH
@@ -745,6 +753,27 @@ impl Engine {
                 Ok(false)
             }
         }
+    }
+
+    /// Refuses the peer's request to renegotiate with a `no_renegotiation`
+    /// warning (RFC 5246 §7.2.2), and goes on with the connection, as
+    /// servers that do not renegotiate do. A server that is asked again and
+    /// again ends the connection.
+    fn refuse_renegotiation(&mut self, error: GnutlsError) -> Result<bool, Error> {
+        log::debug!("refusing the peer's renegotiation request");
+        if let Some(sent) = self.session.refuse_renegotiation() {
+            self.alert_sent(sent);
+        }
+        if self.role == Role::Client {
+            return Ok(true);
+        }
+        self.refused_renegotiations += 1;
+        if self.refused_renegotiations > MAX_REFUSED_RENEGOTIATIONS {
+            self.phase = Phase::Failed;
+            return Err(Error::Tls(error));
+        }
+        self.refused_hello_pending = true;
+        Ok(true)
     }
 
     /// Encrypts all of `data` into the outgoing ciphertext. Only once the

@@ -416,3 +416,42 @@ fn stapled_ocsp_reaches_the_client_and_can_be_required() {
     };
     assert_eq!(errors[0].kind(), SslErrorKind::OcspResponseInvalid);
 }
+
+/// A TLS 1.2 client asks the established session to renegotiate (a new
+/// ClientHello, as `gnutls_handshake` sends on an established session);
+/// the server refuses with a `no_renegotiation` warning and the connection
+/// goes on: the client's data after it arrives. Before, the server ended
+/// the connection after its warning.
+#[test]
+fn a_server_refuses_renegotiation_and_the_connection_goes_on() {
+    let client = client_config()
+        .protocols(SslProtocol::TlsV1_2, SslProtocol::TlsV1_2)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(
+        client,
+        server_config("server.pem", "server.key"),
+        "localhost",
+    );
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap();
+    Pair::events(&mut pair.server);
+    assert!(
+        pair.client.session.handshake().is_err(),
+        "a new ClientHello is on its way"
+    );
+    let (c, s) = pair.pump();
+    c.unwrap();
+    s.unwrap_or_else(|e| panic!("the server ended the connection: {e}"));
+    let sent = Pair::events(&mut pair.server);
+    assert!(
+        sent.iter()
+            .any(|e| matches!(e, EngineEvent::AlertSent(a) if a.description() == 100)),
+        "{sent:?}"
+    );
+    // The client read the warning among its records and goes on.
+    pair.client.send(b"still here\n").unwrap();
+    pair.pump().1.unwrap();
+    assert_eq!(pair.server_plain.take_all(), b"still here\n");
+}

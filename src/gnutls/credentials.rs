@@ -166,6 +166,18 @@ impl CertificateCredentials {
     }
 
     /// Limits the peer's key size and chain length accepted in verification.
+    /// Offers DHE with the RFC 7919 group of the "medium" security level
+    /// (ffdhe2048) to clients that do not name a group, as `gnutls-serv`
+    /// does; clients that name groups get one of theirs.
+    pub(crate) fn set_known_dh_params(&mut self) -> Result<(), GnutlsError> {
+        // SAFETY: the credentials are live and exclusively borrowed; GnuTLS
+        // points them at its own static parameters.
+        check(unsafe {
+            sys::gnutls_certificate_set_known_dh_params(self.as_raw(), sys::GNUTLS_SEC_PARAM_MEDIUM)
+        })?;
+        Ok(())
+    }
+
     pub(crate) fn set_verify_limits(&mut self, max_bits: u32, max_depth: u32) {
         // SAFETY: the credentials are live and exclusively borrowed.
         unsafe { sys::gnutls_certificate_set_verify_limits(self.as_raw(), max_bits, max_depth) }

@@ -16,6 +16,7 @@ use super::credentials::CertificateCredentials;
 use super::datum::{borrowed, OwnedDatum};
 use super::error::{check, check_size, code, static_str, GnutlsError};
 use super::priority::Priority;
+use super::session_db::{self, SessionDb};
 use super::transport::{self, PeerCheck, Purpose, Transport};
 use super::verify::{self, Verification, VerifyStatus};
 
@@ -58,6 +59,8 @@ pub(crate) struct Session {
     transport: NonNull<Transport>,
     _credentials: Arc<CertificateCredentials>,
     _priority: Arc<Priority>,
+    /// The server's session database GnuTLS points to, if any.
+    session_db: Option<Arc<SessionDb>>,
 }
 
 impl Session {
@@ -89,6 +92,7 @@ impl Session {
             transport,
             _credentials: credentials,
             _priority: priority,
+            session_db: None,
         };
         session.install()?;
         Ok(session)
@@ -547,6 +551,23 @@ impl Session {
         let rc = unsafe { sys::gnutls_session_ticket_send(self.raw.as_ptr(), count, 0) };
         self.after_call();
         check(rc).map(drop)
+    }
+
+    /// On a server: remembers TLS 1.2 sessions by ID in `db`, so clients
+    /// that do not use tickets can resume.
+    pub(crate) fn enable_session_db(&mut self, db: Arc<SessionDb>) {
+        let s = self.raw.as_ptr();
+        let ptr = Arc::as_ptr(&db).cast_mut().cast();
+        // SAFETY: the session is live; `db` is kept alive by `self` until
+        // after gnutls_deinit, and the callbacks only reach it through the
+        // shared reference `with_db` makes.
+        unsafe {
+            sys::gnutls_db_set_ptr(s, ptr);
+            sys::gnutls_db_set_store_function(s, Some(session_db::store));
+            sys::gnutls_db_set_retrieve_function(s, Some(session_db::retrieve));
+            sys::gnutls_db_set_remove_function(s, Some(session_db::remove));
+        }
+        self.session_db = Some(db);
     }
 
     /// The OCSP response the server stapled (DER), if any.
