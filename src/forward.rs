@@ -101,7 +101,7 @@ impl SslSocket {
     /// reactor.socket(id).unwrap().forward_to(sender);
     /// reactor.socket(id).unwrap().forward_to(|message: SocketMessage| {
     ///     if let SocketMessage::Error(id, error) = message {
-    ///         eprintln!("{id:?}: {error}");
+    ///         eprintln!("{id}: {error}");
     ///     }
     /// });
     /// # drop(receiver);

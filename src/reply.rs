@@ -38,7 +38,9 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ReactorGone => f.write_str("the reactor no longer exists"),
-            Self::NoSuchSocket(id) => write!(f, "the reactor has no socket {id:?}"),
+            Self::NoSuchSocket(id) => {
+                write!(f, "{id} is not in the reactor (removed, or of another one)")
+            }
             Self::Panicked => f.write_str("the call panicked on the reactor thread"),
             Self::OnReactorThread => f.write_str(
                 "waiting for a call on the reactor's own thread would never end: \

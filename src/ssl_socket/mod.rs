@@ -778,6 +778,23 @@ impl SslSocket {
         self.user_data.as_mut()?.downcast_mut()
     }
 
+    /// The program's state, read only: for a socket behind a shared
+    /// reference.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.set_user_data(String::from("client 7"));
+    /// let socket: &sslsocket::SslSocket = socket;
+    /// assert_eq!(socket.user_data_ref::<String>().unwrap(), "client 7");
+    /// assert_eq!(socket.user_data_ref::<u32>(), None);
+    /// ```
+    pub fn user_data_ref<T: Any>(&self) -> Option<&T> {
+        self.user_data.as_ref()?.downcast_ref()
+    }
+
     pub(crate) fn is_deleted(&self) -> bool {
         self.deleted
     }
