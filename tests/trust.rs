@@ -318,6 +318,8 @@ fn query_twice(
         run_until(&mut reactor, TIMEOUT, "s_client to exit", |_| {
             client.try_wait().is_some()
         });
+        // Exited: drain its output before reading it.
+        client.wait(TIMEOUT);
         let out = client.stdout_text();
         assert!(
             out.contains(&format!("round {i}\n")),
