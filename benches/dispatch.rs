@@ -1,7 +1,7 @@
 //! Signal dispatch: emitting to connected slots, the path every socket
 //! event takes. It allocates nothing; this shows what it costs per slot.
 //!
-//! `cargo bench --features fuzzing --bench dispatch`
+//! `cargo bench --bench dispatch` (at the root, or `-p sslsocket-benches`)
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sslsocket::fuzzing::SignalBench;

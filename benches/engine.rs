@@ -2,13 +2,13 @@
 //! byte vectors, no sockets. Regressions in the engine or the GnuTLS layer
 //! show here without network noise.
 //!
-//! `cargo bench --features fuzzing --bench engine`
+//! `cargo bench --bench engine` (at the root, or `-p sslsocket-benches`)
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sslsocket::fuzzing::FuzzEngine;
 use sslsocket::SslConfiguration;
 
-const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ca/");
 
 /// A client and a server configuration; `reuse` lets the client reuse its
 /// verification of the server's chain from one handshake to the next.

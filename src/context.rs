@@ -8,12 +8,13 @@
 //! their own, invisible to the program. It knows nothing of TLS.
 
 use std::any::Any;
+use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use mio::Registry;
-use slotmap::SlotMap;
+use slotmap::{Key, SlotMap};
 
 use crate::config::SslConfiguration;
 use crate::error::{Error, Result};
@@ -35,12 +36,56 @@ slotmap::new_key_type! {
 }
 
 /// A handle to an [`SslSocket`] owned by a reactor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// It prints as `socket#3` (`Display`: the socket's slot, which a later
+/// socket may reuse once this one is removed) or `SocketId(3v1)` (`Debug`:
+/// the slot and its generation, unique for the reactor's life).
+///
+/// ```
+/// # let mut reactor = sslsocket::Reactor::new().unwrap();
+/// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+/// let id = reactor.ssl_socket(config);
+/// assert!(id.to_string().starts_with("socket#"));
+/// assert!(format!("{id:?}").starts_with("SocketId("));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketId(pub(crate) ObjectKey);
 
-/// A handle to an [`SslServer`] owned by a reactor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A handle to an [`SslServer`] owned by a reactor; it prints as
+/// `server#3` (`Display`) or `ServerId(3v1)` (`Debug`), as
+/// [`SocketId`] does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId(pub(crate) ObjectKey);
+
+/// The slot of `key`: the low half of its 64-bit form (slotmap's index,
+/// the `3` of `3v1`).
+fn slot(key: ObjectKey) -> u32 {
+    key.data().as_ffi() as u32
+}
+
+impl fmt::Display for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "socket#{}", slot(self.0))
+    }
+}
+
+impl fmt::Debug for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SocketId({:?})", self.0.data())
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "server#{}", slot(self.0))
+    }
+}
+
+impl fmt::Debug for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerId({:?})", self.0.data())
+    }
+}
 
 pub(crate) enum Object {
     Socket(Box<SslSocket>),
@@ -482,5 +527,28 @@ impl Context {
         if let Some(panic) = self.panic.take() {
             std::panic::resume_unwind(panic);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_their_slot_and_generation() {
+        let mut keys = SlotMap::<ObjectKey, ()>::with_key();
+        let first = keys.insert(());
+        let third = {
+            keys.insert(());
+            keys.insert(())
+        };
+        keys.remove(third);
+        let reused = keys.insert(());
+        assert_eq!(SocketId(first).to_string(), "socket#1");
+        assert_eq!(format!("{:?}", SocketId(first)), "SocketId(1v1)");
+        assert_eq!(ServerId(third).to_string(), "server#3");
+        assert_eq!(format!("{:?}", ServerId(third)), "ServerId(3v1)");
+        assert_eq!(SocketId(reused).to_string(), "socket#3");
+        assert_eq!(format!("{:?}", SocketId(reused)), "SocketId(3v3)");
     }
 }

@@ -1,12 +1,13 @@
-//! Forwarding a socket's signals to another thread as messages on a
-//! crossbeam channel.
+//! Forwarding a socket's signals to another thread as messages: on a
+//! crossbeam or standard-library channel, or to any closure.
 //!
 //! The socket stays on the reactor thread; a worker thread receives
 //! [`SocketMessage`]s (with the received data inside) and answers through a
 //! [`ReactorHandle`](crate::ReactorHandle), which posts writes back. This is
 //! built on the public signal API alone.
 
-use crossbeam_channel::Sender;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use crate::context::SocketId;
 use crate::error::Error;
@@ -33,54 +34,112 @@ pub enum SocketMessage {
     Error(SocketId, Error),
 }
 
+/// Where [`SslSocket::forward_to`] delivers a socket's messages: a
+/// [`crossbeam_channel::Sender`], a [`std::sync::mpsc::Sender`], or a
+/// closure `FnMut(SocketMessage)`.
+///
+/// Messages are delivered on the reactor thread, from the socket's slots:
+/// a closure runs there (it need not be `Send`), and must not block, or the
+/// whole reactor waits. A sender whose receiver is gone drops the messages
+/// quietly. Give the channel no bound: sending on a full bounded channel
+/// blocks the reactor until the receiver catches up.
+///
+/// A closure that calls methods on its parameter needs the parameter's
+/// type written out (`|message: SocketMessage| …`): Rust infers it from
+/// `Fn` bounds, not through this trait.
+pub trait MessageSink: 'static {
+    /// Delivers one message.
+    fn deliver(&mut self, message: SocketMessage);
+}
+
+impl MessageSink for crossbeam_channel::Sender<SocketMessage> {
+    fn deliver(&mut self, message: SocketMessage) {
+        let _ = self.send(message);
+    }
+}
+
+impl MessageSink for std::sync::mpsc::Sender<SocketMessage> {
+    fn deliver(&mut self, message: SocketMessage) {
+        let _ = self.send(message);
+    }
+}
+
+impl<F: FnMut(SocketMessage) + 'static> MessageSink for F {
+    fn deliver(&mut self, message: SocketMessage) {
+        self(message);
+    }
+}
+
+/// The sink, shared by the slots `forward_to` connects. They never run
+/// inside one another, so the cell is never borrowed twice.
+type SharedSink = Rc<RefCell<dyn MessageSink>>;
+
 impl SslSocket {
-    /// Connects slots that send every event of this socket to `sender`,
-    /// reading received data as it arrives. Messages stop quietly once the
-    /// receiver is gone.
+    /// Connects slots that deliver every event of this socket to `sink`
+    /// (see [`MessageSink`]), reading received data as it arrives.
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
     /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
-    /// let (sender, receiver) = crossbeam_channel::unbounded();
+    /// let (sender, receiver) = sslsocket::crossbeam_channel::unbounded();
     /// let id = reactor.ssl_socket(config);
     /// reactor.socket(id).unwrap().forward_to(sender);
     /// // A worker thread: `for message in receiver { … }`, writing back with
-    /// // `handle.post(move |cx| { cx.socket(id).map(|s| s.write(b"…")); })`.
+    /// // `handle.write(id, b"…")` (see `ReactorHandle`).
     /// # drop(receiver);
     /// ```
-    pub fn forward_to(&mut self, sender: Sender<SocketMessage>) {
-        relay(self.connected(), &sender, |s, _| {
+    ///
+    /// A standard channel works the same; a closure runs on the reactor
+    /// thread:
+    ///
+    /// ```
+    /// use sslsocket::SocketMessage;
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let (sender, receiver) = std::sync::mpsc::channel();
+    /// reactor.socket(id).unwrap().forward_to(sender);
+    /// reactor.socket(id).unwrap().forward_to(|message: SocketMessage| {
+    ///     if let SocketMessage::Error(id, error) = message {
+    ///         eprintln!("{id}: {error}");
+    ///     }
+    /// });
+    /// # drop(receiver);
+    /// ```
+    pub fn forward_to(&mut self, sink: impl MessageSink) {
+        let sink: SharedSink = Rc::new(RefCell::new(sink));
+        relay(self.connected(), &sink, |s, _| {
             SocketMessage::Connected(s.id())
         });
-        relay(self.handshake_complete(), &sender, |s, _| {
+        relay(self.handshake_complete(), &sink, |s, _| {
             SocketMessage::Encrypted(s.id())
         });
-        relay(self.ready_read(), &sender, |s, _| {
+        relay(self.ready_read(), &sink, |s, _| {
             SocketMessage::Data(s.id(), s.read_all())
         });
-        relay(self.bytes_written(), &sender, |s, &n| {
+        relay(self.bytes_written(), &sink, |s, &n| {
             SocketMessage::BytesWritten(s.id(), n)
         });
-        relay(self.read_channel_finished(), &sender, |s, _| {
+        relay(self.read_channel_finished(), &sink, |s, _| {
             SocketMessage::ReadChannelFinished(s.id())
         });
-        relay(self.disconnected(), &sender, |s, _| {
+        relay(self.disconnected(), &sink, |s, _| {
             SocketMessage::Disconnected(s.id())
         });
-        relay(self.error(), &sender, |s, e| {
+        relay(self.error(), &sink, |s, e| {
             SocketMessage::Error(s.id(), e.clone())
         });
     }
 }
 
-/// Connects a slot to `signal` that sends `message(socket, payload)`.
+/// Connects a slot to `signal` that delivers `message(socket, payload)`.
 fn relay<T: 'static>(
     signal: &mut Signal<SslSocket, T>,
-    sender: &Sender<SocketMessage>,
+    sink: &SharedSink,
     message: fn(&mut SslSocket, &T) -> SocketMessage,
 ) {
-    let sender = sender.clone();
+    let sink = Rc::clone(sink);
     signal.connect(move |socket, _, payload| {
-        let _ = sender.send(message(socket, payload));
+        sink.borrow_mut().deliver(message(socket, payload));
     });
 }

@@ -5,20 +5,28 @@
 //! and wakes the reactor with its `mio::Waker`. The reactor runs them, in
 //! the order they were posted, on its own thread with `&mut Context`.
 //! While any handle is alive, [`Reactor::run`](crate::Reactor::run) keeps
-//! waiting for posts even when it owns nothing else.
+//! waiting for posts even when it owns nothing else. Calls on one socket
+//! carry their result back as a [`Reply`] (`reply.rs`).
 
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::thread::{self, ThreadId};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 
-use crate::context::Context;
+use crate::context::{Context, SocketId};
+use crate::error::Result;
+use crate::reply::{CallError, Reply};
+use crate::ssl_socket::SslSocket;
 
 /// A closure posted to the reactor thread.
 pub(crate) type Task = Box<dyn FnOnce(&mut Context) + Send>;
 
-/// Posts work to a reactor from any thread.
+/// Posts work to a reactor from any thread: any closure
+/// ([`post`](Self::post)), or a call on one socket whose result comes back
+/// ([`call`](Self::call), [`write`](Self::write),
+/// [`disconnect_from_host`](Self::disconnect_from_host)).
 ///
 /// ```
 /// use sslsocket::Reactor;
@@ -36,6 +44,9 @@ pub(crate) type Task = Box<dyn FnOnce(&mut Context) + Send>;
 pub struct ReactorHandle {
     sender: Sender<Task>,
     liveness: Arc<Liveness>,
+    /// Where the reactor lives (it is not `Send`): a reply waited for there
+    /// would never come.
+    reactor_thread: ThreadId,
 }
 
 /// Shared by all handles of one reactor; dropping the last wakes the
@@ -71,6 +82,75 @@ impl ReactorHandle {
         self.sender.send(Box::new(task)).map_err(|_| ReactorGone)?;
         self.liveness.waker.wake().map_err(|_| ReactorGone)
     }
+
+    /// Runs `call` with the socket `id` on the reactor's thread, after the
+    /// work already posted, and carries its result back: wait for it with
+    /// [`Reply::wait`], or drop the reply. When the socket was removed the
+    /// closure does not run and the reply says
+    /// [`CallError::NoSuchSocket`]; when the reactor is gone, or goes before
+    /// running the call, [`CallError::ReactorGone`], at once.
+    ///
+    /// ```
+    /// use sslsocket::{Reactor, SocketState, SslConfiguration};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut reactor = Reactor::new()?;
+    /// let id = reactor.ssl_socket(SslConfiguration::builder().system_ca_certificates(false).build()?);
+    /// let handle = reactor.handle();
+    /// let worker = std::thread::spawn(move || {
+    ///     let state = handle.call(id, |socket| socket.state()).wait();
+    ///     handle.post(|cx| cx.quit()).unwrap();
+    ///     state
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(worker.join().unwrap(), Ok(SocketState::Unconnected));
+    /// # Ok(()) }
+    /// ```
+    pub fn call<R: Send + 'static>(
+        &self,
+        id: SocketId,
+        call: impl FnOnce(&mut SslSocket) -> R + Send + 'static,
+    ) -> Reply<R> {
+        let (reply, answer) = Reply::new(self.reactor_thread);
+        let task = move |cx: &mut Context| {
+            let result = cx.socket(id).map(call);
+            answer.give(result.ok_or(CallError::NoSuchSocket(id)));
+        };
+        // A task that cannot be posted is dropped: its answer says why.
+        let _ = self.post(task);
+        reply
+    }
+
+    /// Writes `data` to the socket `id` ([`SslSocket::write`]); the reply
+    /// tells whether the socket took it. The reactor flushes it after the
+    /// call.
+    ///
+    /// ```
+    /// # use sslsocket::{Reactor, SslConfiguration};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut reactor = Reactor::new()?;
+    /// # let id = reactor.ssl_socket(SslConfiguration::builder().system_ca_certificates(false).build()?);
+    /// let handle = reactor.handle();
+    /// let worker = std::thread::spawn(move || {
+    ///     // Before the connection exists, data is queued: accepted.
+    ///     let accepted = handle.write(id, "hello").wait();
+    ///     handle.post(|cx| cx.quit()).unwrap();
+    ///     accepted.map(|written| written.is_ok())
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(worker.join().unwrap(), Ok(true));
+    /// # Ok(()) }
+    /// ```
+    pub fn write(&self, id: SocketId, data: impl Into<Vec<u8>>) -> Reply<Result<usize>> {
+        let data = data.into();
+        self.call(id, move |socket| socket.write(&data))
+    }
+
+    /// Closes the socket `id` gracefully
+    /// ([`SslSocket::disconnect_from_host`]); the reply tells whether the
+    /// socket was still there.
+    pub fn disconnect_from_host(&self, id: SocketId) -> Reply<()> {
+        self.call(id, SslSocket::disconnect_from_host)
+    }
 }
 
 impl fmt::Debug for ReactorHandle {
@@ -85,6 +165,8 @@ pub(crate) struct Mailbox {
     receiver: Receiver<Task>,
     waker: Arc<Waker>,
     liveness: Weak<Liveness>,
+    /// The thread that created the reactor, which cannot leave it.
+    reactor_thread: ThreadId,
 }
 
 impl Mailbox {
@@ -95,6 +177,7 @@ impl Mailbox {
             receiver,
             waker,
             liveness: Weak::new(),
+            reactor_thread: thread::current().id(),
         }
     }
 
@@ -110,6 +193,7 @@ impl Mailbox {
         ReactorHandle {
             sender: self.sender.clone(),
             liveness,
+            reactor_thread: self.reactor_thread,
         }
     }
 

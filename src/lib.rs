@@ -54,7 +54,10 @@
 //! see `examples/embed.rs`), or, with the `calloop` feature, as an event
 //! source of a [calloop](https://docs.rs/calloop) loop (`ReactorSource`).
 //! Other threads reach it through a [`ReactorHandle`]; a socket's signals
-//! can be forwarded to a channel ([`SslSocket::forward_to`]).
+//! can be forwarded to a channel or a closure ([`SslSocket::forward_to`]).
+//! The crates whose types the API uses are re-exported ([`mio`],
+//! [`crossbeam_channel`]), so a program needs no dependency of its own on
+//! them, nor matching versions.
 //!
 //! # Signals and dispatch
 //!
@@ -121,6 +124,12 @@
 
 #![deny(unsafe_code)]
 
+/// The channels [`SslSocket::forward_to`] sends on (this crate's version).
+pub use crossbeam_channel;
+/// The event loop under the [`Reactor`] (this crate's version), for
+/// [`Reactor::embedded`] and its events.
+pub use mio;
+
 mod buffer;
 #[cfg(feature = "calloop")]
 mod calloop_source;
@@ -139,6 +148,7 @@ mod lingering;
 mod private_key;
 mod proxy;
 mod reactor;
+mod reply;
 mod resolver;
 mod send_queue;
 mod server;
@@ -158,12 +168,13 @@ pub use certificate::{AlternativeName, Certificate, DigestAlgorithm, SubjectInfo
 pub use config::{PeerVerifyMode, SslConfiguration, SslConfigurationBuilder, SslProtocol};
 pub use context::{Context, ServerId, SocketId};
 pub use error::{Alert, AlertLevel, Error, Result, SslError, SslErrorKind, TimeoutKind};
-pub use forward::SocketMessage;
+pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use reactor::Reactor;
+pub use reply::{CallError, Reply};
 pub use server::SslServer;
 pub use signal::{Signal, SlotId};
 pub use ssl_socket::{SocketState, SslMode, SslSocket};

@@ -301,12 +301,50 @@ impl SslServer {
     /// A connection was accepted; the payload is its socket, which is
     /// handshaking (Qt's `startedEncryptionHandshake`). Connect its slots
     /// with [`Context::socket`].
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// # let config = sslsocket::SslConfiguration::builder()
+    /// #     .system_ca_certificates(false)
+    /// #     .add_local_certificate_files(format!("{ca}server.pem"), format!("{ca}server.key"), None)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # let id = reactor.listen("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    /// # let server = reactor.server(id).unwrap();
+    /// server.new_connection().connect(|_, cx, &id| {
+    ///     let socket = cx.socket(id).unwrap(); // just accepted: it is there
+    ///     socket.ready_read().connect(|s, _, _| {
+    ///         let data = s.read_all();
+    ///         s.write(&data).ok(); // an echo
+    ///     });
+    /// });
+    /// ```
     pub fn new_connection(&mut self) -> &mut Signal<SslServer, SocketId> {
         &mut self.new_connection
     }
 
     /// A connection completed its handshake and waits in the queue for
     /// [`next_pending_connection`](Self::next_pending_connection).
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// # let config = sslsocket::SslConfiguration::builder()
+    /// #     .system_ca_certificates(false)
+    /// #     .add_local_certificate_files(format!("{ca}server.pem"), format!("{ca}server.key"), None)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # let id = reactor.listen("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    /// # let server = reactor.server(id).unwrap();
+    /// server.pending_connection_available().connect(|server, cx, _| {
+    ///     while let Some(id) = server.next_pending_connection() {
+    ///         if let Some(socket) = cx.socket(id) {
+    ///             socket.write(b"welcome\n").ok();
+    ///         }
+    ///     }
+    /// });
+    /// ```
     pub fn pending_connection_available(&mut self) -> &mut Signal<SslServer, ()> {
         &mut self.pending_connection_available
     }
@@ -314,6 +352,19 @@ impl SslServer {
     /// An accepted connection failed before its handshake completed
     /// (verification refused, timeout, protocol error, …); the socket is
     /// then removed. The socket's own `error` signal fired first.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// # let config = sslsocket::SslConfiguration::builder()
+    /// #     .system_ca_certificates(false)
+    /// #     .add_local_certificate_files(format!("{ca}server.pem"), format!("{ca}server.key"), None)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # let id = reactor.listen("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    /// # let server = reactor.server(id).unwrap();
+    /// server.error_occurred().connect(|_, _, (id, error)| eprintln!("{id}: {error}"));
+    /// ```
     pub fn error_occurred(&mut self) -> &mut Signal<SslServer, (SocketId, Error)> {
         &mut self.error_occurred
     }
@@ -323,6 +374,21 @@ impl SslServer {
     /// descriptors or memory, this is emitted once per episode: the server
     /// retries on its own, backing off from 10 ms to 1 s, and accepts the
     /// connections that waited as soon as it can.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// # let config = sslsocket::SslConfiguration::builder()
+    /// #     .system_ca_certificates(false)
+    /// #     .add_local_certificate_files(format!("{ca}server.pem"), format!("{ca}server.key"), None)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # let id = reactor.listen("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    /// # let server = reactor.server(id).unwrap();
+    /// server.accept_error().connect(|server, _, error| {
+    ///     eprintln!("{}: accept: {error}", server.id());
+    /// });
+    /// ```
     pub fn accept_error(&mut self) -> &mut Signal<SslServer, Error> {
         &mut self.accept_error
     }

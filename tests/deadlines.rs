@@ -78,7 +78,7 @@ const DOWNLOAD: usize = 8 * 1024 * 1024;
 /// Answers the first line with [`DOWNLOAD`] bytes.
 fn download(socket: &mut SslSocket) {
     socket.ready_read().connect(|s, _, _| {
-        if s.read_line().is_some() {
+        if s.take_line().is_some() {
             s.write(&pattern(DOWNLOAD)).unwrap();
         }
     });
@@ -140,7 +140,7 @@ fn stalled_downloads_are_cut_at_the_send_timeout_and_their_memory_freed() {
 fn line_within_a_second(socket: &mut SslSocket) {
     socket.set_deadline(Some(Duration::from_secs(1)));
     socket.ready_read().connect(|s, _, _| {
-        if let Some(line) = s.read_line() {
+        if let Some(line) = s.take_line() {
             s.set_deadline(None);
             s.write(&line).unwrap();
             s.disconnect_from_host();

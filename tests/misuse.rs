@@ -190,7 +190,7 @@ fn reading_an_unconnected_socket_is_invalid_state() {
     let result = socket.read(&mut buf);
     assert!(is_invalid_state(&result), "{result:?}");
     assert_eq!(socket.read_all(), b"");
-    assert_eq!(socket.read_line(), None);
+    assert_eq!(socket.take_line(), None);
     assert_eq!(socket.bytes_available(), 0);
 }
 
@@ -207,7 +207,7 @@ fn data_received_before_the_end_stays_readable_after_it() {
     let mut buf = [0u8; 6];
     assert_eq!(socket.read(&mut buf).unwrap(), 6);
     assert_eq!(&buf, b"hello,");
-    assert_eq!(socket.read_line().unwrap(), b" then goodbye\n");
+    assert_eq!(socket.take_line().unwrap(), b" then goodbye\n");
     // Drained: now it is an unconnected socket without data.
     let result = socket.read(&mut buf);
     assert!(is_invalid_state(&result), "{result:?}");

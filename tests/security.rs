@@ -572,7 +572,7 @@ fn our_server_refuses_a_client_initiated_renegotiation() {
             .connect(move |_, _, _| h.set(h.get() + 1));
         // Answers every line with "echo: LINE".
         socket.ready_read().connect(|s, _, _| {
-            while let Some(line) = s.read_line() {
+            while let Some(line) = s.take_line() {
                 let mut answer = b"echo: ".to_vec();
                 answer.extend_from_slice(&line);
                 s.write(&answer).unwrap();

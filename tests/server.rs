@@ -66,7 +66,7 @@ fn pong(socket: &mut SslSocket) {
 }
 
 fn answer_line(s: &mut SslSocket) {
-    if let Some(line) = s.read_line() {
+    if let Some(line) = s.take_line() {
         let mut answer = b"pong: ".to_vec();
         answer.extend_from_slice(&line);
         s.write(&answer).unwrap();

@@ -86,7 +86,7 @@ fn client_upgrades_a_plaintext_connection_with_start_client_encryption() {
             d.encrypted.extend_from_slice(&data);
             return;
         }
-        while let Some(line) = s.read_line() {
+        while let Some(line) = s.take_line() {
             match line.as_slice() {
                 b"220 plain greeting\r\n" => {
                     s.write(b"STARTTLS\r\n").unwrap();
@@ -167,7 +167,7 @@ fn start_client_encryption_verifies_the_server_like_connect_to_host_encrypted() 
     let (id, probe) = client_socket(&mut reactor, config, false);
     let socket = reactor.socket(id).unwrap();
     socket.ready_read().connect(|s, _, _| {
-        while let Some(line) = s.read_line() {
+        while let Some(line) = s.take_line() {
             if line == b"220 plain greeting\r\n" {
                 s.write(b"STARTTLS\r\n").unwrap();
             } else if line == b"220 go ahead\r\n" {
@@ -239,7 +239,7 @@ fn smtp_server(go_ahead: GoAhead) -> (Reactor, u16, Rc<RefCell<Vec<Shared>>>) {
 }
 
 fn smtp_read(s: &mut SslSocket, go_ahead: GoAhead) {
-    while let Some(line) = s.read_line() {
+    while let Some(line) = s.take_line() {
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
         let upgraded = {
             let smtp = s.user_data::<Smtp>().unwrap();

@@ -280,7 +280,7 @@ fn querying_server(reactor: &mut Reactor) -> (u16, std::rc::Rc<std::cell::RefCel
         let socket = cx.socket(socket).unwrap();
         list.borrow_mut().push(probe(socket, false));
         socket.ready_read().connect(|s, _, _| {
-            if let Some(line) = s.read_line() {
+            if let Some(line) = s.take_line() {
                 s.write(&line).unwrap();
                 s.disconnect_from_host();
             }
@@ -318,6 +318,8 @@ fn query_twice(
         run_until(&mut reactor, TIMEOUT, "s_client to exit", |_| {
             client.try_wait().is_some()
         });
+        // Exited: drain its output before reading it.
+        client.wait(TIMEOUT);
         let out = client.stdout_text();
         assert!(
             out.contains(&format!("round {i}\n")),

@@ -58,52 +58,228 @@ macro_rules! socket_signals {
 
 socket_signals! {
     /// The state changed; the payload is the new state.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.state_changed().connect(|s, _, state| println!("{}: {state:?}", s.id()));
+    /// ```
     state_changed: SocketState,
     /// The host name was resolved; connecting starts.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.host_found().connect(|s, _, _| println!("{} resolved", s.peer_name()));
+    /// ```
     host_found: (),
     /// The proxy asks for credentials, or refused the ones given; the
     /// payload is the proxy. A slot may call [`SslSocket::set_proxy`] with
     /// new credentials: the socket then connects again. Otherwise the
     /// connection fails with [`Error::Proxy`].
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.proxy_authentication_required().connect(|s, _, proxy| {
+    ///     if proxy.user().is_none() {
+    ///         s.set_proxy(Some(proxy.clone().with_credentials("user", "secret")));
+    ///     } // refused again: the connection fails
+    /// });
+    /// ```
     proxy_authentication_required: Proxy,
     /// TCP is connected.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.connected().connect(|s, _, _| println!("connected to {:?}", s.peer_address()));
+    /// ```
     connected: (),
     /// The TLS handshake completed: data is now encrypted (Qt's `encrypted`).
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.handshake_complete().connect(|s, _, _| {
+    ///     println!("{:?} with {:?}", s.protocol(), s.session_cipher());
+    ///     s.write(b"GET / HTTP/1.0\r\n\r\n").ok();
+    /// });
+    /// ```
     handshake_complete: (),
     /// One problem found while verifying the peer's certificate, as it is
     /// found (every verify mode but `VerifyNone`).
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.peer_verify_error().connect(|_, _, problem| eprintln!("verification: {problem}"));
+    /// ```
     peer_verify_error: SslError,
     /// Verification of the peer failed. The handshake waits until the slots
     /// return: if they ignored every problem listed (with
     /// [`SslSocket::ignore_ssl_errors`] or
     /// [`SslSocket::ignore_all_ssl_errors`]) it continues, otherwise it
     /// fails with [`Error::CertificateVerification`].
+    ///
+    /// ```
+    /// use sslsocket::SslErrorKind;
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.ssl_errors().connect(|s, _, problems| {
+    ///     // Accept an expired certificate, and nothing else.
+    ///     if problems.iter().all(|p| p.kind() == SslErrorKind::CertificateExpired) {
+    ///         s.ignore_ssl_errors(problems);
+    ///     }
+    /// });
+    /// ```
     ssl_errors: Vec<SslError>,
     /// With [`handshake_must_interrupt_on_error`](crate::SslConfigurationBuilder::handshake_must_interrupt_on_error):
     /// emitted after `ssl_errors`; the handshake stays paused until
     /// [`SslSocket::continue_interrupted_handshake`] or [`SslSocket::abort`].
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.handshake_interrupted_on_error().connect(|s, cx, problems| {
+    ///     // Ask someone, then answer from a timer (or a posted task).
+    ///     eprintln!("{} problems; continuing in a second", problems.len());
+    ///     let id = s.id();
+    ///     cx.start_timer(std::time::Duration::from_secs(1), move |cx, _| {
+    ///         if let Some(s) = cx.socket(id) {
+    ///             s.ignore_all_ssl_errors();
+    ///             s.continue_interrupted_handshake();
+    ///         }
+    ///     });
+    /// });
+    /// ```
     handshake_interrupted_on_error: Vec<SslError>,
     /// The peer sent a TLS alert.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.alert_received().connect(|_, _, alert| eprintln!("the peer says: {alert}"));
+    /// ```
     alert_received: Alert,
     /// We sent a TLS alert.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.alert_sent().connect(|_, _, alert| eprintln!("we said: {alert}"));
+    /// ```
     alert_sent: Alert,
     /// New plaintext can be read. Emitted once per arrival: data left unread
     /// is not announced again until more arrives.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.ready_read().connect(|s, _, _| {
+    ///     let data = s.read_all();
+    ///     s.write(&data).ok(); // an echo
+    /// });
+    /// ```
     ready_read: (),
     /// Plaintext bytes (the payload) were handed to the network.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.bytes_written().connect(|s, _, &n| println!("{n} sent, {} to go", s.bytes_to_write()));
+    /// ```
     bytes_written: u64,
     /// [`SslSocket::bytes_to_write`] reached the high-water mark (see
     /// [`SslSocket::set_write_high_water_mark`]); the payload is its value.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.set_write_high_water_mark(1 << 20);
+    /// socket.set_user_data(false); // whether the producer is paused
+    /// socket.write_buffer_full().connect(|s, _, &queued| {
+    ///     println!("{queued} bytes queued: pausing");
+    ///     s.set_user_data(true);
+    /// });
+    /// socket.write_buffer_drained().connect(|s, _, _| s.set_user_data(false));
+    /// ```
     write_buffer_full: u64,
     /// The write queue drained below half the high-water mark.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.set_write_high_water_mark(1 << 20);
+    /// socket.write_buffer_drained().connect(|s, _, _| {
+    ///     // Produce more, up to the mark again.
+    ///     s.write(&[0; 64 * 1024]).ok();
+    /// });
+    /// ```
     write_buffer_drained: (),
     /// The peer will send nothing more (TLS `close_notify`, or FIN on an
     /// unencrypted socket).
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.read_channel_finished().connect(|s, _, _| {
+    ///     let request = s.read_all();
+    ///     s.write(format!("got {} bytes\n", request.len()).as_bytes()).ok();
+    ///     s.disconnect_from_host(); // after the answer
+    /// });
+    /// ```
     read_channel_finished: (),
     /// The connection is closed.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.disconnected().connect(|_, cx, _| cx.quit());
+    /// ```
     disconnected: (),
     /// Something failed; the payload says what. Emitted before
     /// `disconnected` when a connection breaks.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.error().connect(|s, _, error| eprintln!("{}: {error}", s.id()));
+    /// ```
     error: Error,
 }
 

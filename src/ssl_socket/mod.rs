@@ -81,6 +81,23 @@ pub enum SslMode {
 /// before the connection is encrypted is queued and sent once it is.
 /// Certificates are verified against the configuration's trust store and
 /// the host name unless the configuration says otherwise.
+///
+/// # Reading
+///
+/// Received plaintext waits in the socket until the program takes it,
+/// typically from a `ready_read` slot: [`read_all`](Self::read_all),
+/// [`read`](Self::read), [`take_line`](Self::take_line) (with
+/// [`can_read_line`](Self::can_read_line)), [`skip`](Self::skip). The
+/// socket also implements [`std::io::Read`] and [`std::io::BufRead`]
+/// (import them to call their methods). They never block: with nothing
+/// (or not enough) buffered they return
+/// [`WouldBlock`](std::io::ErrorKind::WouldBlock) while the connection is
+/// open, meaning "the rest comes with a later `ready_read`", and end of file
+/// once it ended. `read_line`, `read_until`, `read_exact`, `lines` and
+/// `split` take nothing until the whole piece is buffered, so nothing is
+/// lost when a slot drops its buffer after `WouldBlock`; `read_to_end` and
+/// `read_to_string` move what is there into the caller's buffer before
+/// `WouldBlock`, as the standard library says they do.
 pub struct SslSocket {
     id: SocketId,
     config: SslConfiguration,
@@ -456,20 +473,35 @@ impl SslSocket {
 
     /// Whether a whole line (ending in `\n`) is buffered.
     pub fn can_read_line(&self) -> bool {
-        self.read_buffer.as_slice().contains(&b'\n')
+        self.length_through(b'\n').is_some()
     }
 
-    /// Takes one line, including its `\n`, if a whole line is buffered.
-    pub fn read_line(&mut self) -> Option<Vec<u8>> {
-        let end = self
-            .read_buffer
-            .as_slice()
-            .iter()
-            .position(|&b| b == b'\n')?
-            + 1;
+    /// Takes one line, including its `\n`, if a whole line is buffered
+    /// (Qt's `readLine` after `canReadLine`). [`BufRead::read_line`](std::io::BufRead::read_line)
+    /// does the same into a `String`.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// reactor.socket(id).unwrap().ready_read().connect(|s, _, _| {
+    ///     while let Some(line) = s.take_line() {
+    ///         print!("{}", String::from_utf8_lossy(&line));
+    ///     }
+    /// });
+    /// ```
+    pub fn take_line(&mut self) -> Option<Vec<u8>> {
+        let end = self.length_through(b'\n')?;
         let line = self.read_buffer.as_slice()[..end].to_vec();
         self.read_buffer.consume(end);
         Some(line)
+    }
+
+    /// The length of the buffered plaintext up to and including the first
+    /// `delimiter`, if one is buffered.
+    fn length_through(&self, delimiter: u8) -> Option<usize> {
+        let buffered = self.read_buffer.as_slice();
+        buffered.iter().position(|&b| b == delimiter).map(|i| i + 1)
     }
 
     /// Plaintext bytes written but not yet handed to the network.
@@ -744,6 +776,23 @@ impl SslSocket {
     /// if it is a `T`.
     pub fn user_data<T: Any>(&mut self) -> Option<&mut T> {
         self.user_data.as_mut()?.downcast_mut()
+    }
+
+    /// The program's state, read only: for a socket behind a shared
+    /// reference.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.set_user_data(String::from("client 7"));
+    /// let socket: &sslsocket::SslSocket = socket;
+    /// assert_eq!(socket.user_data_ref::<String>().unwrap(), "client 7");
+    /// assert_eq!(socket.user_data_ref::<u32>(), None);
+    /// ```
+    pub fn user_data_ref<T: Any>(&self) -> Option<&T> {
+        self.user_data.as_ref()?.downcast_ref()
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
