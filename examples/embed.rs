@@ -119,7 +119,7 @@ fn start_tls_fetch(cx: &mut Context) -> Result<(), sslsocket::Error> {
         .ready_read()
         .connect(|s, _, _| print!("{}", String::from_utf8_lossy(&s.read_all())));
     client.disconnected().connect(|_, cx, _| cx.quit());
-    client.error().connect(|_, cx, e| {
+    client.error_occurred().connect(|_, cx, e| {
         eprintln!("embed: {e}");
         cx.quit();
     });

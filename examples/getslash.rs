@@ -348,7 +348,7 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
         s.abort();
         cx.quit();
     });
-    socket.error().connect(|s, cx, error: &Error| {
+    socket.error_occurred().connect(|s, cx, error: &Error| {
         fetch_of(s).connection_failed(error);
         cx.quit();
     });
@@ -863,6 +863,6 @@ fn serve_page(cx: &mut Context, id: SocketId) {
         }
     });
     socket
-        .error()
+        .error_occurred()
         .connect(|_, _, e| log::warn!("embedded server: {e}"));
 }

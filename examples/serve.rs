@@ -263,7 +263,7 @@ fn accept(cx: &mut Context, id: SocketId, root: &Path, request_timeout: Duration
         send_body(s);
     });
     socket
-        .error()
+        .error_occurred()
         .connect(|s, _, e| log_line(format_args!("{} error: {e}", exchange(s).peer)));
     socket.disconnected().connect(|s, _, _| exchange(s).log());
 }

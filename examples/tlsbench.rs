@@ -544,7 +544,7 @@ fn accept(
 ) {
     let Some(s) = cx.socket(id) else { return };
     let report = failures.clone();
-    s.error().connect(move |_, _, e| {
+    s.error_occurred().connect(move |_, _, e| {
         let _ = report.send(format!("server connection: {}", explain(e)));
     });
     match plan {
@@ -747,7 +747,7 @@ fn transfer_client(s: &mut SslSocket, options: &Options, port: u16) -> Result<()
             s.disconnect_from_host();
         }
     });
-    s.error()
+    s.error_occurred()
         .connect(|s, cx, e| fail_transfer(s, cx, format!("client: {}", explain(e))));
     s.disconnected().connect(|_, cx, _| cx.quit());
     s.connect_to_host_encrypted("127.0.0.1", port)
@@ -851,7 +851,7 @@ fn handshake_once(
             s.disconnect_from_host();
         }
     });
-    s.error().connect(|s, cx, e| {
+    s.error_occurred().connect(|s, cx, e| {
         let exchange = s.user_data::<Exchange>().expect("exchange state");
         exchange.failure.get_or_insert_with(|| explain(e));
         cx.quit();
@@ -1158,7 +1158,7 @@ impl<'a> Pool<'a> {
             }
         });
         let failed = self.notes.clone();
-        s.error().connect(move |_, _, e| {
+        s.error_occurred().connect(move |_, _, e| {
             let _ = failed.send(Err(format!("client connection: {}", explain(e))));
         });
         s.connect_to_host_encrypted("127.0.0.1", self.port)

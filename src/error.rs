@@ -16,7 +16,7 @@ use crate::proxy::ProxyErrorKind;
 /// Everything that can go wrong in sslsocket.
 ///
 /// Errors reach a program in two ways: as the `Result` of a call, and through
-/// a socket's `error` signal for what happens later on the connection.
+/// a socket's `error_occurred` signal for what happens later on the connection.
 /// `Display` says what happened in one line, naming the certificate problem
 /// kind for verification failures.
 #[derive(Debug)]
@@ -163,9 +163,9 @@ impl fmt::Display for TimeoutKind {
     }
 }
 
-/// Errors are cloned to be reported in more than one place (a socket's
-/// `error` signal and its server's `error_occurred`); an I/O error keeps its
-/// OS error code, or else its kind and message.
+/// Errors are cloned to be reported in more than one place (the
+/// `error_occurred` signals of a socket and of its server); an I/O error
+/// keeps its OS error code, or else its kind and message.
 impl Clone for Error {
     fn clone(&self) -> Self {
         match self {

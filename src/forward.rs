@@ -126,7 +126,7 @@ impl SslSocket {
         relay(self.disconnected(), &sink, |s, _| {
             SocketMessage::Disconnected(s.id())
         });
-        relay(self.error(), &sink, |s, e| {
+        relay(self.error_occurred(), &sink, |s, e| {
             SocketMessage::Error(s.id(), e.clone())
         });
     }

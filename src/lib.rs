@@ -18,7 +18,7 @@
 //!     eprintln!("{:?} {}", s.protocol(), s.session_cipher().unwrap_or_default());
 //! });
 //! socket.ready_read().connect(|s, _cx, _| print!("{}", String::from_utf8_lossy(&s.read_all())));
-//! socket.error().connect(|_s, cx, error| {
+//! socket.error_occurred().connect(|_s, cx, error| {
 //!     eprintln!("error: {error}");
 //!     cx.quit();
 //! });

@@ -84,7 +84,7 @@ pub(crate) fn token_of(key: ObjectKey) -> Token {
 /// });
 /// socket.ready_read().connect(|s, _, _| print!("{}", String::from_utf8_lossy(&s.read_all())));
 /// socket.disconnected().connect(|_, cx, _| cx.quit());
-/// socket.error().connect(|_, cx, e| { eprintln!("{e}"); cx.quit() });
+/// socket.error_occurred().connect(|_, cx, e| { eprintln!("{e}"); cx.quit() });
 /// socket.connect_to_host_encrypted("example.org", 443)?;
 /// reactor.run()?;
 /// # Ok(()) }

@@ -351,7 +351,7 @@ impl SslServer {
 
     /// An accepted connection failed before its handshake completed
     /// (verification refused, timeout, protocol error, …); the socket is
-    /// then removed. The socket's own `error` signal fired first.
+    /// then removed. The socket's own `error_occurred` signal fired first.
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();

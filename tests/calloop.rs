@@ -102,7 +102,7 @@ fn reading_client(
     });
     socket.disconnected().connect(|_, cx, _| cx.quit());
     socket
-        .error()
+        .error_occurred()
         .connect(|_, _, e| panic!("client error: {e}"));
     (id, received)
 }

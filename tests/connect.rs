@@ -112,7 +112,7 @@ fn record(socket: &mut SslSocket) -> Rc<RefCell<Record>> {
         .disconnected()
         .connect(move |_, _, _| r.borrow_mut().disconnected = true);
     let r = record.clone();
-    socket.error().connect(move |_, _, e| {
+    socket.error_occurred().connect(move |_, _, e| {
         let mut r = r.borrow_mut();
         if r.data_at_error.is_none() {
             r.data_at_error = Some(r.data.len());

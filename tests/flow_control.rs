@@ -359,7 +359,7 @@ fn listen(reactor: &mut Reactor, setup: impl FnMut(&mut SslSocket) + 'static) ->
     server.new_connection().connect(move |_, cx, &id| {
         let socket = cx.socket(id).expect("the accepted socket");
         socket
-            .error()
+            .error_occurred()
             .connect(|s, _, e| panic!("socket {:?}: {e}", s.id()));
         (setup.borrow_mut())(socket);
     });

@@ -242,7 +242,7 @@ fn watch_after_removal(socket: &mut SslSocket, log: &Rc<AfterRemoval>) {
     watch!(alert_received);
     watch!(alert_sent);
     watch!(disconnected);
-    watch!(error);
+    watch!(error_occurred);
 }
 
 /// The banner server's data, close_notify and FIN reach the client in the

@@ -453,7 +453,7 @@ impl Client {
             .connect(move |_, _, _| r.borrow_mut().disconnected = true);
         let r = record.clone();
         socket
-            .error()
+            .error_occurred()
             .connect(move |_, _, e| r.borrow_mut().errors.push(e.clone()));
         let r = record.clone();
         socket

@@ -342,7 +342,7 @@ fn instrument(s: &mut SslSocket, outcome: &Shared, on_finished: fn(&mut SslSocke
         on_finished(s);
     });
     let o = outcome.clone();
-    s.error()
+    s.error_occurred()
         .connect(move |_, _, e| o.borrow_mut().errors.push(format!("{e} ({e:?})")));
     let o = outcome.clone();
     s.disconnected().connect(move |s, _, _| {
@@ -746,7 +746,7 @@ fn a_client_fails_when_the_stream_ends_inside_a_record() {
     let error: Rc<RefCell<Option<String>>> = Rc::default();
     let e = error.clone();
     socket
-        .error()
+        .error_occurred()
         .connect(move |_, _, error| *e.borrow_mut() = Some(format!("{error:?}")));
     socket.connect_to_host_encrypted("localhost", port).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

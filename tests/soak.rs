@@ -223,7 +223,7 @@ fn start_connection(cx: &mut Context, churn: &Rc<Churn>, n: u64) {
             .extend_from_slice(&data);
     });
     let c = churn.clone();
-    socket.error().connect(move |s, _, e| {
+    socket.error_occurred().connect(move |s, _, e| {
         c.stats.borrow_mut().errors += 1;
         let n = s.user_data::<Client>().map_or(0, |c| c.n);
         c.error(format!("client {n}: {e}"));

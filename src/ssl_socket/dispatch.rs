@@ -270,17 +270,18 @@ socket_signals! {
     /// socket.disconnected().connect(|_, cx, _| cx.quit());
     /// ```
     disconnected: (),
-    /// Something failed; the payload says what. Emitted before
-    /// `disconnected` when a connection breaks.
+    /// Something failed; the payload says what (Qt's `errorOccurred`, as
+    /// the server's signal is named). Emitted before `disconnected` when a
+    /// connection breaks.
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
     /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
     /// # let id = reactor.ssl_socket(config);
     /// # let socket = reactor.socket(id).unwrap();
-    /// socket.error().connect(|s, _, error| eprintln!("{}: {error}", s.id()));
+    /// socket.error_occurred().connect(|s, _, error| eprintln!("{}: {error}", s.id()));
     /// ```
-    error: Error,
+    error_occurred: Error,
 }
 
 impl SslSocket {
@@ -358,7 +359,7 @@ impl SslSocket {
             }
             SocketEvent::Error(boxed) => {
                 let e = *boxed;
-                emit(self, cx, |s| &mut s.signals.error, &e);
+                emit(self, cx, |s| &mut s.signals.error_occurred, &e);
                 if let Some(server) = &mut self.server {
                     server.failed(cx, self.id, &e);
                 }

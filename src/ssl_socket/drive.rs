@@ -398,7 +398,7 @@ impl SslSocket {
             return Ok(false);
         }
         if let Err(error) = engine.send(data) {
-            // The session is broken: report it once, through `error`.
+            // The session is broken: report it once, through `error_occurred`.
             self.fail(error.clone());
             return Err(error);
         }
@@ -421,7 +421,7 @@ impl SslSocket {
 
     /// Writes what can be written now, without waiting for the reactor (Qt's
     /// `flush`). Returns whether everything queued went out; a failure is
-    /// reported through the `error` signal.
+    /// reported through the `error_occurred` signal.
     pub fn flush(&mut self) -> bool {
         if self.tcp.is_some() {
             if let Err(error) = self.transmit() {

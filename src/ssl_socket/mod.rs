@@ -318,7 +318,7 @@ impl SslSocket {
     /// Connects to `host` (a name or an IP address) on `port`, without TLS.
     /// The name is looked up off the reactor thread and every address is
     /// tried in turn. Progress is reported through `host_found`,
-    /// `connected` and `state_changed`, failure through `error`.
+    /// `connected` and `state_changed`, failure through `error_occurred`.
     pub fn connect_to_host(&mut self, host: &str, port: u16) -> Result<()> {
         if self.state != SocketState::Unconnected {
             return Err(Error::InvalidState(
@@ -652,7 +652,7 @@ impl SslSocket {
             && self.engine.as_ref().is_some_and(|e| e.is_established())
     }
 
-    /// The last error reported through the `error` signal (Qt's `error()`).
+    /// The last error reported through the `error_occurred` signal (Qt's `error()`).
     pub fn last_error(&self) -> Option<&Error> {
         self.last_error.as_deref()
     }

@@ -1026,7 +1026,7 @@ pub fn probe(socket: &mut SslSocket, collect_data: bool) -> Shared {
         .disconnected()
         .connect(move |_, _, _| p.borrow_mut().events.push(Event::Disconnected));
     let p = shared.clone();
-    socket.error().connect(move |_, _, e| {
+    socket.error_occurred().connect(move |_, _, e| {
         let mut p = p.borrow_mut();
         p.events.push(Event::Error(Caught::of(e)));
         p.error_texts.push(e.to_string());
