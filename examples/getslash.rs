@@ -1,7 +1,8 @@
 //! getslash: fetch one URL over HTTPS with sslsocket, like a tiny curl.
 //!
 //! ```text
-//! getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]
+//! getslash [--cafile FILE] [--insecure] [--pinnedpubkey PINS] [--timeout SECS] [--proxy URL]
+//!          [-i] [-o FILE] [URL]
 //! ```
 //!
 //! With `https://HOST[:PORT][/PATH]` it sends `GET PATH` (HTTP/1.1, `Host`,
@@ -29,6 +30,11 @@
 //! lines must end in CRLF. A head, a chunk line and the trailer section
 //! may each take at most 64 KiB.
 //!
+//! `--pinnedpubkey sha256//BASE64[;sha256//BASE64…]` accepts the server
+//! only if its public key is one of these, as curl's option does (only the
+//! `sha256//` form): on top of the certificate's verification, or, with
+//! `--insecure`, in place of it.
+//!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
 //! proxy; without it, `https_proxy`/`HTTPS_PROXY`, `all_proxy` and
@@ -49,7 +55,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sslsocket::{
-    Context, Error, PeerVerifyMode, Proxy, Reactor, SocketId, SslConfiguration, SslSocket,
+    Context, Error, PeerVerifyMode, Proxy, Reactor, SocketId, SslConfiguration, SslError,
+    SslErrorKind, SslSocket,
 };
 
 const TEST_CA: &[u8] = include_bytes!("../ca/root-ca.pem");
@@ -60,7 +67,8 @@ const EMBEDDED_PAGE: &str = "<!DOCTYPE html>\n<html><body><h1>Hello from sslsock
 </body></html>\n";
 
 const USAGE: &str =
-    "usage: getslash [--cafile FILE] [--insecure] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]";
+    "usage: getslash [--cafile FILE] [--insecure] [--pinnedpubkey PINS] [--timeout SECS] \
+[--proxy URL] [-i] [-o FILE] [URL]";
 
 const HELP: &str = "\
 Fetches an https:// URL and writes the response body to stdout; without a
@@ -68,6 +76,8 @@ URL, fetches / from an HTTPS server it starts on 127.0.0.1 itself.
 
   --cafile FILE      trust only the CA certificates in FILE
   -k, --insecure     do not verify the server's certificate
+  --pinnedpubkey PINS  accept only these public keys: sha256//BASE64[;...]
+                     (with -k, only the key is checked)
   --timeout SECS     give up after SECS seconds in all (default 60; 0: never)
   -x, --proxy URL    http://[user:pass@]host:port, socks5://... or socks5h://...
   -i, --include      print the status line and headers too (also of 1xx responses)
@@ -113,6 +123,8 @@ fn main() -> ExitCode {
 struct Options {
     cafile: Option<PathBuf>,
     insecure: bool,
+    /// The server's public key pins, as curl's `--pinnedpubkey` takes them.
+    pins: Option<String>,
     /// `None`: no time limit.
     timeout: Option<Duration>,
     include_headers: bool,
@@ -127,6 +139,7 @@ impl Options {
         let mut options = Options {
             cafile: None,
             insecure: false,
+            pins: None,
             timeout: Some(DEFAULT_TIME_LIMIT),
             include_headers: false,
             output: None,
@@ -139,6 +152,7 @@ impl Options {
             match arg.as_str() {
                 "--cafile" => options.cafile = Some(value("--cafile")?.into()),
                 "--insecure" | "-k" => options.insecure = true,
+                "--pinnedpubkey" => options.pins = Some(value("--pinnedpubkey")?),
                 "--timeout" => options.timeout = time_limit(&value("--timeout")?)?,
                 "-i" | "--include" => options.include_headers = true,
                 "-o" | "--output" => options.output = Some(value("-o")?.into()),
@@ -227,7 +241,8 @@ fn run(options: &Options) -> Result<(), String> {
         Some(url) => {
             let url = Url::parse(url)?;
             let proxy = proxy_for(options, &url.host)?;
-            (url, client_configuration(options)?, proxy)
+            let config = client_configuration(options, &url.host)?;
+            (url, config, proxy)
         }
         None => {
             let (url, config) = embedded_server(&mut reactor)?;
@@ -246,6 +261,9 @@ fn run(options: &Options) -> Result<(), String> {
     if let Some(proxy) = proxy {
         log::info!("connecting through {proxy}");
         socket.set_proxy(Some(proxy));
+    }
+    if options.insecure && options.pins.is_some() {
+        accept_only_the_pin(socket);
     }
     start_fetch(socket, &url, fetch)?;
     match options.timeout {
@@ -299,17 +317,34 @@ fn proxy_for(options: &Options, host: &str) -> Result<Option<Proxy>, String> {
     .map_err(|e| e.to_string())
 }
 
-fn client_configuration(options: &Options) -> Result<SslConfiguration, String> {
+fn client_configuration(options: &Options, host: &str) -> Result<SslConfiguration, String> {
     let mut builder = SslConfiguration::builder();
     if let Some(cafile) = &options.cafile {
         builder = builder
             .system_ca_certificates(false)
             .add_ca_certificates_file(cafile);
     }
-    if options.insecure {
-        builder = builder.peer_verify_mode(PeerVerifyMode::VerifyNone);
+    match &options.pins {
+        Some(pins) => builder = builder.pin_public_keys(host, [pins]),
+        // With pins, --insecure keeps verification on and ignores all but
+        // the pin (see `accept_only_the_pin`).
+        None if options.insecure => builder = builder.peer_verify_mode(PeerVerifyMode::VerifyNone),
+        None => {}
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// `--insecure` with pins, as curl does: the server's key must be pinned,
+/// and nothing else of its certificate matters.
+fn accept_only_the_pin(socket: &mut SslSocket) {
+    socket.ssl_errors().connect(|s, _, errors| {
+        let others: Vec<SslError> = errors
+            .iter()
+            .filter(|e| e.kind() != SslErrorKind::PublicKeyPinMismatch)
+            .cloned()
+            .collect();
+        s.ignore_ssl_errors(&others);
+    });
 }
 
 /// Wires the client socket: the request is written at once (it is queued

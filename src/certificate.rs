@@ -246,6 +246,27 @@ impl Certificate {
             .unwrap_or_default()
     }
 
+    /// The certificate's public key pin: `sha256//` and the base64 of the
+    /// SHA-256 digest of its SubjectPublicKeyInfo, as curl's
+    /// `--pinnedpubkey` and RFC 7469 write it. Pins survive a certificate's
+    /// renewal with the same key.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/server.pem");
+    /// let leaf = &sslsocket::Certificate::from_file(path)?[0];
+    /// let pin = leaf.public_key_pin();
+    /// assert!(pin.starts_with("sha256//") && pin.len() == 8 + 44);
+    /// # Ok(()) }
+    /// ```
+    pub fn public_key_pin(&self) -> String {
+        let digest = self
+            .parsed()
+            .and_then(|c| c.public_key_sha256().ok())
+            .unwrap_or_default();
+        format!("sha256//{}", base64(&digest))
+    }
+
     /// The public key algorithm's name as GnuTLS spells it ("RSA", "EC/ECDSA",
     /// "Ed25519", …).
     pub fn public_key_algorithm(&self) -> String {
@@ -391,5 +412,49 @@ mod tests {
         assert!(err.to_string().contains("not a DER certificate"), "{err}");
         let key = ca("server.key");
         assert!(Certificate::from_pem(&key).is_err());
+    }
+}
+
+/// Standard base64 (RFC 4648 §4) with padding.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod base64_tests {
+    use super::base64;
+
+    #[test]
+    fn encodes_as_rfc_4648_says() {
+        // RFC 4648 §10.
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
     }
 }

@@ -287,6 +287,14 @@ pub enum SslErrorKind {
     /// Revocation data (a CRL or an OCSP response) is superseded by newer
     /// data or dated in the future.
     RevocationDataInvalid,
+    /// The server's public key is none of the keys pinned for it
+    /// ([`pin_public_keys`](crate::SslConfigurationBuilder::pin_public_keys)).
+    PublicKeyPinMismatch,
+    /// Trust on first use: the server never presented a key before (see
+    /// [`trust_on_first_use`](crate::SslConfigurationBuilder::trust_on_first_use)).
+    PublicKeyUnknown,
+    /// Trust on first use: the server presented another key before.
+    PublicKeyChanged,
     /// A certificate has a critical extension GnuTLS does not understand.
     UnknownCriticalExtension,
     /// Verification failed for another reason.
@@ -321,6 +329,11 @@ impl SslErrorKind {
             Self::OcspResponseInvalid => "the OCSP status response is missing or invalid",
             Self::RevocationDataInvalid => {
                 "the revocation data (CRL or OCSP response) is superseded or dated in the future"
+            }
+            Self::PublicKeyPinMismatch => "the public key is none of the keys pinned for the host",
+            Self::PublicKeyUnknown => "the host presents a public key never seen before",
+            Self::PublicKeyChanged => {
+                "the host presents another public key than the one stored for it"
             }
             Self::UnknownCriticalExtension => "the certificate has an unknown critical extension",
             Self::UnspecifiedError => "an unspecified error occurred",

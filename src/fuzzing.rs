@@ -6,7 +6,7 @@
 //! Everything here is safe; misuse yields errors, never panics.
 
 use crate::buffer::ByteQueue;
-use crate::config::SslConfiguration;
+use crate::config::{ServerKey, SslConfiguration};
 use crate::engine::{Engine, EngineEvent};
 use crate::error::Error;
 use crate::proxy::{Negotiation, Progress, Proxy};
@@ -22,7 +22,10 @@ pub struct FuzzEngine {
 impl FuzzEngine {
     /// A client engine for `host`, verifying against `host`.
     pub fn client(config: &SslConfiguration, host: &str) -> Result<Self, Error> {
-        Ok(Self::wrap(Engine::client(config, host, None)?))
+        Ok(Self::wrap(Engine::client(
+            config,
+            ServerKey::new(host, 443, host),
+        )?))
     }
 
     /// A server engine.

@@ -97,6 +97,12 @@
 //! 3. the session was resumed from one established under 1. with the same
 //!    configuration and expected name, and its restored chain verified again.
 //!
+//! Public key pins ([`SslConfigurationBuilder::pin_public_keys`]) only add
+//! a requirement; trust on first use
+//! ([`SslConfigurationBuilder::trust_on_first_use`]) replaces the
+//! authorities by the key the program stored for the host and port, and
+//! checks everything else.
+//!
 //! A client remembers a session only after a verification that found
 //! nothing, keyed by host, port and expected name in the configuration's own
 //! cache; a server's resumed sessions report the same problems as the full

@@ -570,3 +570,50 @@ fn heads_and_trailers_are_bounded() {
         Case::new("a 60,000-byte head", send(&head_within), Body(b"hello")),
     ]);
 }
+
+/// `--pinnedpubkey` as curl takes it: on top of verification, or with
+/// `--insecure` in place of it.
+#[test]
+fn pinned_public_keys_are_checked_like_curls() {
+    let pin = |file: &str| sslsocket::Certificate::from_file(ca(file)).unwrap()[0].public_key_pin();
+    let (right, wrong) = (pin("server.pem"), pin("server-rsa.pem"));
+    let both = format!("{wrong};{right}");
+    let untrusting = ca_str("other-ca.pem");
+    let hello = [Send(HELLO), CloseNotify];
+    let cases: [(&[&str], bool); 6] = [
+        (&["--pinnedpubkey", &right], true),
+        (&["--pinnedpubkey", &both], true),
+        (&["--pinnedpubkey", &wrong], false),
+        // Only the key with -k: an untrusted chain with the right key.
+        (
+            &["--cafile", &untrusting, "-k", "--pinnedpubkey", &right],
+            true,
+        ),
+        (
+            &["--cafile", &untrusting, "-k", "--pinnedpubkey", &wrong],
+            false,
+        ),
+        (&["--cafile", &untrusting, "--pinnedpubkey", &right], false),
+    ];
+    for (arguments, accepted) in cases {
+        let run = fetch(&hello, arguments);
+        let case = format!("{arguments:?}");
+        if accepted {
+            run.assert_success(b"hello", &case);
+        } else {
+            let reason = if arguments.contains(&"-k") || !arguments.contains(&untrusting.as_str()) {
+                "PublicKeyPinMismatch"
+            } else {
+                "UnableToGetLocalIssuerCertificate"
+            };
+            run.assert_failure(reason, &case);
+        }
+    }
+    let bad = run_getslash(&["--pinnedpubkey", "sha256//nope", "https://localhost:1/"]);
+    assert!(!bad.status.success());
+    assert!(
+        bad.stderr.contains("not a public key pin"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -988,3 +988,213 @@ fn the_invariant_holds_over_random_connects_ignores_reconnects_and_resumptions()
     invariant_over_random_sequences(SslProtocol::TlsV1_3, 0x5eed_0001);
     invariant_over_random_sequences(SslProtocol::TlsV1_2, 0x5eed_0002);
 }
+
+// ---- public key pins and trust on first use ----
+
+fn pin_of(file: &str) -> String {
+    first_certificate(file).public_key_pin()
+}
+
+/// Connects a fresh socket of `config` to `s_server` presenting `chain`;
+/// `in_slot` runs in the `ssl_errors` slot.
+fn fetch_with(
+    config: &SslConfiguration,
+    port: u16,
+    in_slot: fn(&mut SslSocket, &[SslError]),
+) -> Probe {
+    let mut reactor = Reactor::new().unwrap();
+    let c = client(&mut reactor, config);
+    let socket = reactor.socket(c.0).unwrap();
+    socket
+        .ssl_errors()
+        .connect(move |s, _, errors| in_slot(s, errors));
+    connect(&mut reactor, &c, "localhost", port, |_| {});
+    let probe = std::mem::take(&mut *c.1.borrow_mut());
+    probe
+}
+
+fn nothing(_: &mut SslSocket, _: &[SslError]) {}
+
+fn served(chain: &str, key: &str, dir: &TempDir) -> OpensslServer {
+    s_server_chain(&split_pem(&ca(chain)), &ca(key), dir, &[], false)
+}
+
+#[test]
+fn a_public_key_pin_is_required_on_top_of_verification() {
+    let dir = TempDir::new("trust-pins");
+    let good = served("server.pem", "server.key", &dir);
+    let pinned = |host: &str, pin: String| {
+        SslConfiguration::builder()
+            .system_ca_certificates(false)
+            .add_ca_certificates_file(ca("root-ca.pem"))
+            .pin_public_keys(host, [pin])
+            .build()
+            .unwrap()
+    };
+    let p = fetch_with(
+        &pinned("localhost", pin_of("server.pem")),
+        good.port,
+        nothing,
+    );
+    assert_completed(&p, "the pinned key");
+    let other = format!("{};{}", pin_of("server-rsa.pem"), pin_of("server.pem"));
+    let p = fetch_with(&pinned("*", other), good.port, nothing);
+    assert_completed(&p, "one of several pins, for every host");
+
+    let p = fetch_with(
+        &pinned("localhost", pin_of("server-rsa.pem")),
+        good.port,
+        nothing,
+    );
+    let errors = assert_refused(&p, "another key");
+    assert_eq!(kinds(&errors), [SslErrorKind::PublicKeyPinMismatch]);
+    let p = fetch_with(
+        &pinned("other.example", pin_of("server-rsa.pem")),
+        good.port,
+        nothing,
+    );
+    assert_completed(&p, "pins for another host do not apply");
+
+    // A pin only restricts: the self-signed server's own key, pinned, does
+    // not make its certificate trusted.
+    let dir = TempDir::new("trust-pins-self-signed");
+    let self_signed = served("broken/self-signed.pem", "broken/self-signed.key", &dir);
+    let config = pinned("localhost", pin_of("broken/self-signed.pem"));
+    let p = fetch_with(&config, self_signed.port, nothing);
+    let errors = assert_refused(&p, "a pinned but untrusted certificate");
+    assert_eq!(kinds(&errors), [SslErrorKind::SelfSignedCertificate]);
+
+    let malformed = SslConfiguration::builder()
+        .pin_public_keys("localhost", ["sha256//not-a-digest"])
+        .build();
+    assert!(malformed.is_err(), "a malformed pin is refused at build");
+    let unchecked = SslConfiguration::builder()
+        .peer_verify_mode(sslsocket::PeerVerifyMode::VerifyNone)
+        .pin_public_keys("localhost", [pin_of("server.pem")])
+        .build();
+    assert!(unchecked.is_err(), "pins that VerifyNone would never check");
+}
+
+fn tofu(db: &std::path::Path) -> SslConfiguration {
+    SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .trust_on_first_use(db)
+        .build()
+        .unwrap()
+}
+
+fn store_unknown(s: &mut SslSocket, errors: &[SslError]) {
+    if errors
+        .iter()
+        .all(|e| e.kind() == SslErrorKind::PublicKeyUnknown)
+    {
+        s.store_peer_public_key().unwrap();
+    }
+}
+
+#[test]
+fn trust_on_first_use_asks_once_remembers_and_refuses_a_changed_key() {
+    let dir = TempDir::new("trust-tofu");
+    let db = dir.join("known_hosts");
+    let first = served("broken/self-signed.pem", "broken/self-signed.key", &dir);
+    let port = first.port;
+
+    // First contact, unanswered: refused for the unknown key alone (the
+    // self-signed issuer is the stored key's business now).
+    let p = fetch_with(&tofu(&db), port, nothing);
+    let errors = assert_refused(&p, "first contact, not answered");
+    assert_eq!(kinds(&errors), [SslErrorKind::PublicKeyUnknown]);
+    assert!(!db.exists(), "nothing stored");
+
+    // Accepted and stored; known afterwards, with no question.
+    let p = fetch_with(&tofu(&db), port, store_unknown);
+    assert_completed(&p, "first contact, stored");
+    let p = fetch_with(&tofu(&db), port, nothing);
+    assert_completed(&p, "the known key");
+    assert_eq!(p.verify_errors, [], "the known key has no problem");
+
+    // gnutls-cli reads the same database: without it the host is unknown
+    // to it, with it the host is known.
+    let strict_tofu = || {
+        let mut cli = Spawn::new("gnutls-cli")
+            .args([
+                "--tofu",
+                "--strict-tofu",
+                "-p",
+                &port.to_string(),
+                "localhost",
+            ])
+            .env("HOME", dir.path())
+            .start();
+        cli.close_stdin();
+        let status = cli.wait(TIMEOUT);
+        (
+            status.success(),
+            format!("{}{}", cli.stdout_text(), cli.stderr_text()),
+        )
+    };
+    let (known, out) = strict_tofu();
+    assert!(!known, "gnutls-cli knew the host without a database: {out}");
+    std::fs::create_dir_all(dir.join(".gnutls")).unwrap();
+    std::fs::copy(&db, dir.join(".gnutls/known_hosts")).unwrap();
+    let (known, out) = strict_tofu();
+    assert!(known, "gnutls-cli --strict-tofu with our database: {out}");
+
+    // Another key on the same host and port: refused as changed, even when
+    // the slot would store an unknown one.
+    drop(first);
+    let mut changed = Spawn::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .args(server_cert_args())
+        .start();
+    changed.wait_for_line("ACCEPT", TIMEOUT);
+    let p = fetch_with(&tofu(&db), port, store_unknown);
+    let errors = assert_refused(&p, "a changed key");
+    assert_eq!(kinds(&errors), [SslErrorKind::PublicKeyChanged]);
+    // The program may accept the change once, or store the new key.
+    let p = fetch_with(&tofu(&db), port, |s, _| s.store_peer_public_key().unwrap());
+    assert_completed(&p, "the new key stored");
+    let p = fetch_with(&tofu(&db), port, nothing);
+    assert_completed(&p, "the new key known");
+}
+
+#[test]
+fn trust_on_first_use_still_checks_the_name_and_can_answer_later() {
+    let dir = TempDir::new("trust-tofu-name");
+    let db = dir.join("known_hosts");
+    let wrong = served("broken/wrong-host.pem", "broken/wrong-host.key", &dir);
+    let p = fetch_with(&tofu(&db), wrong.port, store_unknown);
+    let errors = assert_refused(&p, "a stored key does not excuse the name");
+    assert_eq!(
+        sorted(kinds(&errors)),
+        sorted(vec![
+            SslErrorKind::HostNameMismatch,
+            SslErrorKind::PublicKeyUnknown
+        ])
+    );
+
+    // Interrupted, answered later from a timer.
+    let right = served("broken/self-signed.pem", "broken/self-signed.key", &dir);
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .trust_on_first_use(&db)
+        .handshake_must_interrupt_on_error(true)
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let c = client(&mut reactor, &config);
+    let id = c.0;
+    reactor
+        .socket(id)
+        .unwrap()
+        .handshake_interrupted_on_error()
+        .connect(move |_, cx, _| {
+            cx.start_timer(std::time::Duration::from_millis(100), move |cx, _| {
+                let s = cx.socket(id).unwrap();
+                s.store_peer_public_key().unwrap();
+                s.continue_interrupted_handshake();
+            });
+        });
+    connect(&mut reactor, &c, "localhost", right.port, |_| {});
+    assert_completed(&c.1.borrow(), "answered later");
+}

@@ -8,6 +8,7 @@
 //! no network I/O.
 
 mod load;
+mod pins;
 mod session_cache;
 mod verified_chains;
 
@@ -20,9 +21,12 @@ use zeroize::Zeroizing;
 
 use crate::certificate::Certificate;
 use crate::error::{Error, Result, SslError};
-use crate::gnutls::{self, CertificateCredentials, GnutlsError, Priority, SessionDb, Verification};
+use crate::gnutls::{
+    self, CertificateCredentials, GnutlsError, KnownKeys, Priority, SessionDb, Verification,
+};
 use crate::private_key::PrivateKey;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
+use pins::PublicKeyPins;
 pub(crate) use session_cache::{ServerKey, SessionCache};
 pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
 
@@ -130,6 +134,8 @@ struct Inner {
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
+    pins: PublicKeyPins,
+    known_keys: Option<KnownKeys>,
 }
 
 impl SslConfiguration {
@@ -293,6 +299,16 @@ impl SslConfiguration {
         Some((key.as_slice(), self.inner.ticket_lifetime))
     }
 
+    /// The public key pins for a connection that expects `name`, if any.
+    pub(crate) fn pins_for(&self, name: &str) -> Option<Vec<&str>> {
+        self.inner.pins.for_name(name)
+    }
+
+    /// The stored public key database, in trust-on-first-use mode.
+    pub(crate) fn known_keys(&self) -> Option<&KnownKeys> {
+        self.inner.known_keys.as_ref()
+    }
+
     /// The server's memory of TLS 1.2 sessions by ID, when it resumes.
     pub(crate) fn session_db(&self) -> Option<&Arc<SessionDb>> {
         self.inner.session_db.as_ref()
@@ -334,6 +350,8 @@ pub struct SslConfigurationBuilder {
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
+    pins: PublicKeyPins,
+    known_keys: Option<KnownKeys>,
     misuse: Option<String>,
 }
 
@@ -353,6 +371,8 @@ impl Default for SslConfigurationBuilder {
             ticket_lifetime: Duration::from_secs(6 * 3600),
             ocsp_required: false,
             interrupt_on_error: false,
+            pins: PublicKeyPins::default(),
+            known_keys: None,
             misuse: None,
         }
     }
@@ -491,6 +511,59 @@ impl SslConfigurationBuilder {
         self
     }
 
+    /// On a client: accepts `host` (`"*"`: every host) only if its
+    /// certificate's public key is one of `pins`, on top of the
+    /// certificate's verification (curl's `--pinnedpubkey`). A pin is
+    /// `sha256//` and the base64 of the SHA-256 digest of the key's
+    /// SubjectPublicKeyInfo ([`Certificate::public_key_pin`]); one string may
+    /// hold several, separated by `;`. A mismatch is
+    /// [`SslErrorKind::PublicKeyPinMismatch`](crate::SslErrorKind::PublicKeyPinMismatch)
+    /// on the leaf, refused like any other problem unless the program
+    /// ignores it. Malformed pins fail [`build`](Self::build).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let config = sslsocket::SslConfiguration::builder()
+    ///     .pin_public_keys(
+    ///         "example.org",
+    ///         ["sha256//EaBqB9KvpTmjXnlWMcH/dn2g2dsgJiwOHr80ZLT6xQM="],
+    ///     )
+    ///     .build()?;
+    /// # drop(config); Ok(()) }
+    /// ```
+    pub fn pin_public_keys<P: AsRef<str>>(
+        mut self,
+        host: &str,
+        pins: impl IntoIterator<Item = P>,
+    ) -> Self {
+        if let Err(e) = self.pins.add(host, pins) {
+            self.misuse.get_or_insert(e.to_string());
+        }
+        self
+    }
+
+    /// On a client: trust on first use (as SSH does), with the stored public
+    /// key database in `path` (GnuTLS's format, as `gnutls-cli --tofu`
+    /// keeps it). The key a host and port presented before stands in for
+    /// the certificate authorities: the chain's issuer problems
+    /// (`UnableToGetLocalIssuerCertificate`, `SelfSignedCertificate`,
+    /// `SelfSignedCertificateInChain`, `CertificateUntrusted`) are not
+    /// reported; instead a key never seen for the host is
+    /// [`PublicKeyUnknown`](crate::SslErrorKind::PublicKeyUnknown) and
+    /// another key than the one stored is
+    /// [`PublicKeyChanged`](crate::SslErrorKind::PublicKeyChanged). The
+    /// program answers from its `ssl_errors` slot (or later, with
+    /// [`handshake_must_interrupt_on_error`](Self::handshake_must_interrupt_on_error)):
+    /// accept once (ignore the problem), accept and store
+    /// ([`SslSocket::store_peer_public_key`](crate::SslSocket::store_peer_public_key)),
+    /// or refuse. The other problems (name, dates, purpose, revocation) are
+    /// checked as usual. The file is read, and written when a key is
+    /// stored, on the reactor thread.
+    pub fn trust_on_first_use(mut self, path: impl AsRef<Path>) -> Self {
+        self.known_keys = Some(KnownKeys::new(path.as_ref()));
+        self
+    }
+
     /// Pause the handshake on a verification problem until the program
     /// calls [`SslSocket::continue_interrupted_handshake`](crate::SslSocket::continue_interrupted_handshake)
     /// or aborts, instead of deciding when the `ssl_errors` slots return
@@ -608,6 +681,13 @@ impl SslConfigurationBuilder {
         if let Some(misuse) = self.misuse {
             return Err(Error::InvalidConfiguration(misuse));
         }
+        if self.verify_mode == PeerVerifyMode::VerifyNone && !self.pins.is_empty() {
+            return Err(Error::InvalidConfiguration(
+                "public key pins need verification, and VerifyNone checks nothing; to check \
+                 only the pin, ignore the other problems from the ssl_errors slot"
+                    .into(),
+            ));
+        }
         self.check_alpn()?;
         let priority = self.build_priority()?;
         let mut credentials = CertificateCredentials::new().map_err(gnutls_config_error)?;
@@ -658,6 +738,8 @@ impl SslConfigurationBuilder {
                 ticket_lifetime: self.ticket_lifetime,
                 ocsp_required: self.ocsp_required,
                 interrupt_on_error: self.interrupt_on_error,
+                pins: self.pins,
+                known_keys: self.known_keys,
             }),
         })
     }

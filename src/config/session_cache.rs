@@ -41,6 +41,18 @@ impl ServerKey {
     }
 }
 
+impl ServerKey {
+    /// The name the server's certificate must carry.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The port, as a service name for the known keys database.
+    pub(crate) fn service(&self) -> String {
+        self.port.to_string()
+    }
+}
+
 impl fmt::Display for ServerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{} as {:?}", self.host, self.port, self.name)

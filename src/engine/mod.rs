@@ -27,6 +27,7 @@
 //! ([`Engine::remember_session`]), under the server and the expected name
 //! ([`ServerKey`]), in its configuration's own cache.
 
+mod checks;
 #[cfg(test)]
 mod tests;
 mod verification;
@@ -137,28 +138,34 @@ pub(crate) struct Engine {
     /// GnuTLS was given a chance to see the end of the stream.
     eof_seen: bool,
     config: SslConfiguration,
-    /// Where this client's session is remembered for resumption, when the
-    /// configuration keeps sessions.
-    session_key: Option<ServerKey>,
+    /// On a client: the server it expects (host, port, expected name):
+    /// what its session is remembered under, and what its public key is
+    /// checked against in trust-on-first-use mode.
+    server: Option<ServerKey>,
+    /// This client remembers and offers sessions (see `may_resume`).
+    resumes: bool,
+    /// The program stored the peer's key in the known keys database during
+    /// this handshake: the trust-on-first-use problems are answered.
+    key_stored: bool,
 }
 
 impl Engine {
-    /// A client session that expects the server to be `name` (a host name,
-    /// sent in SNI, or an IP address without brackets), and resumes (then
-    /// remembers) the session stored under `session_key`.
-    pub(crate) fn client(
-        config: &SslConfiguration,
-        name: &str,
-        session_key: Option<ServerKey>,
-    ) -> Result<Self, Error> {
+    /// A client session for `server`, whose expected name (a host name,
+    /// sent in SNI, or an IP address without brackets) its certificate must
+    /// carry; it resumes (then remembers) the session stored for `server`
+    /// when the configuration keeps sessions.
+    pub(crate) fn client(config: &SslConfiguration, server: ServerKey) -> Result<Self, Error> {
         let mut engine = Self::new(config, Role::Client)?;
+        let name = server.name().to_owned();
+        let name = name.as_str();
         let is_address = name.parse::<std::net::IpAddr>().is_ok();
         if engine.enforcement != Enforcement::Off && name.is_empty() {
             return Err(Error::InvalidInput(
                 "no name to verify the server's certificate against".into(),
             ));
         }
-        engine.session_key = session_key.filter(|_| engine.may_resume());
+        engine.resumes = engine.may_resume();
+        engine.server = Some(server);
         engine.offer_resumption();
         if !name.is_empty() && !is_address {
             engine
@@ -173,6 +180,11 @@ impl Engine {
                 .map_err(Error::Handshake)?;
         }
         Ok(engine)
+    }
+
+    /// Where this client's session is remembered, when it resumes.
+    fn session_key(&self) -> Option<&ServerKey> {
+        self.server.as_ref().filter(|_| self.resumes)
     }
 
     /// Whether this client may resume sessions: when the configuration
@@ -252,17 +264,20 @@ impl Engine {
             closed: false,
             eof_seen: false,
             config: config.clone(),
-            session_key: None,
+            server: None,
+            resumes: false,
+            key_stored: false,
         })
     }
 
     /// Offers the session remembered for this server, and watches for new
     /// tickets to remember.
     fn offer_resumption(&mut self) {
-        let (Some(key), Some(cache)) = (&self.session_key, self.config.session_cache()) else {
+        let config = self.config.clone();
+        let (Some(key), Some(cache)) = (self.session_key().cloned(), config.session_cache()) else {
             return;
         };
-        if let Some(data) = cache.get(key) {
+        if let Some(data) = cache.get(&key) {
             if let Err(e) = self.session.set_session_data(&data) {
                 log::debug!("cannot offer the session remembered for {key}: {e}");
             }
@@ -275,7 +290,8 @@ impl Engine {
     /// connection's verification found nothing wrong (a session accepted by
     /// ignoring problems is not offered again).
     fn remember_session(&mut self, at_handshake: bool) {
-        let (Some(key), Some(cache)) = (&self.session_key, self.config.session_cache()) else {
+        let config = self.config.clone();
+        let (Some(key), Some(cache)) = (self.session_key().cloned(), config.session_cache()) else {
             return;
         };
         let ticket = std::mem::take(&mut self.session.transport_mut().ticket_received);
@@ -290,7 +306,7 @@ impl Engine {
         match self.session.session_data() {
             Ok(data) => {
                 log::debug!("remembering the session for {key} ({} bytes)", data.len());
-                cache.put(key, data);
+                cache.put(&key, data);
             }
             Err(e) => log::debug!("no session data to remember: {e}"),
         }
@@ -516,8 +532,10 @@ impl Engine {
         let ocsp_missing = self.role == Role::Client
             && self.config.ocsp_stapling_required()
             && !self.session.ocsp_checked();
+        let server = self.server.as_ref();
+        let checks = server.is_some_and(|s| checks::any(&self.config, s.name()));
         let trusted = verification.as_ref().is_ok_and(|v| v.status.is_trusted());
-        if trusted && !ocsp_missing {
+        if trusted && !ocsp_missing && !checks {
             return Vec::new();
         }
         // The chain is parsed only when there is a problem to attach it to.
@@ -533,11 +551,42 @@ impl Engine {
             let leaf = chain.first().cloned();
             errors.push(SslError::new(SslErrorKind::OcspResponseInvalid, leaf));
         }
+        if let Some(server) = server {
+            checks::pins(&self.config, server.name(), chain.first(), &mut errors);
+            checks::known_key(&self.config, server, chain.first(), &mut errors);
+        }
         errors
     }
 
     fn is_ignored(&self, error: &SslError) -> bool {
-        self.ignore_all || self.ignored.iter().any(|i| i.covers(error))
+        let answered = self.key_stored
+            && matches!(
+                error.kind(),
+                SslErrorKind::PublicKeyUnknown | SslErrorKind::PublicKeyChanged
+            );
+        answered || self.ignore_all || self.ignored.iter().any(|i| i.covers(error))
+    }
+
+    /// Trust on first use: stores the server's key (its leaf's) as the one
+    /// it is known by, and takes that as the answer to this handshake's
+    /// `PublicKeyUnknown` or `PublicKeyChanged`.
+    pub(crate) fn store_peer_public_key(&mut self) -> Result<(), Error> {
+        let (Some(keys), Some(server)) = (self.config.known_keys(), &self.server) else {
+            return Err(Error::InvalidState(
+                "storing a key needs a client configuration with trust on first use",
+            ));
+        };
+        let chain = self.session.peer_certificates();
+        let Some(leaf) = chain.first() else {
+            return Err(Error::InvalidState("the server sent no certificate yet"));
+        };
+        keys.store(server.name(), &server.service(), leaf)
+            .map_err(|e| {
+                Error::InvalidConfiguration(format!("cannot store {server}'s key: {e}"))
+            })?;
+        log::debug!("{server}: its public key is stored");
+        self.key_stored = true;
+        Ok(())
     }
 
     /// Ignores these problems, and no others, if verification finds them

@@ -35,7 +35,7 @@ pub(crate) struct Pair {
 impl Pair {
     fn new(client: SslConfiguration, server: SslConfiguration, host: &str) -> Self {
         Self {
-            client: Engine::client(&client, host, Some(ServerKey::new(host, 443, host))).unwrap(),
+            client: Engine::client(&client, ServerKey::new(host, 443, host)).unwrap(),
             server: Engine::server(&server).unwrap(),
             client_plain: ByteQueue::new(),
             server_plain: ByteQueue::new(),
@@ -236,7 +236,8 @@ fn untrusted_server_is_refused_by_kind() {
 #[test]
 fn garbage_from_the_peer_is_a_handshake_error() {
     let config = client_config().build().unwrap();
-    let mut client = Engine::client(&config, "localhost", None).unwrap();
+    let mut client =
+        Engine::client(&config, ServerKey::new("localhost", 443, "localhost")).unwrap();
     let mut plain = ByteQueue::new();
     client.process(&mut plain, usize::MAX).unwrap();
     assert!(client.outgoing_len() > 0, "a ClientHello was produced");

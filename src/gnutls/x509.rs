@@ -257,6 +257,22 @@ impl X509Crt {
         .unwrap_or_default()
     }
 
+    /// The SHA-256 digest of the certificate's SubjectPublicKeyInfo (DER):
+    /// what public key pins (RFC 7469, curl's `--pinnedpubkey`) name.
+    pub(crate) fn public_key_sha256(&self) -> Result<Vec<u8>, GnutlsError> {
+        with_sized_buffer(|buf, size| {
+            // SAFETY: the certificate is live and `buf`/`size` are writable.
+            unsafe {
+                sys::gnutls_x509_crt_get_key_id(
+                    self.as_raw(),
+                    sys::GNUTLS_KEYID_USE_SHA256,
+                    buf.cast(),
+                    size,
+                )
+            }
+        })
+    }
+
     /// The public key algorithm's name ("RSA", "EC/ECDSA", …) and key size
     /// in bits.
     pub(crate) fn public_key(&self) -> (&'static str, u32) {

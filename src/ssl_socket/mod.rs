@@ -372,8 +372,7 @@ impl SslSocket {
             Engine::server(&self.config)?
         } else {
             let name = self.expected_name();
-            let session_key = ServerKey::new(&self.host, self.port, &name);
-            Engine::client(&self.config, &name, Some(session_key))?
+            Engine::client(&self.config, ServerKey::new(&self.host, self.port, &name))?
         };
         let mut engine = Box::new(engine);
         engine.ignore_ssl_errors(&self.ignored);
@@ -720,6 +719,40 @@ impl SslSocket {
     pub fn continue_interrupted_handshake(&mut self) {
         if let Some(engine) = &mut self.engine {
             engine.resolve_ssl_errors();
+        }
+    }
+
+    /// Trust on first use
+    /// ([`trust_on_first_use`](crate::SslConfigurationBuilder::trust_on_first_use)):
+    /// stores the server's public key as the one this host and port are
+    /// known by from now on, and accepts it for this handshake (its
+    /// `PublicKeyUnknown` or `PublicKeyChanged` is answered; other problems
+    /// still need their own answer). Call it from the `ssl_errors` slot, or
+    /// while the handshake is interrupted, then
+    /// [`continue_interrupted_handshake`](Self::continue_interrupted_handshake).
+    ///
+    /// ```no_run
+    /// use sslsocket::{Reactor, SslConfiguration, SslErrorKind};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = SslConfiguration::builder()
+    ///     .trust_on_first_use("/var/lib/myapp/known_hosts")
+    ///     .build()?;
+    /// let mut reactor = Reactor::new()?;
+    /// let id = reactor.ssl_socket(config);
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.ssl_errors().connect(|s, _, errors| {
+    ///     // First contact: remember the key. A changed key is refused.
+    ///     if errors.iter().all(|e| e.kind() == SslErrorKind::PublicKeyUnknown) {
+    ///         s.store_peer_public_key().unwrap();
+    ///     }
+    /// });
+    /// socket.connect_to_host_encrypted("device.local", 443)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn store_peer_public_key(&mut self) -> Result<()> {
+        match &mut self.engine {
+            Some(engine) => engine.store_peer_public_key(),
+            None => Err(Error::InvalidState("no TLS session to take the key from")),
         }
     }
 

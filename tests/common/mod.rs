@@ -204,6 +204,7 @@ pub struct Spawn {
     program: String,
     args: Vec<String>,
     cwd: Option<PathBuf>,
+    env: Vec<(String, PathBuf)>,
     stdout: Stdout,
     stdin: Input,
 }
@@ -220,6 +221,7 @@ impl Spawn {
             program: program.to_owned(),
             args: Vec::new(),
             cwd: None,
+            env: Vec::new(),
             stdout: Stdout::Collect,
             stdin: Input::Pipe,
         }
@@ -238,6 +240,12 @@ impl Spawn {
 
     pub fn cwd(mut self, dir: &Path) -> Self {
         self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    /// Sets an environment variable of the child (a path: `HOME`, …).
+    pub fn env(mut self, name: &str, value: &Path) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -277,6 +285,7 @@ impl Spawn {
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start `{}` ({e}): install the Debian package `{package}`",
