@@ -183,5 +183,5 @@ pub use reactor::Reactor;
 pub use reply::{CallError, Reply};
 pub use server::SslServer;
 pub use signal::{Signal, SlotId};
-pub use ssl_socket::{SocketState, SslMode, SslSocket};
+pub use ssl_socket::{ConnectionStatistics, PeerClose, SocketState, SslMode, SslSocket};
 pub use timer::TimerId;

@@ -9,8 +9,8 @@ use std::rc::Rc;
 use common::*;
 
 use sslsocket::{
-    Certificate, Reactor, SocketState, SslConfiguration, SslError, SslErrorKind, SslMode,
-    SslProtocol, TimeoutKind,
+    Certificate, PeerClose, Reactor, SocketState, SslConfiguration, SslError, SslErrorKind,
+    SslMode, SslProtocol, TimeoutKind,
 };
 
 const WWW_HEAD: &[u8] = b"HTTP/1.0 200 ok\r\nContent-type: text/plain\r\n\r\n";
@@ -247,6 +247,8 @@ fn peer_closing_tcp_without_close_notify_is_truncation() {
         "texts: {:?}",
         p.error_texts
     );
+    let stats = p.stats.as_ref().expect("statistics with disconnected");
+    assert_eq!(stats.peer_close, Some(PeerClose::EofAtRecordBoundary));
     assert!(py.wait(TIMEOUT).success(), "python: {}", py.stderr_text());
     assert_eq!(py.stdout_text(), format!("PORT {port}\nABRUPT\n"));
 }
@@ -270,6 +272,8 @@ fn peer_closing_with_close_notify_is_a_clean_end() {
         p.error_texts
     );
     assert!(py.wait(TIMEOUT).success(), "python: {}", py.stderr_text());
+    let stats = p.stats.as_ref().expect("statistics with disconnected");
+    assert_eq!(stats.peer_close, Some(PeerClose::CloseNotify));
 }
 
 #[test]
@@ -977,4 +981,62 @@ fn a_close_before_connecting_waits_for_the_connection_like_the_writes() {
         received.borrow().ends_with(b"\n")
     });
     assert_eq!(&received.borrow()[..], b"written before connecting\n");
+}
+
+/// The statistics of two connections to `s_server -rev` (each line comes
+/// back reversed): what moved on each layer, the records, the handshake's
+/// duration and the time to the first byte, resumption on the second, and
+/// a clean end.
+#[test]
+fn statistics_count_what_moved_and_how_it_ended() {
+    let server = start_s_server(&["-rev"]);
+    let mut reactor = Reactor::new().unwrap();
+    let (id, probe) = client_socket(&mut reactor, client_config(), true);
+    let line = [b'x'; 40_000];
+    let mut upload = line.to_vec();
+    upload.push(b'\n');
+    for round in 0..2 {
+        *probe.borrow_mut() = Probe::default();
+        let socket = reactor.socket(id).unwrap();
+        socket
+            .connect_to_host_encrypted("localhost", server.port)
+            .unwrap();
+        socket.write(&upload).unwrap();
+        run_until(&mut reactor, TIMEOUT, "the line back", |_| {
+            probe.borrow().data.len() >= upload.len()
+        });
+        let during = reactor.socket(id).unwrap().statistics();
+        assert_eq!(during.plaintext_sent, upload.len() as u64, "round {round}");
+        reactor.socket(id).unwrap().disconnect_from_host();
+        run_until(&mut reactor, TIMEOUT, "disconnected", |_| {
+            probe.borrow().disconnected()
+        });
+        let p = probe.borrow();
+        let stats = p.stats.clone().expect("statistics with disconnected");
+        assert_eq!(stats.plaintext_sent, upload.len() as u64, "round {round}");
+        assert!(
+            stats.plaintext_received >= upload.len() as u64,
+            "round {round}"
+        );
+        // 40 KiB of data: at least three 16 KiB records each way; every
+        // byte of plaintext went out in a record, with its overhead.
+        assert!(
+            stats.records_sent >= 3 && stats.records_received >= 3,
+            "{stats:?}"
+        );
+        assert!(stats.bytes_sent > stats.plaintext_sent, "{stats:?}");
+        assert!(stats.bytes_received > stats.plaintext_received, "{stats:?}");
+        assert!(stats.handshake_duration.is_some() && stats.time_to_first_byte.is_some());
+        assert!(
+            stats.time_to_first_byte > stats.handshake_duration,
+            "{stats:?}"
+        );
+        assert_eq!(stats.resumed, round == 1, "round {round}");
+        assert_eq!(stats.peer_close, Some(PeerClose::CloseNotify), "{stats:?}");
+        assert_eq!(
+            reactor.socket(id).unwrap().statistics(),
+            stats,
+            "kept after the end"
+        );
+    }
 }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use sslsocket::{Reactor, SocketId, SocketState};
+use sslsocket::{PeerClose, Reactor, SocketId, SocketState};
 
 /// Bytes sent each way in a run (a little more on the client role, whose
 /// lines end where they end).
@@ -401,6 +401,15 @@ impl ClientRun {
     fn received(&self) -> usize {
         self.probe.borrow().data.len()
     }
+
+    /// How `disconnected`'s statistics say the peer's stream ended.
+    fn peer_close(&self) -> Option<PeerClose> {
+        self.probe
+            .borrow()
+            .stats
+            .as_ref()
+            .and_then(|s| s.peer_close)
+    }
 }
 
 fn client_success(shaping: RelayMode) {
@@ -413,6 +422,7 @@ fn client_success(shaping: RelayMode) {
     ]);
     assert_eq!(run.received(), run.expected.len(), "every answer arrived");
     assert!(run.probe.borrow().data == run.expected);
+    assert_eq!(run.peer_close(), Some(PeerClose::CloseNotify));
 }
 
 fn client_fault(kind: FaultKind, after: u64) -> ClientRun {
@@ -486,6 +496,7 @@ fn client_truncated_mid_stream(delivery: Delivery) {
         run.received()
     );
     assert!(run.received() < run.expected.len());
+    assert_eq!(run.peer_close(), Some(PeerClose::EofMidRecord));
 }
 
 /// A download (our socket only receives) cut inside a record, the rest of
@@ -540,6 +551,7 @@ fn client_reset_mid_stream_is_a_network_error() {
         run.received(),
         run.expected.len()
     );
+    assert_eq!(run.peer_close(), Some(PeerClose::Reset));
 }
 
 #[test]

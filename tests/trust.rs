@@ -793,6 +793,8 @@ fn data_after_our_close_notify_then_a_bare_fin_is_a_truncation() {
         "a bare FIN answering our close_notify: {:?}",
         p.events
     );
+    let close = p.stats.as_ref().and_then(|s| s.peer_close);
+    assert_eq!(close, Some(sslsocket::PeerClose::EofAtRecordBoundary));
 }
 
 // ---- the invariant over random sequences ----

@@ -124,6 +124,10 @@ pub(crate) struct Engine {
     handshake_done: bool,
     /// Ciphertext the handshake took from the peer so far.
     handshake_input: usize,
+    /// Records of data decrypted and sealed.
+    records: (u64, u64),
+    /// The peer's stream ended in the middle of a record (it was cut).
+    eof_mid_record: bool,
     /// Renegotiation requests refused so far; while a client's refused
     /// hello waits in GnuTLS's buffer, the next receive drops it.
     refused_renegotiations: u8,
@@ -255,6 +259,8 @@ impl Engine {
             events: VecDeque::new(),
             handshake_done: false,
             handshake_input: 0,
+            records: (0, 0),
+            eof_mid_record: false,
             refused_renegotiations: 0,
             refused_hello_pending: false,
             // A configuration that verifies nothing accepts any peer.
@@ -651,6 +657,7 @@ impl Engine {
             code::PREMATURE_TERMINATION | code::UNEXPECTED_PACKET_LENGTH
                 if self.session.transport().eof =>
             {
+                self.eof_mid_record = error.code() == code::UNEXPECTED_PACKET_LENGTH;
                 Error::ClosedDuringHandshake
             }
             _ => {
@@ -718,7 +725,10 @@ impl Engine {
                     self.peer_closed = true;
                     self.events.push_back(EngineEvent::CloseNotify);
                 }
-                Ok(n) => log::trace!("decrypted {n} bytes"),
+                Ok(n) => {
+                    self.records.0 += 1;
+                    log::trace!("decrypted {n} bytes");
+                }
                 Err(e) => {
                     if !self.on_receive_error(e, before)? {
                         break;
@@ -781,6 +791,9 @@ impl Engine {
             code::PREMATURE_TERMINATION | code::UNEXPECTED_PACKET_LENGTH
                 if self.session.transport().eof =>
             {
+                // GnuTLS says UNEXPECTED_PACKET_LENGTH when the stream ended
+                // inside a record, PREMATURE_TERMINATION between records.
+                self.eof_mid_record = error.code() == code::UNEXPECTED_PACKET_LENGTH;
                 self.phase = Phase::Failed;
                 Err(Error::Truncated)
             }
@@ -849,6 +862,9 @@ impl Engine {
                 }
                 _ => break,
             }
+        }
+        if result.is_ok() {
+            self.records.1 += 1;
         }
         result.map_err(|e| {
             self.phase = Phase::Failed;
@@ -924,6 +940,16 @@ impl Engine {
     /// The OCSP response the server stapled (DER), if any.
     pub(crate) fn ocsp_response(&self) -> Option<Vec<u8>> {
         self.session.ocsp_response()
+    }
+
+    /// Records of data decrypted and sealed so far.
+    pub(crate) fn records(&self) -> (u64, u64) {
+        self.records
+    }
+
+    /// Whether the peer's stream ended in the middle of a record.
+    pub(crate) fn ended_mid_record(&self) -> bool {
+        self.eof_mid_record
     }
 
     /// Whether the session was resumed.

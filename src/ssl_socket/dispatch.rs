@@ -4,7 +4,7 @@
 //! turns them into signal emissions afterwards, when no GnuTLS call and no
 //! borrow of the socket's internals is in progress.
 
-use super::{SocketState, SslSocket};
+use super::{ConnectionStatistics, SocketState, SslSocket};
 use crate::context::Context;
 use crate::error::{Alert, Error, SslError};
 use crate::proxy::Proxy;
@@ -27,7 +27,7 @@ pub(super) enum SocketEvent {
     WriteBufferDrained,
     ReadChannelFinished,
     ProxyAuthenticationRequired(String),
-    Disconnected,
+    Disconnected(Box<ConnectionStatistics>),
     /// Boxed: errors are rare and large, events frequent.
     Error(Box<Error>),
 }
@@ -260,7 +260,8 @@ socket_signals! {
     /// });
     /// ```
     read_channel_finished: (),
-    /// The connection is closed.
+    /// The connection is closed; the payload is what it moved and how it
+    /// ended (see [`SslSocket::statistics`]).
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
@@ -269,7 +270,7 @@ socket_signals! {
     /// # let socket = reactor.socket(id).unwrap();
     /// socket.disconnected().connect(|_, cx, _| cx.quit());
     /// ```
-    disconnected: (),
+    disconnected: Box<ConnectionStatistics>,
     /// Something failed; the payload says what (Qt's `errorOccurred`, as
     /// the server's signal is named). Emitted before `disconnected` when a
     /// connection breaks.
@@ -352,8 +353,8 @@ impl SslSocket {
                 }
                 self.retry_proxy_authentication(detail);
             }
-            SocketEvent::Disconnected => {
-                emit(self, cx, |s| &mut s.signals.disconnected, &());
+            SocketEvent::Disconnected(stats) => {
+                emit(self, cx, |s| &mut s.signals.disconnected, &stats);
                 let may_go = self.server.as_mut().is_none_or(|s| s.disconnected());
                 self.deleted |= self.auto_delete && may_go;
             }

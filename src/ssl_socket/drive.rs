@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::Registry;
 
 use super::dispatch::SocketEvent;
-use super::{SocketState, SslMode, SslSocket};
+use super::{PeerClose, SocketState, SslMode, SslSocket};
 use crate::buffer::ByteQueue;
 use crate::context::Context;
 use crate::engine::EngineEvent;
@@ -201,6 +201,7 @@ impl SslSocket {
         let received = self.read_network(limit)?;
         if received.bytes > 0 {
             self.deadlines.progressed();
+            self.stats.network_in(received.bytes);
         }
         if let Some(engine) = self.engine.as_mut() {
             let mut result = engine.process(&mut self.read_buffer, limit);
@@ -217,6 +218,12 @@ impl SslSocket {
                 result = engine.process(&mut self.read_buffer, limit);
             }
             let close_notify = self.collect_engine_events();
+            if received.eof && !fin_counts && !close_notify {
+                // A bare FIN answering our goodbye: no close_notify of the
+                // peer's, but nothing was cut.
+                self.stats.peer_closed(PeerClose::EofAtRecordBoundary);
+            }
+            self.stats.plaintext_in(self.read_buffer.len() - before);
             if self.read_buffer.len() > before {
                 self.events.push_back(SocketEvent::ReadyRead);
             }
@@ -226,10 +233,12 @@ impl SslSocket {
             }
             return Ok(());
         }
+        self.stats.plaintext_in(self.read_buffer.len() - before);
         if self.read_buffer.len() > before {
             self.events.push_back(SocketEvent::ReadyRead);
         }
         if received.eof {
+            self.stats.peer_closed(PeerClose::CloseNotify);
             self.on_peer_finished();
         }
         Ok(())
@@ -285,6 +294,8 @@ impl SslSocket {
         while let Some(event) = self.engine.as_mut().and_then(|e| e.next_event()) {
             match event {
                 EngineEvent::HandshakeComplete => {
+                    let resumed = self.engine.as_ref().is_some_and(|e| e.is_resumed());
+                    self.stats.handshake_completed(resumed);
                     if self.state == SocketState::Handshaking {
                         self.set_state(SocketState::Encrypted);
                     }
@@ -300,7 +311,10 @@ impl SslSocket {
                     self.events.push_back(SocketEvent::AlertReceived(a))
                 }
                 EngineEvent::AlertSent(a) => self.events.push_back(SocketEvent::AlertSent(a)),
-                EngineEvent::CloseNotify => close_notify = true,
+                EngineEvent::CloseNotify => {
+                    self.stats.peer_closed(PeerClose::CloseNotify);
+                    close_notify = true;
+                }
             }
         }
         close_notify
@@ -320,6 +334,7 @@ impl SslSocket {
     /// plaintext) until the network pushes back.
     fn transmit(&mut self) -> Result<()> {
         let sent = self.send_queued()?;
+        self.stats.network_out(sent);
         self.note_output(sent);
         Ok(())
     }
@@ -412,6 +427,7 @@ impl SslSocket {
         if written == 0 {
             return;
         }
+        self.stats.plaintext_out(written);
         self.events.push_back(SocketEvent::BytesWritten(written));
         if self.write_full && self.bytes_to_write() <= self.write_high_water as u64 / 2 {
             self.write_full = false;
@@ -492,6 +508,7 @@ impl SslSocket {
     /// the alert reaches the peer.
     pub(super) fn fail(&mut self, error: Error) {
         log::debug!("socket {:?}: {error}", self.id);
+        self.note_peer_close(&error);
         if let (Some(engine), Some(tcp)) = (self.engine.as_mut(), self.tcp.as_mut()) {
             // Best effort: let an alert reach the peer.
             let _ = tcp.send(engine.outgoing());
@@ -501,6 +518,23 @@ impl SslSocket {
         }
         self.events.push_back(SocketEvent::Error(Box::new(error)));
         self.tear_down();
+    }
+
+    /// How the peer's stream ended, when `error` says so: a truncation
+    /// (between records or inside one) or a reset.
+    fn note_peer_close(&mut self, error: &Error) {
+        let mid_record = self.engine.as_ref().is_some_and(|e| e.ended_mid_record());
+        let how = match error {
+            Error::Truncated | Error::ClosedDuringHandshake if mid_record => {
+                PeerClose::EofMidRecord
+            }
+            Error::Truncated | Error::ClosedDuringHandshake => PeerClose::EofAtRecordBoundary,
+            Error::Network(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                PeerClose::Reset
+            }
+            _ => return,
+        };
+        self.stats.peer_closed(how);
     }
 
     /// Whether this round told the peer, with a fatal alert, why the
@@ -553,7 +587,9 @@ impl SslSocket {
         self.ended = true;
         self.set_state(SocketState::Unconnected);
         if was_connected {
-            self.events.push_back(SocketEvent::Disconnected);
+            let stats = self.statistics();
+            self.events
+                .push_back(SocketEvent::Disconnected(Box::new(stats)));
         }
     }
 

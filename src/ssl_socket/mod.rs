@@ -13,6 +13,7 @@ mod deadline;
 mod dispatch;
 mod drive;
 mod io;
+mod statistics;
 mod write_progress;
 
 use std::any::Any;
@@ -37,6 +38,8 @@ use connect::Connect;
 use deadline::Deadlines;
 pub(crate) use deadline::Timeouts;
 use dispatch::{SocketEvent, SocketSignals};
+use statistics::Statistics;
+pub use statistics::{ConnectionStatistics, PeerClose};
 use write_progress::WriteProgress;
 
 /// Where a socket is in its life (Qt's `SocketState`, with the TLS phases).
@@ -142,6 +145,7 @@ pub struct SslSocket {
     deleted: bool,
     user_data: Option<Box<dyn Any>>,
     deadlines: Deadlines,
+    stats: Statistics,
     /// The reactor wake-up scheduled for this socket, and when.
     wake: Option<(Instant, TimerId)>,
     /// The server that accepted this socket.
@@ -185,6 +189,7 @@ impl SslSocket {
             deleted: false,
             user_data: None,
             deadlines: Deadlines::new(Timeouts::default()),
+            stats: Statistics::default(),
             wake: None,
             server: None,
             proxy: None,
@@ -331,6 +336,7 @@ impl SslSocket {
         self.last_error = None;
         self.ended = false;
         self.engine = None;
+        self.stats.restart();
         self.mode = SslMode::UnencryptedMode;
         self.connect = Some(Box::new(Connect::new(self.proxy.as_deref(), host)));
         self.set_state(SocketState::HostLookup);
@@ -756,6 +762,30 @@ impl SslSocket {
         }
     }
 
+    /// What this connection moved so far and how it went: bytes on the
+    /// network and in plaintext, TLS records, the handshake's duration,
+    /// resumption, the time to the first byte of data, and how the peer's
+    /// stream ended. The same comes with the `disconnected` signal; it stays
+    /// readable until the next connection starts.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let socket = reactor.socket(id).unwrap();
+    /// socket.disconnected().connect(|_, _, stats| {
+    ///     eprintln!(
+    ///         "{} bytes in, {} out, handshake {:?}, ended by {:?}",
+    ///         stats.bytes_received, stats.bytes_sent, stats.handshake_duration, stats.peer_close
+    ///     );
+    /// });
+    /// assert_eq!(socket.statistics().bytes_received, 0);
+    /// ```
+    pub fn statistics(&self) -> ConnectionStatistics {
+        let records = self.engine.as_ref().map_or((0, 0), |e| e.records());
+        self.stats.snapshot(records)
+    }
+
     /// Whether the handshake resumed an earlier session.
     pub fn is_session_resumed(&self) -> bool {
         self.engine.as_ref().is_some_and(|e| e.is_resumed())
@@ -841,6 +871,9 @@ impl SslSocket {
         if self.state != state {
             log::debug!("socket {:?}: {:?} -> {state:?}", self.id, self.state);
             self.deadlines.entered(state);
+            if state == SocketState::Handshaking {
+                self.stats.handshake_started();
+            }
             self.state = state;
             self.events.push_back(SocketEvent::StateChanged(state));
         }

@@ -19,8 +19,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sslsocket::{
-    Certificate, Error, Reactor, SocketId, SslConfiguration, SslError, SslErrorKind, SslProtocol,
-    SslSocket, TimeoutKind,
+    Certificate, ConnectionStatistics, Error, Reactor, SocketId, SslConfiguration, SslError,
+    SslErrorKind, SslProtocol, SslSocket, TimeoutKind,
 };
 
 /// The longest any single wait in a test may take.
@@ -960,6 +960,8 @@ pub struct Probe {
     /// Descriptions of the alerts received and sent.
     pub alerts_received: Vec<u8>,
     pub alerts_sent: Vec<u8>,
+    /// What came with `disconnected`.
+    pub stats: Option<ConnectionStatistics>,
 }
 
 impl Probe {
@@ -1031,9 +1033,11 @@ pub fn probe(socket: &mut SslSocket, collect_data: bool) -> Shared {
         .read_channel_finished()
         .connect(move |_, _, _| p.borrow_mut().events.push(Event::ReadChannelFinished));
     let p = shared.clone();
-    socket
-        .disconnected()
-        .connect(move |_, _, _| p.borrow_mut().events.push(Event::Disconnected));
+    socket.disconnected().connect(move |_, _, stats| {
+        let mut p = p.borrow_mut();
+        p.events.push(Event::Disconnected);
+        p.stats = Some((**stats).clone());
+    });
     let p = shared.clone();
     socket.error_occurred().connect(move |_, _, e| {
         let mut p = p.borrow_mut();
