@@ -104,6 +104,20 @@
 //! the invariant, the review of every trust path, and how to report a
 //! problem.
 //!
+//! # Exported keys and channel binding
+//!
+//! Once a socket is encrypted, in either role,
+//! [`SslSocket::export_keying_material`] derives keying material that both
+//! ends compute alike and no one else can (RFC 5705, RFC 8446 §7.5), and
+//! [`SslSocket::channel_binding`] gives the values that bind an
+//! authentication run inside the connection to it (SCRAM's `-PLUS`
+//! mechanisms, GSS-API): [`ChannelBinding::TlsExporter`] (RFC 9266; only
+//! when the master secret is unique to the connection: TLS 1.3, or TLS 1.2
+//! with the extended master secret) and [`ChannelBinding::TlsServerEndPoint`]
+//! (RFC 5929). Both work on every supported GnuTLS (from 3.6.14), and are
+//! refused before the handshake completed, so they never reveal anything
+//! about a connection whose peer was not accepted.
+//!
 //! # Panics
 //!
 //! A panic in a slot, a timer callback or a posted task is caught where the
@@ -177,5 +191,6 @@ pub use reactor::Reactor;
 pub use reply::{CallError, Reply};
 pub use server::SslServer;
 pub use signal::{Signal, SlotId};
+pub use ssl_socket::ChannelBinding;
 pub use ssl_socket::{SocketState, SslMode, SslSocket};
 pub use timer::TimerId;

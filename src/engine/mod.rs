@@ -27,6 +27,7 @@
 //! ([`Engine::remember_session`]), under the server and the expected name
 //! ([`ServerKey`]), in its configuration's own cache.
 
+mod keying;
 #[cfg(test)]
 mod tests;
 mod verification;

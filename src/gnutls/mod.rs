@@ -13,6 +13,7 @@
 
 mod credentials;
 mod datum;
+mod end_point;
 mod error;
 mod global;
 mod priority;
@@ -26,6 +27,7 @@ mod verify;
 mod x509;
 
 pub(crate) use credentials::CertificateCredentials;
+pub(crate) use end_point::server_end_point;
 pub(crate) use error::code;
 pub use error::GnutlsError;
 pub(crate) use priority::Priority;

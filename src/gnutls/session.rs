@@ -5,6 +5,8 @@
 //! callbacks reach, the credentials and priority cache (shared `Arc`s), and
 //! the name verification checks against. It knows nothing of sockets.
 
+mod keying;
+
 use std::ffi::{c_uint, CString};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;

@@ -13,6 +13,7 @@ mod deadline;
 mod dispatch;
 mod drive;
 mod io;
+mod keying;
 mod write_progress;
 
 use std::any::Any;
@@ -37,6 +38,7 @@ use connect::Connect;
 use deadline::Deadlines;
 pub(crate) use deadline::Timeouts;
 use dispatch::{SocketEvent, SocketSignals};
+pub use keying::ChannelBinding;
 use write_progress::WriteProgress;
 
 /// Where a socket is in its life (Qt's `SocketState`, with the TLS phases).
