@@ -134,6 +134,15 @@
 //! wiped from memory when released: key bytes and passphrases, session
 //! data, the ticket key, and the buffers that held plaintext.
 //!
+//! The one exception is asked for explicitly: a configuration built with
+//! [`key_log_file`](SslConfigurationBuilder::key_log_file) (or
+//! [`key_log_from_env`](SslConfigurationBuilder::key_log_from_env), which
+//! reads `SSLKEYLOGFILE`) writes every connection's secrets to a file in
+//! the NSS key log format, for Wireshark. **Anyone who reads that file can
+//! decrypt the connections.** It is off by default, and `SSLKEYLOGFILE` is
+//! ignored unless the program calls `key_log_from_env` (GnuTLS alone would
+//! honour it).
+//!
 //! [mio]: https://docs.rs/mio
 
 #![deny(unsafe_code)]

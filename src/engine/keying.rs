@@ -1,6 +1,7 @@
 //! What an established session's keys give the program beyond encryption:
 //! keying material exports (RFC 5705, RFC 8446 §7.5), the `tls-exporter`
-//! (RFC 9266) and `tls-server-end-point` (RFC 5929) channel bindings.
+//! (RFC 9266) and `tls-server-end-point` (RFC 5929) channel bindings, and
+//! writing the key log lines GnuTLS's callback queued.
 //!
 //! Exports and bindings exist only once the connection is established,
 //! that is once the peer was judged ([`Engine::establish`]): nothing here
@@ -82,6 +83,28 @@ impl Engine {
             "the server sent no certificate on this connection",
         ))?;
         gnutls::server_end_point(certificate).map_err(Error::InvalidState)
+    }
+
+    /// Writes the key log lines the last GnuTLS calls queued, when the
+    /// configuration logs keys; the queue is emptied (and wiped) either way.
+    pub(super) fn write_key_log(&mut self) {
+        let lines = std::mem::take(&mut self.session.transport_mut().key_log_lines);
+        if let (false, Some(key_log)) = (lines.is_empty(), self.config.key_log()) {
+            key_log.write(&lines);
+        }
+    }
+
+    /// Queues the `CLIENT_RANDOM` line of a resumed TLS 1.2 session, when
+    /// the configuration logs keys: resuming derives no master secret, so
+    /// GnuTLS logs none, where OpenSSL and NSS log the one restored, which
+    /// Wireshark needs to decrypt the connection.
+    pub(super) fn log_resumed_master_secret(&mut self) {
+        let tls13 = self.session.protocol_name() == "TLS1.3";
+        if self.config.key_log().is_none() || !self.session.is_resumed() || tls13 {
+            return;
+        }
+        let line = self.session.master_secret_line();
+        self.session.transport_mut().key_log_lines.push(line);
     }
 
     fn require_established(&self) -> Result<(), Error> {

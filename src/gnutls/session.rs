@@ -121,6 +121,10 @@ impl Session {
             sys::gnutls_transport_set_vec_push_function(s, Some(transport::vec_push));
             sys::gnutls_transport_set_errno_function(s, Some(transport::errno));
             sys::gnutls_handshake_set_timeout(s, 0);
+            // GnuTLS's default key log function writes every secret to the
+            // file SSLKEYLOGFILE names: none unless the configuration asks
+            // (Session::log_keys).
+            sys::gnutls_session_set_keylog_function(s, None);
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! What a session's keys give beyond encryption: keying material exports
-//! (RFC 5705, RFC 8446 §7.5) and what channel bindings need to know about
-//! the session.
+//! (RFC 5705, RFC 8446 §7.5), what channel bindings need to know about the
+//! session, and key logging (the callback is in `key_log.rs`).
 
 use std::ptr;
 
@@ -8,8 +8,44 @@ use gnutls_sys as sys;
 
 use super::Session;
 use crate::gnutls::error::{check, GnutlsError};
+use crate::gnutls::key_log;
 
 impl Session {
+    /// From now on, queues a key log line in the transport for each secret
+    /// the handshake derives. Without this call nothing is logged:
+    /// `Session::new` removes GnuTLS's default key log function, which
+    /// writes to the file `SSLKEYLOGFILE` names.
+    pub(crate) fn log_keys(&mut self) {
+        // SAFETY: the session is live; the callback reaches the transport
+        // through the session's user pointer, valid until after
+        // gnutls_deinit (see Drop for Session).
+        unsafe {
+            sys::gnutls_session_set_keylog_function(
+                self.raw.as_ptr(),
+                Some(key_log::secret_derived),
+            )
+        }
+    }
+
+    /// The key log line of a TLS 1.2 (or older) session's master secret:
+    /// GnuTLS logs it only when a full handshake derives it, not when a
+    /// session is resumed.
+    pub(crate) fn master_secret_line(&self) -> key_log::KeyLogLine {
+        let mut secret = sys::gnutls_datum_t {
+            data: ptr::null_mut(),
+            size: 0,
+        };
+        // SAFETY: the session is live and no GnuTLS call is in progress
+        // (`&self`); both the master secret and the client random point
+        // into the session and are copied into the line before returning.
+        unsafe {
+            sys::gnutls_session_get_master_secret(self.raw.as_ptr(), &mut secret);
+            let master = key_log::datum_bytes(&secret);
+            let client_random = key_log::client_random(self.raw.as_ptr());
+            key_log::nss_line(key_log::CLIENT_RANDOM, client_random, master)
+        }
+    }
+
     /// Fills `out` with keying material exported under `label` and
     /// `context` (`gnutls_prf_rfc5705`). `None` is no context, which in TLS
     /// 1.2 differs from an empty one; TLS 1.3 makes them the same.
