@@ -110,6 +110,20 @@
 //! the invariant, the review of every trust path, and how to report a
 //! problem.
 //!
+//! # Exported keys and channel binding
+//!
+//! Once a socket is encrypted, in either role,
+//! [`SslSocket::export_keying_material`] derives keying material that both
+//! ends compute alike and no one else can (RFC 5705, RFC 8446 §7.5), and
+//! [`SslSocket::channel_binding`] gives the values that bind an
+//! authentication run inside the connection to it (SCRAM's `-PLUS`
+//! mechanisms, GSS-API): [`ChannelBinding::TlsExporter`] (RFC 9266; only
+//! when the master secret is unique to the connection: TLS 1.3, or TLS 1.2
+//! with the extended master secret) and [`ChannelBinding::TlsServerEndPoint`]
+//! (RFC 5929). Both work on every supported GnuTLS (from 3.6.14), and are
+//! refused before the handshake completed, so they never reveal anything
+//! about a connection whose peer was not accepted.
+//!
 //! # Panics
 //!
 //! A panic in a slot, a timer callback or a posted task is caught where the
@@ -125,6 +139,15 @@
 //! debug log is included. Keys and secrets are never logged, and they are
 //! wiped from memory when released: key bytes and passphrases, session
 //! data, the ticket key, and the buffers that held plaintext.
+//!
+//! The one exception is asked for explicitly: a configuration built with
+//! [`key_log_file`](SslConfigurationBuilder::key_log_file) (or
+//! [`key_log_from_env`](SslConfigurationBuilder::key_log_from_env), which
+//! reads `SSLKEYLOGFILE`) writes every connection's secrets to a file in
+//! the NSS key log format, for Wireshark. **Anyone who reads that file can
+//! decrypt the connections.** It is off by default, and `SSLKEYLOGFILE` is
+//! ignored unless the program calls `key_log_from_env` (GnuTLS alone would
+//! honour it).
 //!
 //! [mio]: https://docs.rs/mio
 
@@ -183,5 +206,7 @@ pub use reactor::Reactor;
 pub use reply::{CallError, Reply};
 pub use server::SslServer;
 pub use signal::{Signal, SlotId};
-pub use ssl_socket::{ConnectionStatistics, PeerClose, SocketState, SslMode, SslSocket};
+pub use ssl_socket::{
+    ChannelBinding, ConnectionStatistics, PeerClose, SocketState, SslMode, SslSocket,
+};
 pub use timer::TimerId;

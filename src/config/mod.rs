@@ -7,13 +7,14 @@
 //! of sockets, in any thread, use it. This module reads files; it performs
 //! no network I/O.
 
+mod key_log;
 mod load;
 mod pins;
 mod session_cache;
 mod verified_chains;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use crate::gnutls::{
     self, CertificateCredentials, GnutlsError, KnownKeys, Priority, SessionDb, Verification,
 };
 use crate::private_key::PrivateKey;
+pub(crate) use key_log::KeyLog;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 use pins::PublicKeyPins;
 pub(crate) use session_cache::{ServerKey, SessionCache};
@@ -136,6 +138,7 @@ struct Inner {
     interrupt_on_error: bool,
     pins: PublicKeyPins,
     known_keys: Option<KnownKeys>,
+    key_log: Option<KeyLog>,
 }
 
 impl SslConfiguration {
@@ -313,6 +316,16 @@ impl SslConfiguration {
     pub(crate) fn session_db(&self) -> Option<&Arc<SessionDb>> {
         self.inner.session_db.as_ref()
     }
+
+    /// The file TLS secrets are logged to, if any (see
+    /// [`key_log_file`](SslConfigurationBuilder::key_log_file)).
+    pub fn key_log_file(&self) -> Option<&Path> {
+        self.inner.key_log.as_ref().map(KeyLog::path)
+    }
+
+    pub(crate) fn key_log(&self) -> Option<&KeyLog> {
+        self.inner.key_log.as_ref()
+    }
 }
 
 /// The verification flags for GnuTLS's "medium" profile, as the
@@ -330,6 +343,7 @@ impl fmt::Debug for SslConfiguration {
             .field("protocols", &self.inner.protocols)
             .field("alpn", &self.inner.alpn.len())
             .field("session_resumption", &self.session_resumption())
+            .field("key_log_file", &self.key_log_file())
             .finish_non_exhaustive()
     }
 }
@@ -352,6 +366,7 @@ pub struct SslConfigurationBuilder {
     interrupt_on_error: bool,
     pins: PublicKeyPins,
     known_keys: Option<KnownKeys>,
+    key_log: Option<PathBuf>,
     misuse: Option<String>,
 }
 
@@ -373,6 +388,7 @@ impl Default for SslConfigurationBuilder {
             interrupt_on_error: false,
             pins: PublicKeyPins::default(),
             known_keys: None,
+            key_log: None,
             misuse: None,
         }
     }
@@ -665,6 +681,70 @@ impl SslConfigurationBuilder {
         self
     }
 
+    /// **Logs every connection's secrets to `path`**, in the NSS key log
+    /// format (`SSLKEYLOGFILE`) that Wireshark and other tools use to
+    /// decrypt captured traffic. Off by default.
+    ///
+    /// **Anyone who can read this file can decrypt every connection logged
+    /// in it**, past and future, and a server's file covers all its clients.
+    /// Use it to debug, never in production, and delete the file after.
+    ///
+    /// The file is opened for appending when the configuration is
+    /// [built](Self::build) (created if missing, readable by its owner
+    /// only), and [`build`](Self::build) fails if it cannot be. Every socket
+    /// using the configuration, on either side and in any thread, appends
+    /// its lines (`LABEL <client random> <secret>`, in hex): for TLS 1.3
+    /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET`, `SERVER_HANDSHAKE_TRAFFIC_SECRET`,
+    /// `CLIENT_TRAFFIC_SECRET_0`, `SERVER_TRAFFIC_SECRET_0` and
+    /// `EXPORTER_SECRET`, plus `CLIENT_EARLY_TRAFFIC_SECRET` and
+    /// `EARLY_EXPORTER_SECRET` when a session is resumed (GnuTLS derives
+    /// them then; OpenSSL logs them only with early data); for TLS 1.2
+    /// `CLIENT_RANDOM` with the master secret, also for a resumed session.
+    /// Each line is one write, so concurrent handshakes never interleave
+    /// within a line. The lines are written by the socket once GnuTLS has
+    /// derived the secrets, during the handshake; a write that fails is
+    /// logged (`log::warn!`) and the connection goes on.
+    ///
+    /// Without this call nothing is logged, even when the environment sets
+    /// `SSLKEYLOGFILE` (which GnuTLS itself would otherwise honour): see
+    /// [`key_log_from_env`](Self::key_log_from_env) to opt in to that.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let config = sslsocket::SslConfiguration::builder()
+    ///     .key_log_file("/tmp/debug-keys.log") // only while debugging!
+    ///     .build()?;
+    /// assert!(config.key_log_file().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn key_log_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.key_log = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Logs secrets to the file the environment variable `SSLKEYLOGFILE`
+    /// names, as [`key_log_file`](Self::key_log_file) does, if it is set
+    /// and not empty; otherwise changes nothing. The variable is read when
+    /// this is called, and only then: a program that never calls it never
+    /// logs keys, whatever its environment says.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// // A debug build opts in; a release build ignores SSLKEYLOGFILE.
+    /// let mut builder = sslsocket::SslConfiguration::builder();
+    /// if cfg!(debug_assertions) {
+    ///     builder = builder.key_log_from_env();
+    /// }
+    /// let config = builder.build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn key_log_from_env(self) -> Self {
+        match std::env::var_os(key_log::SSLKEYLOGFILE) {
+            Some(path) if !path.is_empty() => self.key_log_file(PathBuf::from(path)),
+            _ => self,
+        }
+    }
+
     /// For experts: a complete GnuTLS priority string (see GnuTLS's manual,
     /// "Priority strings"), replacing the system default, the protocol range
     /// and the restriction to forward-secret AEAD suites described under
@@ -720,6 +800,7 @@ impl SslConfigurationBuilder {
             false => None,
         };
         let session_db = serves_resumption.then(|| Arc::new(SessionDb::new(self.ticket_lifetime)));
+        let key_log = self.key_log.as_deref().map(KeyLog::open).transpose()?;
         Ok(SslConfiguration {
             inner: Arc::new(Inner {
                 credentials: Arc::new(credentials),
@@ -740,6 +821,7 @@ impl SslConfigurationBuilder {
                 interrupt_on_error: self.interrupt_on_error,
                 pins: self.pins,
                 known_keys: self.known_keys,
+                key_log,
             }),
         })
     }

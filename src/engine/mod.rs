@@ -28,6 +28,7 @@
 //! ([`ServerKey`]), in its configuration's own cache.
 
 mod checks;
+mod keying;
 #[cfg(test)]
 mod tests;
 mod verification;
@@ -234,6 +235,9 @@ impl Engine {
             config.priority().clone(),
         )
         .map_err(Error::Handshake)?;
+        if config.key_log().is_some() {
+            session.log_keys();
+        }
         if !config.alpn_protocols().is_empty() {
             session
                 .set_alpn_protocols(config.alpn_protocols(), role == Role::Server)
@@ -375,6 +379,13 @@ impl Engine {
     /// `plaintext`, stopping once it holds `limit` bytes or more (the rest
     /// stays buffered until the next call).
     pub(crate) fn process(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
+        let result = self.advance(plaintext, limit);
+        // The secrets these GnuTLS calls derived, now that they returned.
+        self.write_key_log();
+        result
+    }
+
+    fn advance(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
         if self.phase == Phase::Handshaking {
             self.handshake()?;
         }
@@ -424,6 +435,7 @@ impl Engine {
     /// the peer is accepted.
     fn on_handshake_done(&mut self) {
         self.handshake_done = true;
+        self.log_resumed_master_secret();
         if self.accepted.is_none() {
             log::debug!(
                 "handshake done without a certificate check (resumed: {}): verifying the peer now",

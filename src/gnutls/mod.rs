@@ -6,15 +6,18 @@
 //! [`check`](error::check) turns every return code into a `Result` with a
 //! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
 //! leaves this module. The `extern "C"` callbacks live in `transport.rs` and
-//! only move bytes; they never run code from the layers above.
+//! only move bytes, or in `key_log.rs` and only queue key log lines; they
+//! never run code from the layers above.
 //!
 //! This module must not know about sockets, the reactor or user callbacks.
 #![allow(unsafe_code)]
 
 mod credentials;
 mod datum;
+mod end_point;
 mod error;
 mod global;
+mod key_log;
 mod known_keys;
 mod priority;
 mod privkey;
@@ -27,8 +30,10 @@ mod verify;
 mod x509;
 
 pub(crate) use credentials::CertificateCredentials;
+pub(crate) use end_point::server_end_point;
 pub(crate) use error::code;
 pub use error::GnutlsError;
+pub(crate) use key_log::KeyLogLine;
 pub(crate) use known_keys::{KnownKey, KnownKeys};
 pub(crate) use priority::Priority;
 pub(crate) use privkey::X509PrivKey;

@@ -5,6 +5,8 @@
 //! callbacks reach, the credentials and priority cache (shared `Arc`s), and
 //! the name verification checks against. It knows nothing of sockets.
 
+mod keying;
+
 use std::ffi::{c_uint, CString};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -119,6 +121,10 @@ impl Session {
             sys::gnutls_transport_set_vec_push_function(s, Some(transport::vec_push));
             sys::gnutls_transport_set_errno_function(s, Some(transport::errno));
             sys::gnutls_handshake_set_timeout(s, 0);
+            // GnuTLS's default key log function writes every secret to the
+            // file SSLKEYLOGFILE names: none unless the configuration asks
+            // (Session::log_keys).
+            sys::gnutls_session_set_keylog_function(s, None);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use gnutls_sys as sys;
 
 use super::error::code;
+use super::key_log::KeyLogLine;
 use crate::buffer::ByteQueue;
 use crate::send_queue::SendQueue;
 
@@ -61,6 +62,9 @@ pub(crate) struct Transport {
     pub(crate) purpose: Purpose,
     /// A session ticket arrived since the flag was last cleared.
     pub(crate) ticket_received: bool,
+    /// Key log lines queued by `key_log::secret_derived`, for the engine to
+    /// write out (only when the configuration logs keys).
+    pub(crate) key_log_lines: Vec<KeyLogLine>,
     errno: c_int,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -75,6 +79,7 @@ impl Transport {
             check_name: None,
             purpose,
             ticket_received: false,
+            key_log_lines: Vec::new(),
             errno: 0,
             panic: None,
         }
@@ -111,7 +116,7 @@ impl Transport {
 /// `ptr` must be the `Transport` registered with the session, alive and not
 /// otherwise borrowed for the duration of the call (true while GnuTLS runs
 /// one of its functions on behalf of `Session`'s `&mut self` methods).
-unsafe fn with_transport<R>(
+pub(super) unsafe fn with_transport<R>(
     ptr: *mut c_void,
     failed: R,
     body: impl FnOnce(&mut Transport) -> R,

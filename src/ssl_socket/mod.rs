@@ -13,6 +13,7 @@ mod deadline;
 mod dispatch;
 mod drive;
 mod io;
+mod keying;
 mod statistics;
 mod write_progress;
 
@@ -38,6 +39,7 @@ use connect::Connect;
 use deadline::Deadlines;
 pub(crate) use deadline::Timeouts;
 use dispatch::{SocketEvent, SocketSignals};
+pub use keying::ChannelBinding;
 use statistics::Statistics;
 pub use statistics::{ConnectionStatistics, PeerClose};
 use write_progress::WriteProgress;
