@@ -1,8 +1,8 @@
 //! getslash: fetch one URL over HTTPS with sslsocket, like a tiny curl.
 //!
 //! ```text
-//! getslash [--cafile FILE] [--insecure] [--pinnedpubkey PINS] [--timeout SECS] [--proxy URL]
-//!          [-i] [-o FILE] [URL]
+//! getslash [--cafile FILE] [--insecure] [--pinnedpubkey PINS] [--tlsv1.2|--tlsv1.3]
+//!          [--tls-max VERSION] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]
 //! ```
 //!
 //! With `https://HOST[:PORT][/PATH]` it sends `GET PATH` (HTTP/1.1, `Host`,
@@ -35,6 +35,12 @@
 //! `sha256//` form): on top of the certificate's verification, or, with
 //! `--insecure`, in place of it.
 //!
+//! `--tlsv1.2` and `--tlsv1.3` set the lowest TLS version and `--tls-max
+//! 1.2|1.3` the highest, as curl's options do (by default, 1.2 to 1.3).
+//! When the server and getslash find no version, cipher suite, group or
+//! signature algorithm in common, the error line says who refused what and
+//! names the GnuTLS priority string in force.
+//!
 //! `--proxy` goes through an HTTP CONNECT (`http://[user:pass@]host:port`) or
 //! SOCKS5 (`socks5://…`, `socks5h://…` for names resolved by the proxy)
 //! proxy; without it, `https_proxy`/`HTTPS_PROXY`, `all_proxy` and
@@ -56,7 +62,7 @@ use std::time::Duration;
 
 use sslsocket::{
     Context, Error, PeerVerifyMode, Proxy, Reactor, SocketId, SslConfiguration, SslError,
-    SslErrorKind, SslSocket,
+    SslErrorKind, SslProtocol, SslSocket,
 };
 
 const TEST_CA: &[u8] = include_bytes!("../ca/root-ca.pem");
@@ -67,8 +73,8 @@ const EMBEDDED_PAGE: &str = "<!DOCTYPE html>\n<html><body><h1>Hello from sslsock
 </body></html>\n";
 
 const USAGE: &str =
-    "usage: getslash [--cafile FILE] [--insecure] [--pinnedpubkey PINS] [--timeout SECS] \
-[--proxy URL] [-i] [-o FILE] [URL]";
+    "usage: getslash [--cafile FILE] [--insecure] [--pinnedpubkey PINS] [--tlsv1.2|--tlsv1.3] \
+[--tls-max VERSION] [--timeout SECS] [--proxy URL] [-i] [-o FILE] [URL]";
 
 const HELP: &str = "\
 Fetches an https:// URL and writes the response body to stdout; without a
@@ -78,6 +84,8 @@ URL, fetches / from an HTTPS server it starts on 127.0.0.1 itself.
   -k, --insecure     do not verify the server's certificate
   --pinnedpubkey PINS  accept only these public keys: sha256//BASE64[;...]
                      (with -k, only the key is checked)
+  --tlsv1.2, --tlsv1.3  use this TLS version or a later one (default 1.2)
+  --tls-max VERSION  use at most TLS VERSION: 1.2 or 1.3 (default 1.3)
   --timeout SECS     give up after SECS seconds in all (default 60; 0: never)
   -x, --proxy URL    http://[user:pass@]host:port, socks5://... or socks5h://...
   -i, --include      print the status line and headers too (also of 1xx responses)
@@ -125,6 +133,9 @@ struct Options {
     insecure: bool,
     /// The server's public key pins, as curl's `--pinnedpubkey` takes them.
     pins: Option<String>,
+    /// The lowest and highest TLS versions.
+    tls_min: SslProtocol,
+    tls_max: SslProtocol,
     /// `None`: no time limit.
     timeout: Option<Duration>,
     include_headers: bool,
@@ -140,6 +151,8 @@ impl Options {
             cafile: None,
             insecure: false,
             pins: None,
+            tls_min: SslProtocol::TlsV1_2,
+            tls_max: SslProtocol::TlsV1_3,
             timeout: Some(DEFAULT_TIME_LIMIT),
             include_headers: false,
             output: None,
@@ -153,6 +166,9 @@ impl Options {
                 "--cafile" => options.cafile = Some(value("--cafile")?.into()),
                 "--insecure" | "-k" => options.insecure = true,
                 "--pinnedpubkey" => options.pins = Some(value("--pinnedpubkey")?),
+                "--tlsv1.2" => options.tls_min = SslProtocol::TlsV1_2,
+                "--tlsv1.3" => options.tls_min = SslProtocol::TlsV1_3,
+                "--tls-max" => options.tls_max = tls_version(&value("--tls-max")?)?,
                 "--timeout" => options.timeout = time_limit(&value("--timeout")?)?,
                 "-i" | "--include" => options.include_headers = true,
                 "-o" | "--output" => options.output = Some(value("-o")?.into()),
@@ -164,6 +180,15 @@ impl Options {
             }
         }
         Ok(options)
+    }
+}
+
+/// The value of `--tls-max`.
+fn tls_version(text: &str) -> Result<SslProtocol, String> {
+    match text {
+        "1.2" => Ok(SslProtocol::TlsV1_2),
+        "1.3" => Ok(SslProtocol::TlsV1_3),
+        _ => Err(format!("--tls-max takes 1.2 or 1.3, not {text:?}")),
     }
 }
 
@@ -318,7 +343,7 @@ fn proxy_for(options: &Options, host: &str) -> Result<Option<Proxy>, String> {
 }
 
 fn client_configuration(options: &Options, host: &str) -> Result<SslConfiguration, String> {
-    let mut builder = SslConfiguration::builder();
+    let mut builder = SslConfiguration::builder().protocols(options.tls_min, options.tls_max);
     if let Some(cafile) = &options.cafile {
         builder = builder
             .system_ca_certificates(false)

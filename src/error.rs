@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::certificate::Certificate;
 use crate::gnutls::{self, GnutlsError};
 use crate::proxy::ProxyErrorKind;
+use crate::refusal::HandshakeRefusal;
 
 /// Everything that can go wrong in sslsocket.
 ///
@@ -57,6 +58,11 @@ pub enum Error {
     CertificateVerification(Vec<SslError>),
     /// The peer sent a fatal TLS alert.
     AlertReceived(Alert),
+    /// The TLS handshake failed because the two sides found no protocol
+    /// version, cipher suite, group, signature algorithm or certificate
+    /// type they both accept: which side refused, what and the priority
+    /// string in force are in the [`HandshakeRefusal`].
+    HandshakeRefused(Box<HandshakeRefusal>),
     /// The TLS handshake failed.
     Handshake(GnutlsError),
     /// A TLS error after the handshake (bad record, decryption failure, …).
@@ -137,6 +143,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::AlertReceived(alert) => write!(f, "the peer sent a {alert}"),
+            Error::HandshakeRefused(refusal) => write!(f, "TLS handshake refused: {refusal}"),
             Error::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::Proxy { kind, detail } => write!(f, "proxy error ({kind}): {detail}"),
@@ -193,6 +200,7 @@ impl Clone for Error {
                 Error::CertificateVerification(errors.clone())
             }
             Error::AlertReceived(alert) => Error::AlertReceived(*alert),
+            Error::HandshakeRefused(refusal) => Error::HandshakeRefused(refusal.clone()),
             Error::Handshake(e) => Error::Handshake(*e),
             Error::Tls(e) => Error::Tls(*e),
             Error::Proxy { kind, detail } => Error::Proxy {

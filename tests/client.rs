@@ -9,8 +9,8 @@ use std::rc::Rc;
 use common::*;
 
 use sslsocket::{
-    Certificate, PeerClose, Reactor, SocketState, SslConfiguration, SslError, SslErrorKind,
-    SslMode, SslProtocol, TimeoutKind,
+    Certificate, HandshakeParameter, PeerClose, Reactor, RefusedBy, SocketState, SslConfiguration,
+    SslError, SslErrorKind, SslMode, SslProtocol, TimeoutKind,
 };
 
 const WWW_HEAD: &[u8] = b"HTTP/1.0 200 ok\r\nContent-type: text/plain\r\n\r\n";
@@ -122,14 +122,23 @@ fn tls13_only_client_refuses_a_tls12_only_server() {
     let p = probe.borrow();
     assert!(!p.handshake_done());
     // OpenSSL answers a ClientHello without an acceptable version with a
-    // fatal protocol_version alert (70).
+    // fatal protocol_version alert (70): the server refused our versions.
     assert_eq!(
         p.errors(),
-        vec![Caught::AlertReceived(70)],
+        vec![Caught::Refused(
+            RefusedBy::Peer,
+            Some(HandshakeParameter::ProtocolVersion)
+        )],
         "{:?}",
         p.error_texts
     );
     assert_eq!(p.alerts_received, vec![70]);
+    let text = &p.error_texts[0];
+    assert!(
+        text.starts_with("TLS handshake refused: the server refused every protocol version we offered (fatal alert: ")
+            && text.contains("(70)): we offered TLS1.3 (priority string \"SYSTEM-DEFAULT:"),
+        "{text}"
+    );
     assert_eq!(p.data, b"");
 }
 

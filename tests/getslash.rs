@@ -617,3 +617,41 @@ fn pinned_public_keys_are_checked_like_curls() {
         bad.stderr
     );
 }
+
+/// `--tlsv1.3` and `--tls-max` as curl takes them; a handshake refused
+/// for want of a common version is told in plain words, naming the
+/// priority string.
+#[test]
+fn a_refused_handshake_is_explained() {
+    let mut args = server_cert_args();
+    args.extend(["-www", "-tls1_2"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = s_server(&args, None, None, false);
+    let url = format!("https://localhost:{}/", server.port);
+    let run = run_getslash(&["--tlsv1.3", &url]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "getslash: TLS handshake refused: the server refused every protocol version we \
+             offered (fatal alert: "
+        ) && run
+            .stderr
+            .contains("(70)): we offered TLS1.3 (priority string \"SYSTEM-DEFAULT:"),
+        "{}",
+        run.stderr
+    );
+    let run = run_getslash(&["--tls-max", "1.2", &url]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        contains(&run.stdout, b"Protocol  : TLSv1.2"),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let run = run_getslash(&["--tls-max", "1.1", &url]);
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--tls-max takes 1.2 or 1.3"),
+        "{}",
+        run.stderr
+    );
+}

@@ -548,6 +548,7 @@ fn garbage(rng: &mut Rng, hello: &[u8], kind: u64) -> Vec<u8> {
 fn error_kind(error: &Error) -> &'static str {
     match error {
         Error::Handshake(_) => "Handshake",
+        Error::HandshakeRefused(_) => "HandshakeRefused",
         Error::ClosedDuringHandshake => "ClosedDuringHandshake",
         Error::AlertReceived(_) => "AlertReceived",
         Error::Network(_) => "Network",
@@ -637,7 +638,11 @@ fn garbage_to_a_real_server_ends_in_a_defined_error() {
         assert!(
             matches!(
                 kind,
-                "Handshake" | "ClosedDuringHandshake" | "AlertReceived" | "Network"
+                "Handshake"
+                    | "HandshakeRefused"
+                    | "ClosedDuringHandshake"
+                    | "AlertReceived"
+                    | "Network"
             ),
             "connection {i} (garbage kind {}, {} bytes {:02x?}): not a handshake failure: {error}",
             i % 8,

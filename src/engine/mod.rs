@@ -28,7 +28,10 @@
 //! ([`ServerKey`]), in its configuration's own cache.
 
 mod checks;
+mod client_hello;
+mod code_points;
 mod keying;
+mod refusal;
 #[cfg(test)]
 mod tests;
 mod verification;
@@ -44,6 +47,7 @@ use crate::error::{Alert, Error, SslError, SslErrorKind};
 use crate::gnutls::{
     code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session, Verification,
 };
+use crate::refusal::{HandshakeParameter, HandshakeRefusal};
 use crate::send_queue::SendQueue;
 
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
@@ -292,7 +296,6 @@ impl Engine {
                 log::debug!("cannot offer the session remembered for {key}: {e}");
             }
         }
-        self.session.watch_session_tickets();
     }
 
     /// Remembers the session for resumption: at the end of a TLS 1.2
@@ -467,6 +470,7 @@ impl Engine {
     /// peer was accepted on this connection.
     fn establish(&mut self, _: Accepted) {
         log::debug!("handshake complete: {}", self.session.description());
+        self.session.transport_mut().client_hello = Vec::new();
         self.phase = Phase::Established;
         self.events.push_back(EngineEvent::HandshakeComplete);
         self.remember_session(true);
@@ -651,7 +655,7 @@ impl Engine {
         self.phase = Phase::Failed;
         log::debug!("handshake failed: {error}");
         match error.code() {
-            code::FATAL_ALERT_RECEIVED => self.fatal_alert(),
+            code::FATAL_ALERT_RECEIVED => self.refused_by_alert(),
             code::CERTIFICATE_VERIFICATION_ERROR if !self.pending_errors.is_empty() => {
                 self.refuse_peer()
             }
@@ -673,8 +677,12 @@ impl Engine {
                 Error::ClosedDuringHandshake
             }
             _ => {
-                self.send_alert_for(error);
-                Error::Handshake(error)
+                let Some(refusal) = self.failure().explain_error(error) else {
+                    self.send_alert_for(error);
+                    return Error::Handshake(error);
+                };
+                self.send_refusal_alert(&refusal, error);
+                Error::HandshakeRefused(Box::new(refusal))
             }
         }
     }
@@ -693,17 +701,66 @@ impl Engine {
         Error::CertificateVerification(errors)
     }
 
-    fn fatal_alert(&mut self) -> Error {
+    fn fatal_alert(&mut self) -> Alert {
         let alert = Alert::from_raw(self.session.received_alert(true));
         log::debug!("received {alert}");
         self.events.push_back(EngineEvent::AlertReceived(alert));
-        Error::AlertReceived(alert)
+        alert
+    }
+
+    /// A fatal alert during the handshake: a refusal of our offer, or else
+    /// the alert.
+    fn refused_by_alert(&mut self) -> Error {
+        let alert = self.fatal_alert();
+        match self.failure().explain_alert(alert) {
+            Some(refusal) => Error::HandshakeRefused(Box::new(refusal)),
+            None => Error::AlertReceived(alert),
+        }
+    }
+
+    /// What explains a failed handshake: our offer, and what we know of
+    /// the peer's.
+    fn failure(&self) -> refusal::Failure<'_> {
+        let transport = self.session.transport();
+        let key_algorithms = match self.role {
+            Role::Server => self
+                .config
+                .local_certificate_chains()
+                .iter()
+                .filter_map(|chain| chain.first())
+                .map(Certificate::public_key_algorithm)
+                .collect(),
+            Role::Client => Vec::new(),
+        };
+        refusal::Failure {
+            server: self.role == Role::Server,
+            offer: self.config.priority().offer(),
+            priority: self.config.priority().text(),
+            client_hello: &transport.client_hello,
+            server_hello_received: transport.server_hello_received,
+            key_algorithms,
+        }
     }
 
     fn send_alert(&mut self, alert: RawAlert) {
         if let Some(sent) = self.session.send_alert(alert) {
             self.alert_sent(sent);
         }
+    }
+
+    /// The alert for a refusal: `protocol_version` when no version was in
+    /// common (RFC 8446 §4.2.1 requires it; GnuTLS's server reports a
+    /// TLS 1.3-only client to a TLS 1.2-only server as "no cipher suites"
+    /// and would send `handshake_failure`), else GnuTLS's alert for its
+    /// error.
+    fn send_refusal_alert(&mut self, refusal: &HandshakeRefusal, error: GnutlsError) {
+        if refusal.parameter() != Some(HandshakeParameter::ProtocolVersion) {
+            return self.send_alert_for(error);
+        }
+        self.send_alert(RawAlert {
+            fatal: true,
+            description: refusal::PROTOCOL_VERSION,
+        });
     }
 
     fn send_alert_for(&mut self, error: GnutlsError) {
@@ -815,7 +872,7 @@ impl Engine {
             }
             code::FATAL_ALERT_RECEIVED => {
                 self.phase = Phase::Failed;
-                Err(self.fatal_alert())
+                Err(Error::AlertReceived(self.fatal_alert()))
             }
             _ if error.is_fatal() => {
                 self.phase = Phase::Failed;

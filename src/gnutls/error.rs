@@ -116,6 +116,16 @@ pub(crate) mod code {
     pub(crate) const DECRYPTION_FAILED: i32 = sys::GNUTLS_E_DECRYPTION_FAILED;
     pub(crate) const HANDSHAKE_TOO_LARGE: i32 = sys::GNUTLS_E_HANDSHAKE_TOO_LARGE;
     pub(crate) const UNEXPECTED_PACKET: i32 = sys::GNUTLS_E_UNEXPECTED_PACKET;
+    pub(crate) const REQUESTED_DATA_NOT_AVAILABLE: i32 = sys::GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE;
+    // What a handshake fails with when the two sides find nothing in common.
+    pub(crate) const UNSUPPORTED_VERSION_PACKET: i32 = sys::GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+    pub(crate) const NO_CIPHER_SUITES: i32 = sys::GNUTLS_E_NO_CIPHER_SUITES;
+    pub(crate) const UNKNOWN_CIPHER_SUITE: i32 = sys::GNUTLS_E_UNKNOWN_CIPHER_SUITE;
+    pub(crate) const NO_COMMON_KEY_SHARE: i32 = sys::GNUTLS_E_NO_COMMON_KEY_SHARE;
+    pub(crate) const INSUFFICIENT_CREDENTIALS: i32 = sys::GNUTLS_E_INSUFFICIENT_CREDENTIALS;
+    pub(crate) const UNSUPPORTED_SIGNATURE_ALGORITHM: i32 =
+        sys::GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM;
+    pub(crate) const UNSUPPORTED_CERTIFICATE_TYPE: i32 = sys::GNUTLS_E_UNSUPPORTED_CERTIFICATE_TYPE;
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub(crate) use error::code;
 pub use error::GnutlsError;
 pub(crate) use key_log::KeyLogLine;
 pub(crate) use known_keys::{KnownKey, KnownKeys};
-pub(crate) use priority::Priority;
+pub(crate) use priority::{cipher_suite_name, signature_fits_key, Offer, Priority};
 pub(crate) use privkey::X509PrivKey;
 pub(crate) use secret::wipe;
 pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};

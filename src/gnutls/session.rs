@@ -125,6 +125,13 @@ impl Session {
             // file SSLKEYLOGFILE names: none unless the configuration asks
             // (Session::log_keys).
             sys::gnutls_session_set_keylog_function(s, None);
+            // Notes the peer's hello and session tickets in the transport.
+            sys::gnutls_handshake_set_hook_function(
+                s,
+                transport::ANY_HANDSHAKE_MESSAGE,
+                sys::GNUTLS_HOOK_BOTH,
+                Some(transport::handshake_message),
+            );
         }
         Ok(())
     }
@@ -511,21 +518,6 @@ impl Session {
         // SAFETY: the session is live; the datum receives a GnuTLS allocation.
         check(unsafe { sys::gnutls_session_get_data2(self.raw.as_ptr(), datum.as_mut_ptr()) })?;
         Ok(Zeroizing::new(datum.as_bytes().to_vec()))
-    }
-
-    /// On a client: records in the transport when a session ticket arrives
-    /// (TLS 1.3 sends them after the handshake).
-    pub(crate) fn watch_session_tickets(&mut self) {
-        // SAFETY: the session is live; the hook only sets a flag in the
-        // transport reached through the session's user pointer.
-        unsafe {
-            sys::gnutls_handshake_set_hook_function(
-                self.raw.as_ptr(),
-                sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
-                sys::GNUTLS_HOOK_POST as i32,
-                Some(transport::ticket_received),
-            );
-        }
     }
 
     /// On a server: issues session tickets encrypted under `key` (a key

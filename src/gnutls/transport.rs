@@ -62,6 +62,12 @@ pub(crate) struct Transport {
     pub(crate) purpose: Purpose,
     /// A session ticket arrived since the flag was last cleared.
     pub(crate) ticket_received: bool,
+    /// On a server: the body of the last ClientHello received (at most
+    /// [`MAX_KEPT_HELLO`] bytes), to explain a refused handshake.
+    pub(crate) client_hello: Vec<u8>,
+    /// On a client: the server answered the ClientHello (a ServerHello or a
+    /// HelloRetryRequest arrived).
+    pub(crate) server_hello_received: bool,
     /// Key log lines queued by `key_log::secret_derived`, for the engine to
     /// write out (only when the configuration logs keys).
     pub(crate) key_log_lines: Vec<KeyLogLine>,
@@ -79,6 +85,8 @@ impl Transport {
             check_name: None,
             purpose,
             ticket_received: false,
+            client_hello: Vec::new(),
+            server_hello_received: false,
             key_log_lines: Vec::new(),
             errno: 0,
             panic: None,
@@ -203,20 +211,56 @@ pub(crate) unsafe extern "C" fn errno(ptr: sys::gnutls_transport_ptr_t) -> c_int
     unsafe { with_transport(ptr, libc::EIO, |t| t.errno) }
 }
 
-/// `gnutls_handshake_hook_func` for NewSessionTicket: notes the arrival.
-pub(crate) unsafe extern "C" fn ticket_received(
+/// `GNUTLS_HANDSHAKE_ANY` (a macro bindgen does not carry): the hook sees
+/// every handshake message.
+pub(crate) const ANY_HANDSHAKE_MESSAGE: c_uint = c_uint::MAX;
+
+/// How much of a ClientHello is kept: real ones are well under 2 KiB; the
+/// lists that explain a refusal come first, and a cut hello is read up to
+/// the cut.
+pub(crate) const MAX_KEPT_HELLO: usize = 16 * 1024;
+
+/// `gnutls_handshake_hook_func` for every message: before a received
+/// ClientHello is processed, keeps a copy; notes a ServerHello or
+/// HelloRetryRequest, and a processed NewSessionTicket.
+pub(crate) unsafe extern "C" fn handshake_message(
     session: sys::gnutls_session_t,
-    _htype: c_uint,
-    _when: c_uint,
-    _incoming: c_uint,
-    _msg: *const sys::gnutls_datum_t,
+    htype: c_uint,
+    when: c_uint,
+    incoming: c_uint,
+    msg: *const sys::gnutls_datum_t,
 ) -> c_int {
+    if incoming == 0 {
+        return 0;
+    }
+    let before = when == sys::GNUTLS_HOOK_PRE;
+    // SAFETY: GnuTLS passes the message it is about to process (or has
+    // processed) and keeps it alive for the call; a null datum or data
+    // pointer means an empty message.
+    let body = unsafe { msg.as_ref() }
+        .filter(|m| !m.data.is_null())
+        // SAFETY: see above: `data` points at `size` readable bytes.
+        .map_or(&[][..], |m| unsafe {
+            std::slice::from_raw_parts(m.data, m.size as usize)
+        });
     // SAFETY: the session's user pointer is the registered transport; GnuTLS
     // runs hooks only inside calls made through `&mut Session`.
     unsafe {
         let ptr = sys::gnutls_session_get_ptr(session);
         with_transport(ptr, 0, |t| {
-            t.ticket_received = true;
+            match (htype, before) {
+                (sys::GNUTLS_HANDSHAKE_CLIENT_HELLO, true) => {
+                    t.client_hello.clear();
+                    t.client_hello
+                        .extend_from_slice(&body[..body.len().min(MAX_KEPT_HELLO)]);
+                }
+                (sys::GNUTLS_HANDSHAKE_SERVER_HELLO, true)
+                | (sys::GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST, true) => {
+                    t.server_hello_received = true
+                }
+                (sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, false) => t.ticket_received = true,
+                _ => {}
+            }
             0
         })
     }

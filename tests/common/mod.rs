@@ -19,8 +19,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sslsocket::{
-    Certificate, ConnectionStatistics, Error, Reactor, SocketId, SslConfiguration, SslError,
-    SslErrorKind, SslProtocol, SslSocket, TimeoutKind,
+    Certificate, ConnectionStatistics, Error, HandshakeParameter, Reactor, RefusedBy, SocketId,
+    SslConfiguration, SslError, SslErrorKind, SslProtocol, SslSocket, TimeoutKind,
 };
 
 /// The longest any single wait in a test may take.
@@ -894,6 +894,9 @@ pub enum Caught {
     ClosedDuringHandshake,
     CertificateVerification(Vec<SslErrorKind>),
     AlertReceived(u8),
+    /// A handshake refused for want of common parameters: by whom, and the
+    /// parameter when known.
+    Refused(RefusedBy, Option<HandshakeParameter>),
     Handshake(String),
     Tls(String),
     Network(io::ErrorKind),
@@ -911,6 +914,7 @@ impl Caught {
                 Caught::CertificateVerification(errors.iter().map(SslError::kind).collect())
             }
             Error::AlertReceived(alert) => Caught::AlertReceived(alert.description()),
+            Error::HandshakeRefused(r) => Caught::Refused(r.refused_by(), r.parameter()),
             Error::Handshake(e) => Caught::Handshake(e.to_string()),
             Error::Tls(e) => Caught::Tls(e.to_string()),
             Error::Network(e) => Caught::Network(e.kind()),
