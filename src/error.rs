@@ -1,6 +1,7 @@
 //! The public error types: [`Error`] for everything the API reports,
 //! [`SslError`] and [`SslErrorKind`] for certificate verification problems,
-//! and [`Alert`] for TLS alerts.
+//! [`PskErrorKind`] for pre-shared key failures, and [`Alert`] for TLS
+//! alerts.
 //!
 //! This module describes failures; it decides nothing and touches no I/O.
 
@@ -55,6 +56,15 @@ pub enum Error {
     /// The peer's certificate failed verification and the errors were not
     /// ignored.
     CertificateVerification(Vec<SslError>),
+    /// Authentication with a pre-shared key failed; nothing was
+    /// established.
+    PreSharedKey {
+        /// What went wrong.
+        kind: PskErrorKind,
+        /// The identity concerned: the one this client named, or the one
+        /// the client named to this server.
+        identity: Vec<u8>,
+    },
     /// The peer sent a fatal TLS alert.
     AlertReceived(Alert),
     /// The TLS handshake failed.
@@ -136,6 +146,12 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::PreSharedKey { kind, identity } => write!(
+                f,
+                "pre-shared key authentication failed for identity {:?}: {}",
+                String::from_utf8_lossy(identity),
+                kind.description()
+            ),
             Error::AlertReceived(alert) => write!(f, "the peer sent a {alert}"),
             Error::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
@@ -192,6 +208,10 @@ impl Clone for Error {
             Error::CertificateVerification(errors) => {
                 Error::CertificateVerification(errors.clone())
             }
+            Error::PreSharedKey { kind, identity } => Error::PreSharedKey {
+                kind: *kind,
+                identity: identity.clone(),
+            },
             Error::AlertReceived(alert) => Error::AlertReceived(*alert),
             Error::Handshake(e) => Error::Handshake(*e),
             Error::Tls(e) => Error::Tls(*e),
@@ -396,6 +416,45 @@ impl fmt::Display for SslError {
             write!(f, " [{}]", cert.subject_dn())?;
         }
         Ok(())
+    }
+}
+
+/// Why authentication with a pre-shared key failed
+/// ([`Error::PreSharedKey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PskErrorKind {
+    /// (Server) The client named an identity the server's table does not
+    /// hold, or, resuming a session, one that was removed from it since. The
+    /// client is told only that the handshake failed, as for a wrong key.
+    UnknownIdentity,
+    /// (Server) The client did not prove the key the table holds for its
+    /// identity.
+    KeyMismatch,
+    /// (Client) The server refused the identity or the key; it does not
+    /// say which.
+    Refused,
+    /// (Client) The server authenticated otherwise than with the configured
+    /// key (with a certificate, say): a client that holds a pre-shared key
+    /// accepts no other proof.
+    NotUsed,
+}
+
+impl PskErrorKind {
+    /// The problem, in a sentence.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::UnknownIdentity => "the identity is not among the server's pre-shared keys",
+            Self::KeyMismatch => "the client does not hold the key the server holds for it",
+            Self::Refused => "the server refused the identity or the key",
+            Self::NotUsed => "the server did not authenticate with the pre-shared key",
+        }
+    }
+}
+
+impl fmt::Display for PskErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
     }
 }
 

@@ -95,7 +95,14 @@
 //!    on the verified path where it arises; [`SslSocket::ignore_all_ssl_errors`]
 //!    covers one connection), or
 //! 3. the session was resumed from one established under 1. with the same
-//!    configuration and expected name, and its restored chain verified again.
+//!    configuration and expected name, and its restored chain verified again,
+//!    or
+//! 4. the peer proved, in this very handshake, the pre-shared key the
+//!    configuration holds for the identity used
+//!    ([`pre_shared_key`](SslConfigurationBuilder::pre_shared_key) on a
+//!    client, which then accepts nothing else;
+//!    [`PreSharedKeys`] on a server), or (a server) resumed a session
+//!    established that way whose identity its table still holds.
 //!
 //! A client remembers a session only after a verification that found
 //! nothing, keyed by host, port and expected name in the configuration's own
@@ -147,6 +154,7 @@ mod handle;
 mod lingering;
 mod private_key;
 mod proxy;
+mod psk;
 mod reactor;
 mod reply;
 mod resolver;
@@ -167,12 +175,15 @@ pub use calloop_source::{QuitRequested, ReactorSource};
 pub use certificate::{AlternativeName, Certificate, DigestAlgorithm, SubjectInfo};
 pub use config::{PeerVerifyMode, SslConfiguration, SslConfigurationBuilder, SslProtocol};
 pub use context::{Context, ServerId, SocketId};
-pub use error::{Alert, AlertLevel, Error, Result, SslError, SslErrorKind, TimeoutKind};
+pub use error::{
+    Alert, AlertLevel, Error, PskErrorKind, Result, SslError, SslErrorKind, TimeoutKind,
+};
 pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
+pub use psk::{PreSharedKeyAuthenticator, PreSharedKeys};
 pub use reactor::Reactor;
 pub use reply::{CallError, Reply};
 pub use server::SslServer;

@@ -7,6 +7,7 @@
 //! of sockets, in any thread, use it. This module reads files; it performs
 //! no network I/O.
 
+mod authentication;
 mod load;
 mod session_cache;
 mod verified_chains;
@@ -22,6 +23,8 @@ use crate::certificate::Certificate;
 use crate::error::{Error, Result, SslError};
 use crate::gnutls::{self, CertificateCredentials, GnutlsError, Priority, SessionDb, Verification};
 use crate::private_key::PrivateKey;
+pub(crate) use authentication::Authentication;
+use authentication::AuthenticationSettings;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 pub(crate) use session_cache::{ServerKey, SessionCache};
 pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
@@ -130,6 +133,7 @@ struct Inner {
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
+    authentication: Authentication,
 }
 
 impl SslConfiguration {
@@ -334,6 +338,7 @@ pub struct SslConfigurationBuilder {
     ticket_lifetime: Duration,
     ocsp_required: bool,
     interrupt_on_error: bool,
+    authentication: AuthenticationSettings,
     misuse: Option<String>,
 }
 
@@ -353,6 +358,7 @@ impl Default for SslConfigurationBuilder {
             ticket_lifetime: Duration::from_secs(6 * 3600),
             ocsp_required: false,
             interrupt_on_error: false,
+            authentication: AuthenticationSettings::default(),
             misuse: None,
         }
     }
@@ -596,7 +602,8 @@ impl SslConfigurationBuilder {
     /// "Priority strings"), replacing the system default, the protocol range
     /// and the restriction to forward-secret AEAD suites described under
     /// [`protocols`](Self::protocols): `"NORMAL"`, for example, allows CBC
-    /// and static RSA suites again.
+    /// and static RSA suites again. What [pre-shared keys](Self::pre_shared_key)
+    /// need is appended to it all the same.
     pub fn priority_string(mut self, priority: impl Into<String>) -> Self {
         self.priority = Some(priority.into());
         self
@@ -629,12 +636,14 @@ impl SslConfigurationBuilder {
             .iter()
             .map(|identity| load::load_identity(&mut credentials, identity))
             .collect::<Result<Vec<_>>>()?;
-        if !local_chains.is_empty() {
+        let authentication = self.authentication.load()?;
+        let serves = !local_chains.is_empty() || authentication.serves();
+        if serves {
             credentials
                 .set_known_dh_params()
                 .map_err(gnutls_config_error)?;
         }
-        let serves_resumption = self.session_resumption && !local_chains.is_empty();
+        let serves_resumption = self.session_resumption && serves;
         let ticket_key = match serves_resumption {
             true => Some(gnutls::ticket_key().map_err(gnutls_config_error)?),
             false => None,
@@ -658,6 +667,7 @@ impl SslConfigurationBuilder {
                 ticket_lifetime: self.ticket_lifetime,
                 ocsp_required: self.ocsp_required,
                 interrupt_on_error: self.interrupt_on_error,
+                authentication,
             }),
         })
     }
@@ -673,10 +683,11 @@ impl SslConfigurationBuilder {
     }
 
     fn build_priority(&self) -> Result<Priority> {
-        let (text, append) = match &self.priority {
+        let (mut text, append) = match &self.priority {
             Some(text) => (text.clone(), false),
             None => (protocol_priority(self.protocols)?, true),
         };
+        text.push_str(&self.authentication.priority_suffix());
         Priority::new(&text, append).map_err(|e| {
             Error::InvalidConfiguration(format!(
                 "priority string {text:?} refused at {:?}: {}",

@@ -116,6 +116,8 @@ pub(crate) mod code {
     pub(crate) const DECRYPTION_FAILED: i32 = sys::GNUTLS_E_DECRYPTION_FAILED;
     pub(crate) const HANDSHAKE_TOO_LARGE: i32 = sys::GNUTLS_E_HANDSHAKE_TOO_LARGE;
     pub(crate) const UNEXPECTED_PACKET: i32 = sys::GNUTLS_E_UNEXPECTED_PACKET;
+    pub(crate) const RECEIVED_ILLEGAL_PARAMETER: i32 = sys::GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER;
+    pub(crate) const ERROR_IN_FINISHED_PACKET: i32 = sys::GNUTLS_E_ERROR_IN_FINISHED_PACKET;
 }
 
 #[cfg(test)]

@@ -2,21 +2,25 @@
 //! writes `unsafe`.
 //!
 //! Each GnuTLS object has one owner type that frees it in `Drop`
-//! ([`Session`], [`CertificateCredentials`], [`Priority`], [`X509Crt`]);
+//! ([`Session`], [`CertificateCredentials`], [`PskCredentials`],
+//! [`Priority`], [`X509Crt`]);
 //! [`check`](error::check) turns every return code into a `Result` with a
 //! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
-//! leaves this module. The `extern "C"` callbacks live in `transport.rs` and
-//! only move bytes; they never run code from the layers above.
+//! leaves this module. The `extern "C"` callbacks live in `transport.rs`
+//! (and, for pre-shared keys, `psk.rs`) and only move bytes; they never run
+//! code from the layers above.
 //!
 //! This module must not know about sockets, the reactor or user callbacks.
 #![allow(unsafe_code)]
 
+mod auth;
 mod credentials;
 mod datum;
 mod error;
 mod global;
 mod priority;
 mod privkey;
+mod psk;
 mod secret;
 mod session;
 mod session_db;
@@ -25,11 +29,13 @@ mod trust;
 mod verify;
 mod x509;
 
+pub(crate) use auth::{PeerAuthentication, SessionOptions};
 pub(crate) use credentials::CertificateCredentials;
 pub(crate) use error::code;
 pub use error::GnutlsError;
 pub(crate) use priority::Priority;
 pub(crate) use privkey::X509PrivKey;
+pub(crate) use psk::{Psk, PskCredentials, PskOffer, PskTable};
 pub(crate) use secret::wipe;
 pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};
 pub(crate) use session_db::SessionDb;

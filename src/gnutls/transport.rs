@@ -2,8 +2,9 @@
 //! the `extern "C"` callbacks themselves.
 //!
 //! The callbacks only move bytes between GnuTLS and the two ciphertext
-//! queues, or record the peer's verification status; they never call user
-//! code. Each body runs under `catch_unwind`; a caught panic is stored here
+//! queues, or record the peer's verification status (the pre-shared key
+//! callbacks, in `psk.rs`, reach the transport the same way); they never
+//! call user code. Each body runs under `catch_unwind`; a caught panic is stored here
 //! and re-raised by the session after the GnuTLS call returns, so nothing
 //! unwinds through C.
 
@@ -14,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use gnutls_sys as sys;
 
 use super::error::code;
+use super::psk::{Psk, PskLookup};
 use crate::buffer::ByteQueue;
 use crate::send_queue::SendQueue;
 
@@ -61,6 +63,11 @@ pub(crate) struct Transport {
     pub(crate) purpose: Purpose,
     /// A session ticket arrived since the flag was last cleared.
     pub(crate) ticket_received: bool,
+    /// The pre-shared key credentials and keys, if the session has any
+    /// (kept here so that they outlive `gnutls_deinit`).
+    pub(crate) psk: Option<Psk>,
+    /// What the pre-shared key callback saw in this handshake.
+    pub(crate) psk_lookup: Option<PskLookup>,
     errno: c_int,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -75,6 +82,8 @@ impl Transport {
             check_name: None,
             purpose,
             ticket_received: false,
+            psk: None,
+            psk_lookup: None,
             errno: 0,
             panic: None,
         }
@@ -111,7 +120,7 @@ impl Transport {
 /// `ptr` must be the `Transport` registered with the session, alive and not
 /// otherwise borrowed for the duration of the call (true while GnuTLS runs
 /// one of its functions on behalf of `Session`'s `&mut self` methods).
-unsafe fn with_transport<R>(
+pub(super) unsafe fn with_transport<R>(
     ptr: *mut c_void,
     failed: R,
     body: impl FnOnce(&mut Transport) -> R,

@@ -301,6 +301,9 @@ impl SslSocket {
                 }
                 EngineEvent::AlertSent(a) => self.events.push_back(SocketEvent::AlertSent(a)),
                 EngineEvent::CloseNotify => close_notify = true,
+                EngineEvent::PreSharedKeyIdentityUnknown(identity) => self
+                    .events
+                    .push_back(SocketEvent::PreSharedKeyAuthenticationRequired(identity)),
             }
         }
         close_notify
