@@ -1,7 +1,7 @@
 //! The public error types: [`Error`] for everything the API reports,
-//! [`SslError`] and [`SslErrorKind`] for certificate verification problems,
-//! [`PskErrorKind`] for pre-shared key failures, and [`Alert`] for TLS
-//! alerts.
+//! [`SslError`] and [`SslErrorKind`] for problems verifying a peer's
+//! certificate or raw public key, [`PskErrorKind`] for pre-shared key
+//! failures, and [`Alert`] for TLS alerts.
 //!
 //! This module describes failures; it decides nothing and touches no I/O.
 
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use crate::certificate::Certificate;
 use crate::gnutls::{self, GnutlsError};
 use crate::proxy::ProxyErrorKind;
+use crate::raw_public_key::RawPublicKey;
 
 /// Everything that can go wrong in sslsocket.
 ///
@@ -309,6 +310,11 @@ pub enum SslErrorKind {
     RevocationDataInvalid,
     /// A certificate has a critical extension GnuTLS does not understand.
     UnknownCriticalExtension,
+    /// The peer authenticated with an RFC 7250 raw public key that is not
+    /// one the configuration trusts
+    /// ([`add_trusted_raw_public_key`](crate::SslConfigurationBuilder::add_trusted_raw_public_key)).
+    /// The error names the key ([`SslError::raw_public_key`]).
+    RawPublicKeyNotTrusted,
     /// Verification failed for another reason.
     UnspecifiedError,
 }
@@ -343,6 +349,9 @@ impl SslErrorKind {
                 "the revocation data (CRL or OCSP response) is superseded or dated in the future"
             }
             Self::UnknownCriticalExtension => "the certificate has an unknown critical extension",
+            Self::RawPublicKeyNotTrusted => {
+                "the peer's raw public key is not one the configuration trusts"
+            }
             Self::UnspecifiedError => "an unspecified error occurred",
         }
     }
@@ -375,20 +384,49 @@ impl fmt::Display for SslErrorKind {
     }
 }
 
-/// One certificate verification problem and the certificate it concerns.
+/// One problem found verifying the peer, and the certificate or raw public
+/// key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SslError {
     kind: SslErrorKind,
     certificate: Option<Certificate>,
+    raw_public_key: Option<RawPublicKey>,
 }
 
 impl SslError {
     /// A problem of `kind` about `certificate`.
     ///
     /// Built by hand, it serves as an entry of an ignore list: an entry
-    /// without a certificate matches that kind for any certificate.
+    /// without a certificate matches that kind for any certificate (and any
+    /// raw public key).
     pub fn new(kind: SslErrorKind, certificate: Option<Certificate>) -> Self {
-        Self { kind, certificate }
+        Self {
+            kind,
+            certificate,
+            raw_public_key: None,
+        }
+    }
+
+    /// A problem of `kind` about the peer's raw public key `key`. As an
+    /// ignore-list entry it matches that kind for that key only.
+    ///
+    /// ```
+    /// use sslsocket::{PrivateKey, RawPublicKey, SslError, SslErrorKind};
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// let key = RawPublicKey::from_private_key(&PrivateKey::from_file(format!("{ca}server.key"), None)?)?;
+    /// let other = RawPublicKey::from_private_key(&PrivateKey::from_file(format!("{ca}client.key"), None)?)?;
+    /// let ignore = SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, key.clone());
+    /// assert!(ignore.covers(&SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, key)));
+    /// assert!(!ignore.covers(&SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, other)));
+    /// # Ok(()) }
+    /// ```
+    pub fn for_raw_public_key(kind: SslErrorKind, key: RawPublicKey) -> Self {
+        Self {
+            kind,
+            certificate: None,
+            raw_public_key: Some(key),
+        }
     }
 
     /// What is wrong.
@@ -401,11 +439,20 @@ impl SslError {
         self.certificate.as_ref()
     }
 
+    /// The raw public key the problem concerns, when the peer authenticated
+    /// with one.
+    pub fn raw_public_key(&self) -> Option<&RawPublicKey> {
+        self.raw_public_key.as_ref()
+    }
+
     /// Whether this (ignore-list) entry covers `other`: same kind, and the
-    /// same certificate unless this entry names none.
+    /// same certificate and raw public key unless this entry names none.
     pub fn covers(&self, other: &SslError) -> bool {
+        let names_nothing = self.certificate.is_none() && self.raw_public_key.is_none();
         self.kind == other.kind
-            && (self.certificate.is_none() || self.certificate == other.certificate)
+            && (names_nothing
+                || self.certificate == other.certificate
+                    && self.raw_public_key == other.raw_public_key)
     }
 }
 
@@ -414,6 +461,14 @@ impl fmt::Display for SslError {
         write!(f, "{}: {}", self.kind, self.kind.description())?;
         if let Some(cert) = &self.certificate {
             write!(f, " [{}]", cert.subject_dn())?;
+        }
+        if let Some(key) = &self.raw_public_key {
+            write!(
+                f,
+                " [raw {} key, SHA-256 {}…]",
+                key.algorithm(),
+                key.short_fingerprint()
+            )?;
         }
         Ok(())
     }

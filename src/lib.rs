@@ -95,8 +95,12 @@
 //!    on the verified path where it arises; [`SslSocket::ignore_all_ssl_errors`]
 //!    covers one connection), or
 //! 3. the session was resumed from one established under 1. with the same
-//!    configuration and expected name, and its restored chain verified again,
-//!    or
+//!    configuration and expected name, and its restored chain verified again;
+//!
+//! where for an RFC 7250 raw public key, 1. reads "the peer's key is one of
+//! the configuration's [trusted raw public keys](SslConfigurationBuilder::add_trusted_raw_public_key)",
+//! and besides these
+//!
 //! 4. the peer proved, in this very handshake, the pre-shared key the
 //!    configuration holds for the identity used
 //!    ([`pre_shared_key`](SslConfigurationBuilder::pre_shared_key) on a
@@ -155,6 +159,7 @@ mod lingering;
 mod private_key;
 mod proxy;
 mod psk;
+mod raw_public_key;
 mod reactor;
 mod reply;
 mod resolver;
@@ -184,6 +189,7 @@ pub use handle::{ReactorGone, ReactorHandle};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use psk::{PreSharedKeyAuthenticator, PreSharedKeys};
+pub use raw_public_key::RawPublicKey;
 pub use reactor::Reactor;
 pub use reply::{CallError, Reply};
 pub use server::SslServer;

@@ -136,7 +136,9 @@ impl SslServer {
     pub(crate) fn bind(address: SocketAddr, config: SslConfiguration) -> Result<Self> {
         if !config.can_serve() {
             return Err(Error::InvalidConfiguration(
-                "a server needs a local certificate and private key, or pre-shared keys".into(),
+                "a server needs a local certificate and private key, a raw public key or \
+                 pre-shared keys"
+                    .into(),
             ));
         }
         let listener =

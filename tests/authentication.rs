@@ -1,8 +1,9 @@
-//! Pre-shared keys against GnuTLS's own tools: our client against
-//! `gnutls-serv --pskpasswd`, our server against
-//! `gnutls-cli --pskusername/--pskkey`, in TLS 1.3 and TLS 1.2; and the
-//! trust invariant on each path: nothing is established unless the key
-//! proved is the configured one.
+//! Pre-shared keys and RFC 7250 raw public keys against GnuTLS's own tools:
+//! our client against `gnutls-serv --pskpasswd` and `--rawpkkeyfile`, our
+//! server against `gnutls-cli --pskusername/--pskkey` and `--rawpkkeyfile`,
+//! in TLS 1.3 and TLS 1.2; and the trust invariant on each path: nothing is
+//! established unless the key proved is the configured one, or the raw
+//! public key is trusted, or exactly its problem was ignored.
 //!
 //! `gnutls-serv` listens on every address and cannot be told otherwise, so
 //! the tests that run it run themselves again in a child process inside a
@@ -23,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use common::{ca, ca_str, contains, require, run_until, Proc, Spawn, TempDir, TIMEOUT};
 use sslsocket::{
-    Error, PeerVerifyMode, PreSharedKeys, PskErrorKind, Reactor, SslConfiguration,
-    SslConfigurationBuilder, SslError, SslProtocol, SslSocket,
+    Error, PeerVerifyMode, PreSharedKeys, PrivateKey, PskErrorKind, RawPublicKey, Reactor,
+    SslConfiguration, SslConfigurationBuilder, SslError, SslErrorKind, SslProtocol, SslSocket,
 };
 
 /// The key `alice` holds, in hex as the tools take it.
@@ -56,6 +57,25 @@ fn builder(protocol: SslProtocol) -> SslConfigurationBuilder {
     SslConfiguration::builder()
         .system_ca_certificates(false)
         .protocols(protocol, protocol)
+}
+
+fn raw_key(name: &str) -> RawPublicKey {
+    RawPublicKey::from_private_key(&PrivateKey::from_file(ca(name), None).unwrap()).unwrap()
+}
+
+/// `openssl pkey -pubout` of `ca/NAME`, written to `dir` (the tools take
+/// the public key as a file of its own).
+fn public_key_file(dir: &TempDir, name: &str) -> String {
+    let out = dir.join(&format!("{name}.pub"));
+    let status = Command::new(require("openssl", "openssl"))
+        .args(["pkey", "-pubout", "-in", &ca_str(name), "-out"])
+        .arg(&out)
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl pkey -pubout {name}: {status}");
+    // Our derivation of the public key agrees with OpenSSL's.
+    assert_eq!(RawPublicKey::from_file(&out).unwrap(), raw_key(name));
+    out.to_str().unwrap().to_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -136,8 +156,10 @@ struct Seen {
     protocol: Option<SslProtocol>,
     resumed: bool,
     psk_identity: Option<Vec<u8>>,
+    raw_key: Option<RawPublicKey>,
     chain: usize,
     verify_errors: Vec<SslError>,
+    ssl_errors: Vec<Vec<SslError>>,
     unknown_identities: Vec<Vec<u8>>,
     errors: Vec<Error>,
     disconnected: bool,
@@ -149,6 +171,14 @@ impl Seen {
             Error::PreSharedKey { kind, identity } => Some((*kind, identity.as_slice())),
             _ => None,
         })
+    }
+
+    fn refused_for(&self) -> Vec<SslError> {
+        self.errors
+            .iter()
+            .flat_map(Error::ssl_errors)
+            .cloned()
+            .collect()
     }
 
     /// Nothing was established: no `handshake_complete`, no plaintext.
@@ -169,6 +199,7 @@ fn watch(socket: &mut SslSocket, echo: bool) -> Record {
         r.protocol = s.protocol();
         r.resumed = s.is_session_resumed();
         r.psk_identity = s.psk_identity();
+        r.raw_key = s.peer_raw_public_key();
         r.chain = s.peer_certificate_chain().len();
         r.verify_errors = s.peer_verify_errors();
     });
@@ -180,6 +211,10 @@ fn watch(socket: &mut SslSocket, echo: bool) -> Record {
         }
         r.borrow_mut().data.extend_from_slice(&data);
     });
+    let r = record.clone();
+    socket
+        .ssl_errors()
+        .connect(move |_, _, errors| r.borrow_mut().ssl_errors.push(errors.clone()));
     let r = record.clone();
     socket
         .pre_shared_key_authentication_required()
@@ -561,5 +596,153 @@ fn our_server_issues_no_ticket_for_a_key_session() {
         let seen = seen.borrow();
         assert!(seen.complete && !seen.resumed);
         assert_eq!(seen.psk_identity.as_deref(), Some(&b"alice"[..]));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw public keys
+// ---------------------------------------------------------------------------
+
+#[test]
+fn our_client_takes_a_raw_key_gnutls_serv_only_if_trusted_or_exactly_ignored() {
+    in_private_network(
+        "our_client_takes_a_raw_key_gnutls_serv_only_if_trusted_or_exactly_ignored",
+        || {
+            let dir = TempDir::new("rawpk-serv");
+            let _server = gnutls_serv(&[
+                "--rawpkkeyfile",
+                &ca_str("server.key"),
+                "--rawpkfile",
+                &public_key_file(&dir, "server.key"),
+                "--priority",
+                "NORMAL:+CTYPE-SRV-RAWPK",
+            ]);
+            let server_key = raw_key("server.key");
+            let not_trusted = SslError::for_raw_public_key(
+                SslErrorKind::RawPublicKeyNotTrusted,
+                server_key.clone(),
+            );
+            let mut reactor = Reactor::new().unwrap();
+            for (protocol, _) in VERSIONS {
+                let trusting = |key: RawPublicKey| {
+                    builder(protocol)
+                        .add_trusted_raw_public_key(key)
+                        .build()
+                        .unwrap()
+                };
+                let good = connect(&mut reactor, trusting(server_key.clone()), PORT, |_| {});
+                let good = good.borrow();
+                assert!(good.complete, "{protocol}: {:?}", good.errors);
+                assert_eq!(good.data, b"ping\n");
+                assert_eq!(good.raw_key.as_ref(), Some(&server_key));
+                assert_eq!((good.chain, good.verify_errors.len()), (0, 0));
+
+                // Trusting another key: refused, unless the program ignores
+                // exactly this key's problem.
+                let wrong_key = SslError::for_raw_public_key(
+                    SslErrorKind::RawPublicKeyNotTrusted,
+                    raw_key("wildcard.key"),
+                );
+                for (ignore, accepted) in [
+                    (None, false),
+                    (Some(wrong_key.clone()), false),
+                    (Some(not_trusted.clone()), true),
+                ] {
+                    let config = trusting(raw_key("client.key"));
+                    let seen = connect(&mut reactor, config, PORT, |s| {
+                        if let Some(ignore) = ignore.clone() {
+                            s.ssl_errors().connect(move |s, _, _| {
+                                s.ignore_ssl_errors(std::slice::from_ref(&ignore))
+                            });
+                        }
+                    });
+                    let seen = seen.borrow();
+                    assert_eq!(seen.ssl_errors, [vec![not_trusted.clone()]], "{protocol}");
+                    assert_eq!(seen.complete, accepted, "{protocol} {ignore:?}");
+                    if accepted {
+                        assert_eq!(seen.data, b"ping\n");
+                        assert_eq!(seen.verify_errors, std::slice::from_ref(&not_trusted));
+                    } else {
+                        assert!(seen.established_nothing());
+                        assert_eq!(seen.refused_for(), std::slice::from_ref(&not_trusted));
+                    }
+                }
+            }
+        },
+    );
+}
+
+#[test]
+fn gnutls_cli_authenticates_to_our_server_with_a_raw_key() {
+    let dir = TempDir::new("rawpk-cli");
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .add_trusted_raw_public_key(raw_key("client.key"))
+        .peer_verify_mode(PeerVerifyMode::VerifyPeer)
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, records) = serve(&mut reactor, config);
+    let mut served = 0;
+    for (protocol, version) in VERSIONS {
+        for (key, trusted) in [("client.key", true), ("other-client.key", false)] {
+            let priority = format!("NORMAL:-VERS-ALL:{version}:-CTYPE-CLI-ALL:+CTYPE-CLI-RAWPK");
+            let public = public_key_file(&dir, key);
+            let args = [
+                "--priority",
+                &priority,
+                "--x509cafile",
+                &ca_str("root-ca.pem"),
+                "--rawpkkeyfile",
+                &ca_str(key),
+                "--rawpkfile",
+                &public,
+            ];
+            let run = gnutls_cli(&mut reactor, port, &args);
+            assert_eq!(run.echoed(), trusted, "{protocol} {key}: {}", run.log);
+            served += 1;
+            run_until_served(&mut reactor, &records, served);
+            let seen = records.borrow()[served - 1].clone();
+            let seen = seen.borrow();
+            if trusted {
+                assert_eq!(seen.protocol, Some(protocol));
+                assert_eq!(seen.raw_key, Some(raw_key(key)));
+                assert_eq!(seen.chain, 0);
+            } else {
+                assert!(seen.established_nothing(), "{protocol}");
+                let refused = SslError::for_raw_public_key(
+                    SslErrorKind::RawPublicKeyNotTrusted,
+                    raw_key(key),
+                );
+                assert_eq!(seen.refused_for(), [refused], "{protocol}");
+            }
+        }
+    }
+}
+
+#[test]
+fn gnutls_cli_takes_our_raw_key_server() {
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .local_raw_public_key_file(ca("server.key"), None)
+        .build()
+        .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (port, records) = serve(&mut reactor, config);
+    for (i, (protocol, version)) in VERSIONS.into_iter().enumerate() {
+        let priority = format!("NORMAL:-VERS-ALL:{version}:+CTYPE-SRV-RAWPK");
+        // gnutls-cli cannot verify a raw key (it would ask to trust it on
+        // first use): it reports the type and goes on.
+        let args = ["--priority", &priority, "--insecure"];
+        let run = gnutls_cli(&mut reactor, port, &args);
+        assert!(run.echoed(), "{protocol}: {}", run.log);
+        assert!(
+            run.log.contains("Certificate type: Raw Public Key"),
+            "{}",
+            run.log
+        );
+        run_until_served(&mut reactor, &records, i + 1);
+        assert_eq!(records.borrow()[i].borrow().protocol, Some(protocol));
     }
 }

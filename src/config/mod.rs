@@ -603,7 +603,8 @@ impl SslConfigurationBuilder {
     /// and the restriction to forward-secret AEAD suites described under
     /// [`protocols`](Self::protocols): `"NORMAL"`, for example, allows CBC
     /// and static RSA suites again. What [pre-shared keys](Self::pre_shared_key)
-    /// need is appended to it all the same.
+    /// and [raw public keys](Self::add_trusted_raw_public_key) need is
+    /// appended to it all the same.
     pub fn priority_string(mut self, priority: impl Into<String>) -> Self {
         self.priority = Some(priority.into());
         self
@@ -636,7 +637,7 @@ impl SslConfigurationBuilder {
             .iter()
             .map(|identity| load::load_identity(&mut credentials, identity))
             .collect::<Result<Vec<_>>>()?;
-        let authentication = self.authentication.load()?;
+        let authentication = self.authentication.load(&mut credentials)?;
         let serves = !local_chains.is_empty() || authentication.serves();
         if serves {
             credentials

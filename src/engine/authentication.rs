@@ -1,6 +1,9 @@
-//! Judging a peer that did not authenticate with an X.509 chain, but
-//! proved a pre-shared key. It ends in the same gate as certificates
-//! ([`Engine::establish`], which takes an [`Accepted`]).
+//! Judging a peer that did not authenticate with an X.509 chain: one that
+//! proved a pre-shared key, and one that presented an RFC 7250 raw public
+//! key. Both end in the same gate as certificates ([`Engine::establish`],
+//! which takes an [`Accepted`]).
+//!
+//! # Pre-shared keys
 //!
 //! GnuTLS finishes a PSK handshake only when the peer proved the key (TLS
 //! 1.3: the client's binder and both Finished messages; TLS 1.2: both
@@ -25,10 +28,20 @@
 //! A client without a key never negotiates a PSK key exchange (its
 //! priority string does not allow one and GnuTLS has no key to offer), and
 //! a PSK handshake it did not configure is refused all the same.
+//!
+//! # Raw public keys
+//!
+//! A raw key goes through the certificate check like a chain, but is
+//! judged against the configuration's trusted raw keys instead of GnuTLS's
+//! verification (which cannot verify one): [`Engine::peer_problems`] reports
+//! [`SslErrorKind::RawPublicKeyNotTrusted`] for a key that is not among
+//! them, on that key, so that ignoring it names that key. A resumed
+//! session's restored key is judged again the same way.
 
 use super::{Accepted, Engine, EngineEvent, Phase};
-use crate::error::{Alert, Error, PskErrorKind};
+use crate::error::{Alert, Error, PskErrorKind, SslError, SslErrorKind};
 use crate::gnutls::{code, GnutlsError, PeerAuthentication, RawAlert, Role};
+use crate::raw_public_key::RawPublicKey;
 
 /// Alerts (RFC 8446 §6.2).
 const BAD_RECORD_MAC: u8 = 20;
@@ -57,7 +70,7 @@ impl Engine {
     /// When the handshake is done: judges a peer that authenticated with a
     /// pre-shared key, and refuses any other peer of a client that requires
     /// one. `None` when neither applies (the peer is judged on its
-    /// certificate).
+    /// certificate or raw key).
     pub(super) fn judge_pre_shared_key(&mut self) -> Option<Result<(), Error>> {
         let psk = self.session.peer_authentication() == PeerAuthentication::PreSharedKey;
         if !psk && !self.requires_pre_shared_key() {
@@ -206,6 +219,42 @@ impl Engine {
         log::debug!("received {alert}");
         self.events.push_back(EngineEvent::AlertReceived(alert));
         Some(self.pre_shared_key_error(PskErrorKind::Refused))
+    }
+
+    /// Every problem with the peer's certificate chain or raw public key.
+    pub(super) fn peer_problems(&self) -> Vec<SslError> {
+        if !self.peer_uses_raw_public_key() {
+            return self.problems(self.verify_peer());
+        }
+        let presented = !self.session.peer_certificates().is_empty();
+        let mut problems = match self.peer_raw_public_key() {
+            None if presented => vec![SslError::new(SslErrorKind::UnspecifiedError, None)],
+            None => vec![SslError::new(SslErrorKind::NoPeerCertificate, None)],
+            Some(key) if self.config.authentication().trusts(&key) => Vec::new(),
+            Some(key) => vec![SslError::for_raw_public_key(
+                SslErrorKind::RawPublicKeyNotTrusted,
+                key,
+            )],
+        };
+        // A raw key has no status to staple: a configuration that requires
+        // one is not satisfied.
+        if self.role == Role::Client && self.config.ocsp_stapling_required() {
+            problems.push(SslError::new(SslErrorKind::OcspResponseInvalid, None));
+        }
+        problems
+    }
+
+    pub(super) fn peer_uses_raw_public_key(&self) -> bool {
+        self.session.peer_authentication() == PeerAuthentication::RawPublicKey
+    }
+
+    /// The raw public key the peer presented, if it authenticated with one.
+    pub(crate) fn peer_raw_public_key(&self) -> Option<RawPublicKey> {
+        if !self.peer_uses_raw_public_key() {
+            return None;
+        }
+        let key = self.session.peer_certificates().first().copied()?;
+        RawPublicKey::from_der(key).ok()
     }
 
     /// The PSK identity of an established PSK connection: a client's own

@@ -1,11 +1,13 @@
-//! Pre-shared keys, engine against engine in memory: what each path
-//! establishes, and that nothing is established when the key is not the
-//! configured one.
+//! Pre-shared keys and raw public keys, engine against engine in memory:
+//! what each path establishes, and that nothing is established when the key
+//! or the raw key is not the configured one.
 
 use super::tests::{ca, Pair};
 use super::*;
 use crate::config::SslConfigurationBuilder;
+use crate::private_key::PrivateKey;
 use crate::psk::PreSharedKeys;
+use crate::raw_public_key::RawPublicKey;
 
 const KEY: [u8; 32] = [0x5a; 32];
 
@@ -29,6 +31,10 @@ fn alice() -> PreSharedKeys {
     let keys = PreSharedKeys::new();
     keys.insert("alice", KEY).unwrap();
     keys
+}
+
+fn raw_key(name: &str) -> RawPublicKey {
+    RawPublicKey::from_private_key(&PrivateKey::from_file(ca(name), None).unwrap()).unwrap()
 }
 
 fn psk_kind(result: &Result<(), Error>) -> Option<PskErrorKind> {
@@ -55,6 +61,7 @@ fn a_pre_shared_key_authenticates_both_ends_in_tls13_and_tls12() {
             assert_eq!(engine.psk_identity().as_deref(), Some(&b"alice"[..]));
             assert!(engine.peer_certificate_chain().is_empty());
             assert!(engine.peer_verify_errors().is_empty());
+            assert_eq!(engine.peer_raw_public_key(), None);
             // (EC)DHE with the key: forward secret.
             assert!(engine.group().is_some(), "{protocol}");
         }
@@ -260,4 +267,182 @@ fn a_resumed_key_session_needs_its_identity_in_the_table() {
             assert!(!second.server.is_established());
         }
     }
+}
+
+fn raw_server(key: &str) -> SslConfigurationBuilder {
+    builder().local_raw_public_key_file(ca(key), None)
+}
+
+fn trusting(key: RawPublicKey) -> SslConfigurationBuilder {
+    builder().add_trusted_raw_public_key(key)
+}
+
+#[test]
+fn a_trusted_raw_key_is_accepted_and_another_refused_unless_ignored_exactly() {
+    let server_key = raw_key("server.key");
+    let server = raw_server("server.key").build().unwrap();
+    let mut pair = Pair::new(
+        trusting(server_key.clone()).build().unwrap(),
+        server.clone(),
+        "any",
+    );
+    pair.pump().0.unwrap();
+    assert!(pair.client.is_established());
+    assert_eq!(pair.client.peer_raw_public_key(), Some(server_key.clone()));
+    assert!(pair.client.peer_certificate_chain().is_empty());
+
+    let other = trusting(raw_key("client.key")).build().unwrap();
+    let not_trusted =
+        SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, server_key);
+    let wrong_key = SslError::for_raw_public_key(
+        SslErrorKind::RawPublicKeyNotTrusted,
+        raw_key("wildcard.key"),
+    );
+    for (ignore, accepted) in [
+        (None, false),
+        (Some(&wrong_key), false),
+        (Some(&not_trusted), true),
+    ] {
+        let mut pair = Pair::new(other.clone(), server.clone(), "any");
+        pair.pump().0.unwrap();
+        let events = Pair::events(&mut pair.client);
+        assert_eq!(
+            events.last(),
+            Some(&EngineEvent::SslErrors(vec![not_trusted.clone()]))
+        );
+        if let Some(ignore) = ignore {
+            pair.client.ignore_ssl_errors(std::slice::from_ref(ignore));
+        }
+        pair.client.resolve_ssl_errors();
+        let (c, _) = pair.pump();
+        assert_eq!(pair.client.is_established(), accepted, "{ignore:?}: {c:?}");
+        if !accepted {
+            assert!(
+                matches!(c, Err(Error::CertificateVerification(ref e)) if e == std::slice::from_ref(&not_trusted))
+            );
+        }
+    }
+}
+
+#[test]
+fn a_client_authenticates_with_a_raw_key() {
+    for protocol in [SslProtocol::TlsV1_3, SslProtocol::TlsV1_2] {
+        let client_key = raw_key("client.key");
+        let server = trusting(client_key.clone())
+            .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+            .peer_verify_mode(PeerVerifyMode::VerifyPeer)
+            .build()
+            .unwrap();
+        let client = builder()
+            .add_ca_certificates_file(ca("root-ca.pem"))
+            .protocols(protocol, protocol)
+            .local_raw_public_key_file(ca("client.key"), None)
+            .build()
+            .unwrap();
+        let mut pair = Pair::new(client.clone(), server, "localhost");
+        let (c, s) = pair.pump();
+        c.unwrap();
+        s.unwrap();
+        assert_eq!(pair.server.peer_raw_public_key(), Some(client_key));
+        // The server still authenticated with its certificate.
+        assert_eq!(pair.client.peer_certificate_chain().len(), 2);
+        // A server that trusts another key refuses it.
+        let server = trusting(raw_key("server.key"))
+            .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+            .peer_verify_mode(PeerVerifyMode::VerifyPeer)
+            .build()
+            .unwrap();
+        let mut pair = Pair::new(client, server, "localhost");
+        pair.pump().1.unwrap();
+        let refused = SslError::for_raw_public_key(
+            SslErrorKind::RawPublicKeyNotTrusted,
+            raw_key("client.key"),
+        );
+        let events = Pair::events(&mut pair.server);
+        assert_eq!(
+            events.last(),
+            Some(&EngineEvent::SslErrors(vec![refused.clone()]))
+        );
+        pair.server.resolve_ssl_errors();
+        let (_, s) = pair.pump();
+        assert!(
+            matches!(s, Err(Error::CertificateVerification(ref e)) if e == std::slice::from_ref(&refused)),
+            "{protocol}: {s:?}"
+        );
+        assert!(!pair.server.is_established());
+    }
+}
+
+#[test]
+fn a_resumed_raw_key_session_is_judged_again() {
+    // The server only queries the client's raw key and does not trust it:
+    // the full handshake and its TLS 1.2 resumption report the same problem.
+    let server = trusting(raw_key("server.key"))
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .peer_verify_mode(PeerVerifyMode::QueryPeer)
+        .build()
+        .unwrap();
+    let client = builder()
+        .add_ca_certificates_file(ca("root-ca.pem"))
+        .protocols(SslProtocol::TlsV1_2, SslProtocol::TlsV1_2)
+        .local_raw_public_key_file(ca("client.key"), None)
+        .build()
+        .unwrap();
+    for resumed in [false, true] {
+        let mut pair = Pair::new(client.clone(), server.clone(), "localhost");
+        pair.pump().0.unwrap();
+        assert_eq!(pair.server.is_resumed(), resumed);
+        let kinds: Vec<_> = pair
+            .server
+            .peer_verify_errors()
+            .iter()
+            .map(SslError::kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [SslErrorKind::RawPublicKeyNotTrusted],
+            "resumed: {resumed}"
+        );
+        assert_eq!(
+            pair.server.peer_raw_public_key(),
+            Some(raw_key("client.key"))
+        );
+    }
+}
+
+#[test]
+fn a_client_resumes_a_raw_key_session_and_judges_the_key_again() {
+    let server = raw_server("server.key").build().unwrap();
+    for protocol in [SslProtocol::TlsV1_3, SslProtocol::TlsV1_2] {
+        let client = trusting(raw_key("server.key"))
+            .protocols(protocol, protocol)
+            .build()
+            .unwrap();
+        for resumed in [false, true] {
+            let mut pair = Pair::new(client.clone(), server.clone(), "any");
+            pair.pump().0.unwrap();
+            // TLS 1.3 tickets come after the handshake, with the first data.
+            pair.server.send(b"x").unwrap();
+            pair.pump().0.unwrap();
+            assert_eq!(pair.client.is_resumed(), resumed, "{protocol}");
+            assert_eq!(
+                pair.client.peer_raw_public_key(),
+                Some(raw_key("server.key"))
+            );
+            assert!(pair.client.peer_verify_errors().is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_raw_key_has_no_status_for_a_client_that_requires_one() {
+    let client = trusting(raw_key("server.key"))
+        .ocsp_stapling_required(true)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(client, raw_server("server.key").build().unwrap(), "any");
+    pair.pump().0.unwrap();
+    let events = Pair::events(&mut pair.client);
+    let missing = SslError::new(SslErrorKind::OcspResponseInvalid, None);
+    assert_eq!(events.last(), Some(&EngineEvent::SslErrors(vec![missing])));
 }

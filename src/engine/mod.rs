@@ -17,12 +17,13 @@
 //! from [`Engine::establish`], which takes an [`Accepted`]: the proof that
 //! the peer was judged on this very connection. Only
 //! [`Engine::judge_peer`] (its chain verified for this configuration and
-//! the expected name, with no problem left unignored),
-//! [`Engine::resolve_ssl_errors`] (every problem reported now ignored by
-//! the program), [`Engine::judge_pre_shared_key`] (the peer proved the key
-//! the configuration holds for the identity used; see `authentication.rs`)
-//! and a configuration that verifies nothing (never for a client that holds
-//! a pre-shared key) make one. When
+//! the expected name, or its raw public key one the configuration trusts,
+//! with no problem left unignored), [`Engine::resolve_ssl_errors`] (every
+//! problem reported now ignored by the program),
+//! [`Engine::judge_pre_shared_key`] (the peer proved the key the
+//! configuration holds for the identity used; see `authentication.rs`) and
+//! a configuration that verifies nothing (never for a client that holds a
+//! pre-shared key) make one. When
 //! GnuTLS finishes a handshake without having asked for the check (a
 //! resumed session restores the peer's chain without verifying it), the
 //! restored chain is verified and judged then. A client remembers a session
@@ -437,7 +438,7 @@ impl Engine {
                 self.session.is_resumed()
             );
             self.session.transport_mut().peer_check = PeerCheck::Deciding;
-            let problems = self.problems(self.verify_peer());
+            let problems = self.peer_problems();
             self.judge_peer(problems);
         }
         if let Some(accepted) = self.accepted.take() {
@@ -482,7 +483,7 @@ impl Engine {
             self.refuse_certificate_authentication();
             return true;
         }
-        let problems = self.problems(self.verify_peer());
+        let problems = self.peer_problems();
         self.judge_peer(problems)
     }
 
@@ -867,8 +868,11 @@ impl Engine {
     }
 
     /// The peer's certificate chain, leaf first (empty when the peer
-    /// authenticated with a pre-shared key).
+    /// authenticated with a raw public key or a pre-shared key).
     pub(crate) fn peer_certificate_chain(&self) -> Vec<Certificate> {
+        if self.peer_uses_raw_public_key() {
+            return Vec::new();
+        }
         self.session
             .peer_certificates()
             .iter()

@@ -1,6 +1,7 @@
 //! How a session authenticates besides X.509 chains: the options it is made
-//! with ([`SessionOptions`]: pre-shared keys) and what the handshake ended
-//! up using ([`PeerAuthentication`], the PSK identity).
+//! with ([`SessionOptions`]: raw public keys, pre-shared keys) and what the
+//! handshake ended up using ([`PeerAuthentication`], the PSK identity, the
+//! peer's raw public key).
 //!
 //! This file reports; the engine judges.
 
@@ -12,6 +13,9 @@ use super::session::Session;
 /// What a session may authenticate with besides X.509 certificates.
 #[derive(Clone, Default)]
 pub(crate) struct SessionOptions {
+    /// Negotiate RFC 7250 raw public keys (`GNUTLS_ENABLE_RAWPK`); the
+    /// priority string says which certificate types each side may use.
+    pub(crate) raw_public_keys: bool,
     /// The client's key, or the server's table.
     pub(crate) psk: Option<Psk>,
 }
@@ -23,6 +27,8 @@ pub(crate) enum PeerAuthentication {
     /// With an X.509 certificate (or, on a server, a client that sent
     /// none).
     Certificate,
+    /// With an RFC 7250 raw public key.
+    RawPublicKey,
     /// By proving a pre-shared key.
     PreSharedKey,
     /// Anything else GnuTLS knows (anonymous, SRP): never enabled here.
@@ -30,12 +36,22 @@ pub(crate) enum PeerAuthentication {
 }
 
 impl Session {
-    /// How the peer authenticated (`gnutls_auth_get_type`). Meaningful once
-    /// the handshake is done.
+    /// How the peer authenticated (`gnutls_auth_get_type`, and the peer's
+    /// certificate type). Meaningful once the handshake is done.
     pub(crate) fn peer_authentication(&self) -> PeerAuthentication {
-        // SAFETY: the session is live; this only reads its parameters.
-        match unsafe { sys::gnutls_auth_get_type(self.as_raw()) } {
+        let s = self.as_raw();
+        // SAFETY: the session is live; these only read its parameters.
+        let (credentials, certificate_type) = unsafe {
+            (
+                sys::gnutls_auth_get_type(s),
+                sys::gnutls_certificate_type_get2(s, sys::GNUTLS_CTYPE_PEERS),
+            )
+        };
+        match credentials {
             sys::GNUTLS_CRD_PSK => PeerAuthentication::PreSharedKey,
+            sys::GNUTLS_CRD_CERTIFICATE if certificate_type == sys::GNUTLS_CRT_RAWPK => {
+                PeerAuthentication::RawPublicKey
+            }
             sys::GNUTLS_CRD_CERTIFICATE => PeerAuthentication::Certificate,
             _ => PeerAuthentication::Other,
         }

@@ -3,7 +3,7 @@
 //!
 //! Each GnuTLS object has one owner type that frees it in `Drop`
 //! ([`Session`], [`CertificateCredentials`], [`PskCredentials`],
-//! [`Priority`], [`X509Crt`]);
+//! [`Priority`], [`X509Crt`], [`PubKey`]);
 //! [`check`](error::check) turns every return code into a `Result` with a
 //! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
 //! leaves this module. The `extern "C"` callbacks live in `transport.rs`
@@ -21,6 +21,7 @@ mod global;
 mod priority;
 mod privkey;
 mod psk;
+mod rawpk;
 mod secret;
 mod session;
 mod session_db;
@@ -36,6 +37,7 @@ pub use error::GnutlsError;
 pub(crate) use priority::Priority;
 pub(crate) use privkey::X509PrivKey;
 pub(crate) use psk::{Psk, PskCredentials, PskOffer, PskTable};
+pub(crate) use rawpk::{digest, PubKey};
 pub(crate) use secret::wipe;
 pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};
 pub(crate) use session_db::SessionDb;

@@ -77,10 +77,13 @@ impl Session {
         super::global::init();
         // A server sends its TLS 1.3 session tickets itself, once it has
         // judged the client (Session::send_session_tickets).
-        let flags = match role {
+        let mut flags = match role {
             Role::Client => sys::GNUTLS_CLIENT,
             Role::Server => sys::GNUTLS_SERVER | sys::GNUTLS_NO_AUTO_SEND_TICKET,
         } | sys::GNUTLS_NONBLOCK;
+        if options.raw_public_keys {
+            flags |= sys::GNUTLS_ENABLE_RAWPK;
+        }
         let mut raw = ptr::null_mut();
         // SAFETY: `raw` is a valid out-pointer; on success we own the session.
         check(unsafe { sys::gnutls_init(&mut raw, flags) })?;

@@ -735,7 +735,7 @@ impl SslSocket {
     }
 
     /// The certificate chain the peer sent, leaf first (empty for a peer
-    /// that authenticated with a pre-shared key).
+    /// that authenticated with a pre-shared key or a raw public key).
     pub fn peer_certificate_chain(&self) -> Vec<Certificate> {
         self.engine
             .as_ref()
