@@ -1,6 +1,7 @@
 //! The public error types: [`Error`] for everything the API reports,
-//! [`SslError`] and [`SslErrorKind`] for certificate verification problems,
-//! and [`Alert`] for TLS alerts.
+//! [`SslError`] and [`SslErrorKind`] for problems verifying a peer's
+//! certificate or raw public key, [`PskErrorKind`] for pre-shared key
+//! failures, and [`Alert`] for TLS alerts.
 //!
 //! This module describes failures; it decides nothing and touches no I/O.
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use crate::certificate::Certificate;
 use crate::gnutls::{self, GnutlsError};
 use crate::proxy::ProxyErrorKind;
+use crate::raw_public_key::RawPublicKey;
 use crate::refusal::HandshakeRefusal;
 
 /// Everything that can go wrong in sslsocket.
@@ -56,6 +58,15 @@ pub enum Error {
     /// The peer's certificate failed verification and the errors were not
     /// ignored.
     CertificateVerification(Vec<SslError>),
+    /// Authentication with a pre-shared key failed; nothing was
+    /// established.
+    PreSharedKey {
+        /// What went wrong.
+        kind: PskErrorKind,
+        /// The identity concerned: the one this client named, or the one
+        /// the client named to this server.
+        identity: Vec<u8>,
+    },
     /// The peer sent a fatal TLS alert.
     AlertReceived(Alert),
     /// The TLS handshake failed because the two sides found no protocol
@@ -142,6 +153,12 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::PreSharedKey { kind, identity } => write!(
+                f,
+                "pre-shared key authentication failed for identity {:?}: {}",
+                String::from_utf8_lossy(identity),
+                kind.description()
+            ),
             Error::AlertReceived(alert) => write!(f, "the peer sent a {alert}"),
             Error::HandshakeRefused(refusal) => write!(f, "TLS handshake refused: {refusal}"),
             Error::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
@@ -199,6 +216,10 @@ impl Clone for Error {
             Error::CertificateVerification(errors) => {
                 Error::CertificateVerification(errors.clone())
             }
+            Error::PreSharedKey { kind, identity } => Error::PreSharedKey {
+                kind: *kind,
+                identity: identity.clone(),
+            },
             Error::AlertReceived(alert) => Error::AlertReceived(*alert),
             Error::HandshakeRefused(refusal) => Error::HandshakeRefused(refusal.clone()),
             Error::Handshake(e) => Error::Handshake(*e),
@@ -305,6 +326,11 @@ pub enum SslErrorKind {
     PublicKeyChanged,
     /// A certificate has a critical extension GnuTLS does not understand.
     UnknownCriticalExtension,
+    /// The peer authenticated with an RFC 7250 raw public key that is not
+    /// one the configuration trusts
+    /// ([`add_trusted_raw_public_key`](crate::SslConfigurationBuilder::add_trusted_raw_public_key)).
+    /// The error names the key ([`SslError::raw_public_key`]).
+    RawPublicKeyNotTrusted,
     /// Verification failed for another reason.
     UnspecifiedError,
 }
@@ -344,6 +370,9 @@ impl SslErrorKind {
                 "the host presents another public key than the one stored for it"
             }
             Self::UnknownCriticalExtension => "the certificate has an unknown critical extension",
+            Self::RawPublicKeyNotTrusted => {
+                "the peer's raw public key is not one the configuration trusts"
+            }
             Self::UnspecifiedError => "an unspecified error occurred",
         }
     }
@@ -376,20 +405,49 @@ impl fmt::Display for SslErrorKind {
     }
 }
 
-/// One certificate verification problem and the certificate it concerns.
+/// One problem found verifying the peer, and the certificate or raw public
+/// key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SslError {
     kind: SslErrorKind,
     certificate: Option<Certificate>,
+    raw_public_key: Option<RawPublicKey>,
 }
 
 impl SslError {
     /// A problem of `kind` about `certificate`.
     ///
     /// Built by hand, it serves as an entry of an ignore list: an entry
-    /// without a certificate matches that kind for any certificate.
+    /// without a certificate matches that kind for any certificate (and any
+    /// raw public key).
     pub fn new(kind: SslErrorKind, certificate: Option<Certificate>) -> Self {
-        Self { kind, certificate }
+        Self {
+            kind,
+            certificate,
+            raw_public_key: None,
+        }
+    }
+
+    /// A problem of `kind` about the peer's raw public key `key`. As an
+    /// ignore-list entry it matches that kind for that key only.
+    ///
+    /// ```
+    /// use sslsocket::{PrivateKey, RawPublicKey, SslError, SslErrorKind};
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// let key = RawPublicKey::from_private_key(&PrivateKey::from_file(format!("{ca}server.key"), None)?)?;
+    /// let other = RawPublicKey::from_private_key(&PrivateKey::from_file(format!("{ca}client.key"), None)?)?;
+    /// let ignore = SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, key.clone());
+    /// assert!(ignore.covers(&SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, key)));
+    /// assert!(!ignore.covers(&SslError::for_raw_public_key(SslErrorKind::RawPublicKeyNotTrusted, other)));
+    /// # Ok(()) }
+    /// ```
+    pub fn for_raw_public_key(kind: SslErrorKind, key: RawPublicKey) -> Self {
+        Self {
+            kind,
+            certificate: None,
+            raw_public_key: Some(key),
+        }
     }
 
     /// What is wrong.
@@ -402,11 +460,20 @@ impl SslError {
         self.certificate.as_ref()
     }
 
+    /// The raw public key the problem concerns, when the peer authenticated
+    /// with one.
+    pub fn raw_public_key(&self) -> Option<&RawPublicKey> {
+        self.raw_public_key.as_ref()
+    }
+
     /// Whether this (ignore-list) entry covers `other`: same kind, and the
-    /// same certificate unless this entry names none.
+    /// same certificate and raw public key unless this entry names none.
     pub fn covers(&self, other: &SslError) -> bool {
+        let names_nothing = self.certificate.is_none() && self.raw_public_key.is_none();
         self.kind == other.kind
-            && (self.certificate.is_none() || self.certificate == other.certificate)
+            && (names_nothing
+                || self.certificate == other.certificate
+                    && self.raw_public_key == other.raw_public_key)
     }
 }
 
@@ -416,7 +483,54 @@ impl fmt::Display for SslError {
         if let Some(cert) = &self.certificate {
             write!(f, " [{}]", cert.subject_dn())?;
         }
+        if let Some(key) = &self.raw_public_key {
+            write!(
+                f,
+                " [raw {} key, SHA-256 {}…]",
+                key.algorithm(),
+                key.short_fingerprint()
+            )?;
+        }
         Ok(())
+    }
+}
+
+/// Why authentication with a pre-shared key failed
+/// ([`Error::PreSharedKey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PskErrorKind {
+    /// (Server) The client named an identity the server's table does not
+    /// hold, or, resuming a session, one that was removed from it since. The
+    /// client is told only that the handshake failed, as for a wrong key.
+    UnknownIdentity,
+    /// (Server) The client did not prove the key the table holds for its
+    /// identity.
+    KeyMismatch,
+    /// (Client) The server refused the identity or the key; it does not
+    /// say which.
+    Refused,
+    /// (Client) The server authenticated otherwise than with the configured
+    /// key (with a certificate, say): a client that holds a pre-shared key
+    /// accepts no other proof.
+    NotUsed,
+}
+
+impl PskErrorKind {
+    /// The problem, in a sentence.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::UnknownIdentity => "the identity is not among the server's pre-shared keys",
+            Self::KeyMismatch => "the client does not hold the key the server holds for it",
+            Self::Refused => "the server refused the identity or the key",
+            Self::NotUsed => "the server did not authenticate with the pre-shared key",
+        }
+    }
+}
+
+impl fmt::Display for PskErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
     }
 }
 

@@ -95,7 +95,18 @@
 //!    on the verified path where it arises; [`SslSocket::ignore_all_ssl_errors`]
 //!    covers one connection), or
 //! 3. the session was resumed from one established under 1. with the same
-//!    configuration and expected name, and its restored chain verified again.
+//!    configuration and expected name, and its restored chain verified again;
+//!
+//! where for an RFC 7250 raw public key, 1. reads "the peer's key is one of
+//! the configuration's [trusted raw public keys](SslConfigurationBuilder::add_trusted_raw_public_key)",
+//! and besides these
+//!
+//! 4. the peer proved, in this very handshake, the pre-shared key the
+//!    configuration holds for the identity used
+//!    ([`pre_shared_key`](SslConfigurationBuilder::pre_shared_key) on a
+//!    client, which then accepts nothing else;
+//!    [`PreSharedKeys`] on a server), or (a server) resumed a session
+//!    established that way whose identity its table still holds.
 //!
 //! Public key pins ([`SslConfigurationBuilder::pin_public_keys`]) only add
 //! a requirement; trust on first use
@@ -176,6 +187,8 @@ mod handle;
 mod lingering;
 mod private_key;
 mod proxy;
+mod psk;
+mod raw_public_key;
 mod reactor;
 mod refusal;
 mod reply;
@@ -197,12 +210,16 @@ pub use calloop_source::{QuitRequested, ReactorSource};
 pub use certificate::{AlternativeName, Certificate, DigestAlgorithm, SubjectInfo};
 pub use config::{PeerVerifyMode, SslConfiguration, SslConfigurationBuilder, SslProtocol};
 pub use context::{Context, ServerId, SocketId};
-pub use error::{Alert, AlertLevel, Error, Result, SslError, SslErrorKind, TimeoutKind};
+pub use error::{
+    Alert, AlertLevel, Error, PskErrorKind, Result, SslError, SslErrorKind, TimeoutKind,
+};
 pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
+pub use psk::{PreSharedKeyAuthenticator, PreSharedKeys};
+pub use raw_public_key::RawPublicKey;
 pub use reactor::Reactor;
 pub use refusal::{HandshakeOffer, HandshakeParameter, HandshakeRefusal, RefusedBy};
 pub use reply::{CallError, Reply};

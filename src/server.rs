@@ -134,9 +134,11 @@ pub struct SslServer {
 
 impl SslServer {
     pub(crate) fn bind(address: SocketAddr, config: SslConfiguration) -> Result<Self> {
-        if config.local_certificate().is_none() {
+        if !config.can_serve() {
             return Err(Error::InvalidConfiguration(
-                "a server needs a local certificate and private key".into(),
+                "a server needs a local certificate and private key, a raw public key or \
+                 pre-shared keys"
+                    .into(),
             ));
         }
         let listener =

@@ -7,6 +7,7 @@
 //! of sockets, in any thread, use it. This module reads files; it performs
 //! no network I/O.
 
+mod authentication;
 mod key_log;
 mod load;
 mod pins;
@@ -26,6 +27,8 @@ use crate::gnutls::{
     self, CertificateCredentials, GnutlsError, KnownKeys, Priority, SessionDb, Verification,
 };
 use crate::private_key::PrivateKey;
+pub(crate) use authentication::Authentication;
+use authentication::AuthenticationSettings;
 pub(crate) use key_log::KeyLog;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 use pins::PublicKeyPins;
@@ -139,6 +142,7 @@ struct Inner {
     pins: PublicKeyPins,
     known_keys: Option<KnownKeys>,
     key_log: Option<KeyLog>,
+    authentication: Authentication,
 }
 
 impl SslConfiguration {
@@ -367,6 +371,7 @@ pub struct SslConfigurationBuilder {
     pins: PublicKeyPins,
     known_keys: Option<KnownKeys>,
     key_log: Option<PathBuf>,
+    authentication: AuthenticationSettings,
     misuse: Option<String>,
 }
 
@@ -389,6 +394,7 @@ impl Default for SslConfigurationBuilder {
             pins: PublicKeyPins::default(),
             known_keys: None,
             key_log: None,
+            authentication: AuthenticationSettings::default(),
             misuse: None,
         }
     }
@@ -749,7 +755,9 @@ impl SslConfigurationBuilder {
     /// "Priority strings"), replacing the system default, the protocol range
     /// and the restriction to forward-secret AEAD suites described under
     /// [`protocols`](Self::protocols): `"NORMAL"`, for example, allows CBC
-    /// and static RSA suites again.
+    /// and static RSA suites again. What [pre-shared keys](Self::pre_shared_key)
+    /// and [raw public keys](Self::add_trusted_raw_public_key) need is
+    /// appended to it all the same.
     pub fn priority_string(mut self, priority: impl Into<String>) -> Self {
         self.priority = Some(priority.into());
         self
@@ -789,12 +797,14 @@ impl SslConfigurationBuilder {
             .iter()
             .map(|identity| load::load_identity(&mut credentials, identity))
             .collect::<Result<Vec<_>>>()?;
-        if !local_chains.is_empty() {
+        let authentication = self.authentication.load(&mut credentials)?;
+        let serves = !local_chains.is_empty() || authentication.serves();
+        if serves {
             credentials
                 .set_known_dh_params()
                 .map_err(gnutls_config_error)?;
         }
-        let serves_resumption = self.session_resumption && !local_chains.is_empty();
+        let serves_resumption = self.session_resumption && serves;
         let ticket_key = match serves_resumption {
             true => Some(gnutls::ticket_key().map_err(gnutls_config_error)?),
             false => None,
@@ -822,6 +832,7 @@ impl SslConfigurationBuilder {
                 pins: self.pins,
                 known_keys: self.known_keys,
                 key_log,
+                authentication,
             }),
         })
     }
@@ -837,10 +848,11 @@ impl SslConfigurationBuilder {
     }
 
     fn build_priority(&self) -> Result<Priority> {
-        let (text, append) = match &self.priority {
+        let (mut text, append) = match &self.priority {
             Some(text) => (text.clone(), false),
             None => (protocol_priority(self.protocols)?, true),
         };
+        text.push_str(&self.authentication.priority_suffix());
         Priority::new(&text, append).map_err(|e| {
             Error::InvalidConfiguration(format!(
                 "priority string {text:?} refused at {:?}: {}",

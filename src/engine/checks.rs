@@ -25,20 +25,29 @@ pub(super) fn pins(
     leaf: Option<&Certificate>,
     errors: &mut Vec<SslError>,
 ) {
-    let Some(pins) = config.pins_for(name) else {
-        return;
-    };
-    let pinned = leaf.is_some_and(|leaf| pins.contains(&leaf.public_key_pin().as_str()));
-    if !pinned {
-        log::debug!(
-            "{name}: the public key is none of the {} pin(s)",
-            pins.len()
-        );
+    let pin = leaf.map(Certificate::public_key_pin);
+    if !pinned(config, name, pin.as_deref()) {
         errors.push(SslError::new(
             SslErrorKind::PublicKeyPinMismatch,
             leaf.cloned(),
         ));
     }
+}
+
+/// Whether the key with `pin` (none: no key) passes the configuration's
+/// pins for `name` (true when there are none).
+pub(super) fn pinned(config: &SslConfiguration, name: &str, pin: Option<&str>) -> bool {
+    let Some(pins) = config.pins_for(name) else {
+        return true;
+    };
+    let pinned = pin.is_some_and(|pin| pins.contains(&pin));
+    if !pinned {
+        log::debug!(
+            "{name}: the public key is none of the {} pin(s)",
+            pins.len()
+        );
+    }
+    pinned
 }
 
 /// The problems with the chain's issuers, which a stored key stands in for.

@@ -17,9 +17,13 @@
 //! from [`Engine::establish`], which takes an [`Accepted`]: the proof that
 //! the peer was judged on this very connection. Only
 //! [`Engine::judge_peer`] (its chain verified for this configuration and
-//! the expected name, with no problem left unignored),
-//! [`Engine::resolve_ssl_errors`] (every problem reported now ignored by
-//! the program) and a configuration that verifies nothing make one. When
+//! the expected name, or its raw public key one the configuration trusts,
+//! with no problem left unignored), [`Engine::resolve_ssl_errors`] (every
+//! problem reported now ignored by the program),
+//! [`Engine::judge_pre_shared_key`] (the peer proved the key the
+//! configuration holds for the identity used; see `authentication.rs`) and
+//! a configuration that verifies nothing (never for a client that holds a
+//! pre-shared key) make one. When
 //! GnuTLS finishes a handshake without having asked for the check (a
 //! resumed session restores the peer's chain without verifying it), the
 //! restored chain is verified and judged then. A client remembers a session
@@ -27,6 +31,9 @@
 //! ([`Engine::remember_session`]), under the server and the expected name
 //! ([`ServerKey`]), in its configuration's own cache.
 
+mod authentication;
+#[cfg(test)]
+mod authentication_tests;
 mod checks;
 mod client_hello;
 mod code_points;
@@ -43,9 +50,10 @@ use std::time::SystemTime;
 use crate::buffer::ByteQueue;
 use crate::certificate::Certificate;
 use crate::config::{ChainKey, ChainOf, PeerVerifyMode, ServerKey, SslConfiguration, SslProtocol};
-use crate::error::{Alert, Error, SslError, SslErrorKind};
+use crate::error::{Alert, Error, PskErrorKind, SslError, SslErrorKind};
 use crate::gnutls::{
-    code, ClientCertificate, GnutlsError, PeerCheck, RawAlert, Role, Session, Verification,
+    code, ClientCertificate, GnutlsError, PeerAuthentication, PeerCheck, RawAlert, Role, Session,
+    Verification,
 };
 use crate::refusal::{HandshakeParameter, HandshakeRefusal};
 use crate::send_queue::SendQueue;
@@ -91,6 +99,9 @@ pub(crate) enum EngineEvent {
     AlertSent(Alert),
     /// The peer sent `close_notify`: it will send no more data.
     CloseNotify,
+    /// (Server) A client named this pre-shared key identity, which the
+    /// table does not hold; its handshake fails.
+    PreSharedKeyIdentityUnknown(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +150,9 @@ pub(crate) struct Engine {
     refused_hello_pending: bool,
     /// The peer was accepted on this connection; taken by `establish`.
     accepted: Option<Accepted>,
+    /// Why the engine refused the peer's authentication at the certificate
+    /// check, to report when GnuTLS fails the handshake for it.
+    psk_refusal: Option<PskErrorKind>,
     /// This connection's verification found nothing wrong, or the
     /// configuration verifies nothing: a session that may be resumed.
     verified_clean: bool,
@@ -197,11 +211,15 @@ impl Engine {
     }
 
     /// Whether this client may resume sessions: when the configuration
-    /// keeps them, and does not require a stapled OCSP response (each
+    /// keeps them, does not require a stapled OCSP response (each
     /// connection must then prove the certificate's current status, which a
-    /// resumed session cannot).
+    /// resumed session cannot), and holds no pre-shared key (the server
+    /// proves the key on every connection; with (EC)DHE that costs what a
+    /// resumption costs).
     fn may_resume(&self) -> bool {
-        self.config.session_cache().is_some() && !self.config.ocsp_stapling_required()
+        self.config.session_cache().is_some()
+            && !self.config.ocsp_stapling_required()
+            && !self.requires_pre_shared_key()
     }
 
     /// A server session.
@@ -237,6 +255,7 @@ impl Engine {
             role,
             config.credentials().clone(),
             config.priority().clone(),
+            config.authentication().session_options(role),
         )
         .map_err(Error::Handshake)?;
         if config.key_log().is_some() {
@@ -273,6 +292,7 @@ impl Engine {
             refused_hello_pending: false,
             // A configuration that verifies nothing accepts any peer.
             accepted: (enforcement == Enforcement::Off).then_some(Accepted(())),
+            psk_refusal: None,
             verified_clean: enforcement == Enforcement::Off,
             peer_closed: false,
             closed: false,
@@ -333,6 +353,12 @@ impl Engine {
     fn issue_tickets(&mut self) {
         let tls13 = self.session.protocol_name() == "TLS1.3";
         if self.role != Role::Server || !tls13 || self.config.session_tickets().is_none() {
+            return;
+        }
+        // A client that proved a pre-shared key proves it again next time:
+        // with (EC)DHE that costs what a resumption costs, and a ticket
+        // would outlive the key's removal from the table.
+        if self.session.peer_authentication() == PeerAuthentication::PreSharedKey {
             return;
         }
         // A client without a certificate is no problem worth a ticket's
@@ -412,8 +438,7 @@ impl Engine {
                 return Err(self.fail_handshake(too_large));
             }
             let Err(error) = result else {
-                self.on_handshake_done();
-                return Ok(());
+                return self.on_handshake_done();
             };
             match error.code() {
                 code::AGAIN => {
@@ -432,25 +457,31 @@ impl Engine {
         }
     }
 
-    /// GnuTLS finished the handshake. If it never asked for the peer check
-    /// (a resumed session restores the peer's chain unverified), the chain
-    /// is verified and judged now; the connection is established only once
-    /// the peer is accepted.
-    fn on_handshake_done(&mut self) {
+    /// GnuTLS finished the handshake. A peer that authenticated with a
+    /// pre-shared key, or a client that required one, is judged on the key
+    /// (`authentication.rs`). Otherwise, if GnuTLS never asked for the peer
+    /// check (a resumed session restores the peer's chain unverified), the
+    /// chain is verified and judged now; the connection is established only
+    /// once the peer is accepted.
+    fn on_handshake_done(&mut self) -> Result<(), Error> {
         self.handshake_done = true;
         self.log_resumed_master_secret();
+        if let Some(judged) = self.judge_pre_shared_key() {
+            return judged;
+        }
         if self.accepted.is_none() {
             log::debug!(
                 "handshake done without a certificate check (resumed: {}): verifying the peer now",
                 self.session.is_resumed()
             );
             self.session.transport_mut().peer_check = PeerCheck::Deciding;
-            let verification = self.verify_peer();
-            self.judge_peer(verification);
+            let problems = self.peer_problems();
+            self.judge_peer(problems);
         }
         if let Some(accepted) = self.accepted.take() {
             self.establish(accepted);
         }
+        Ok(())
     }
 
     /// A finished handshake whose peer was judged after a pause: establishes
@@ -478,15 +509,20 @@ impl Engine {
     }
 
     /// After `GNUTLS_E_AGAIN` in the handshake: when GnuTLS paused for the
-    /// peer check, verifies and judges the peer. Returns whether the
+    /// peer check, verifies and judges the peer (a client that holds a
+    /// pre-shared key refuses a certificate at once). Returns whether the
     /// handshake can go on at once.
     fn check_requested_peer(&mut self) -> bool {
         if self.session.transport().peer_check != PeerCheck::Requested {
             return false;
         }
         self.session.transport_mut().peer_check = PeerCheck::Deciding;
-        let verification = self.verify_peer();
-        self.judge_peer(verification)
+        if self.requires_pre_shared_key() {
+            self.refuse_certificate_authentication();
+            return true;
+        }
+        let problems = self.peer_problems();
+        self.judge_peer(problems)
     }
 
     /// Verifies the peer's chain, or finds it among the chains the
@@ -522,12 +558,12 @@ impl Engine {
         verification
     }
 
-    /// Judges the peer on `verification` (GnuTLS paused on the peer check,
-    /// or a resumed handshake is done): reports every problem, then accepts
-    /// the peer when none is left unignored (or the mode only reports), or
-    /// pauses for the program's decision. Returns whether it accepted.
-    fn judge_peer(&mut self, verification: Result<Verification, GnutlsError>) -> bool {
-        let errors = self.problems(verification);
+    /// Judges the peer on the problems verification found (GnuTLS paused
+    /// on the peer check, or a resumed handshake is done): reports every
+    /// problem, then accepts the peer when none is left unignored (or the
+    /// mode only reports), or pauses for the program's decision. Returns
+    /// whether it accepted.
+    fn judge_peer(&mut self, errors: Vec<SslError>) -> bool {
         log::debug!("peer verification: {} problem(s)", errors.len());
         for error in &errors {
             log::debug!("peer verification: {error}");
@@ -654,6 +690,9 @@ impl Engine {
     fn fail_handshake(&mut self, error: GnutlsError) -> Error {
         self.phase = Phase::Failed;
         log::debug!("handshake failed: {error}");
+        if let Some(refused) = self.pre_shared_key_failure(error) {
+            return refused;
+        }
         match error.code() {
             code::FATAL_ALERT_RECEIVED => self.refused_by_alert(),
             code::CERTIFICATE_VERIFICATION_ERROR if !self.pending_errors.is_empty() => {
@@ -962,8 +1001,12 @@ impl Engine {
         self.phase == Phase::Established
     }
 
-    /// The peer's certificate chain, leaf first.
+    /// The peer's certificate chain, leaf first (empty when the peer
+    /// authenticated with a raw public key or a pre-shared key).
     pub(crate) fn peer_certificate_chain(&self) -> Vec<Certificate> {
+        if self.peer_uses_raw_public_key() {
+            return Vec::new();
+        }
         self.session
             .peer_certificates()
             .iter()

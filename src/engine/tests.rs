@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::{ServerKey, SslConfigurationBuilder};
 
-fn ca(name: &str) -> String {
+pub(super) fn ca(name: &str) -> String {
     format!("{}/ca/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -33,7 +33,7 @@ pub(crate) struct Pair {
 }
 
 impl Pair {
-    fn new(client: SslConfiguration, server: SslConfiguration, host: &str) -> Self {
+    pub(super) fn new(client: SslConfiguration, server: SslConfiguration, host: &str) -> Self {
         Self {
             client: Engine::client(&client, ServerKey::new(host, 443, host)).unwrap(),
             server: Engine::server(&server).unwrap(),
@@ -53,7 +53,7 @@ impl Pair {
 
     /// Moves ciphertext both ways and processes until nothing moves; returns
     /// the first error of each side.
-    fn pump(&mut self) -> (Result<(), Error>, Result<(), Error>) {
+    pub(super) fn pump(&mut self) -> (Result<(), Error>, Result<(), Error>) {
         let (mut c, mut s) = (Ok(()), Ok(()));
         let mut first = true;
         loop {
@@ -72,7 +72,7 @@ impl Pair {
         }
     }
 
-    fn events(engine: &mut Engine) -> Vec<EngineEvent> {
+    pub(super) fn events(engine: &mut Engine) -> Vec<EngineEvent> {
         std::iter::from_fn(|| engine.next_event()).collect()
     }
 }

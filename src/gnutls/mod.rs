@@ -2,16 +2,19 @@
 //! writes `unsafe`.
 //!
 //! Each GnuTLS object has one owner type that frees it in `Drop`
-//! ([`Session`], [`CertificateCredentials`], [`Priority`], [`X509Crt`]);
+//! ([`Session`], [`CertificateCredentials`], [`PskCredentials`],
+//! [`Priority`], [`X509Crt`], [`PubKey`]);
 //! [`check`](error::check) turns every return code into a `Result` with a
 //! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
-//! leaves this module. The `extern "C"` callbacks live in `transport.rs` and
-//! only move bytes, or in `key_log.rs` and only queue key log lines; they
-//! never run code from the layers above.
+//! leaves this module. The `extern "C"` callbacks live in `transport.rs`
+//! (and, for pre-shared keys, `psk.rs`) and only move bytes, or in
+//! `key_log.rs` and only queue key log lines; they never run code from the
+//! layers above.
 //!
 //! This module must not know about sockets, the reactor or user callbacks.
 #![allow(unsafe_code)]
 
+mod auth;
 mod credentials;
 mod datum;
 mod end_point;
@@ -21,6 +24,8 @@ mod key_log;
 mod known_keys;
 mod priority;
 mod privkey;
+mod psk;
+mod rawpk;
 mod secret;
 mod session;
 mod session_db;
@@ -29,6 +34,7 @@ mod trust;
 mod verify;
 mod x509;
 
+pub(crate) use auth::{PeerAuthentication, SessionOptions};
 pub(crate) use credentials::CertificateCredentials;
 pub(crate) use end_point::server_end_point;
 pub(crate) use error::code;
@@ -37,6 +43,8 @@ pub(crate) use key_log::KeyLogLine;
 pub(crate) use known_keys::{KnownKey, KnownKeys};
 pub(crate) use priority::{cipher_suite_name, signature_fits_key, Offer, Priority};
 pub(crate) use privkey::X509PrivKey;
+pub(crate) use psk::{Psk, PskCredentials, PskOffer, PskTable};
+pub(crate) use rawpk::{digest, PubKey};
 pub(crate) use secret::wipe;
 pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};
 pub(crate) use session_db::SessionDb;

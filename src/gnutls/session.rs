@@ -14,6 +14,7 @@ use std::sync::Arc;
 use gnutls_sys as sys;
 use zeroize::Zeroizing;
 
+use super::auth::SessionOptions;
 use super::credentials::CertificateCredentials;
 use super::datum::{borrowed, OwnedDatum};
 use super::error::{check, check_size, code, static_str, GnutlsError};
@@ -66,20 +67,25 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A non-blocking session for `role`, with certificate credentials and
-    /// priorities set and the transport callbacks installed.
+    /// A non-blocking session for `role`, with certificate credentials (and
+    /// those `options` add) and priorities set and the transport callbacks
+    /// installed.
     pub(crate) fn new(
         role: Role,
         credentials: Arc<CertificateCredentials>,
         priority: Arc<Priority>,
+        options: SessionOptions,
     ) -> Result<Self, GnutlsError> {
         super::global::init();
         // A server sends its TLS 1.3 session tickets itself, once it has
         // judged the client (Session::send_session_tickets).
-        let flags = match role {
+        let mut flags = match role {
             Role::Client => sys::GNUTLS_CLIENT,
             Role::Server => sys::GNUTLS_SERVER | sys::GNUTLS_NO_AUTO_SEND_TICKET,
         } | sys::GNUTLS_NONBLOCK;
+        if options.raw_public_keys {
+            flags |= sys::GNUTLS_ENABLE_RAWPK;
+        }
         let mut raw = ptr::null_mut();
         // SAFETY: `raw` is a valid out-pointer; on success we own the session.
         check(unsafe { sys::gnutls_init(&mut raw, flags) })?;
@@ -88,7 +94,9 @@ impl Session {
             Role::Client => Purpose::Server,
             Role::Server => Purpose::Client,
         };
-        let transport = NonNull::from(Box::leak(Box::new(Transport::new(purpose))));
+        let mut transport = Box::new(Transport::new(purpose));
+        transport.psk = options.psk;
+        let transport = NonNull::from(Box::leak(transport));
         let session = Self {
             raw,
             transport,
@@ -104,8 +112,9 @@ impl Session {
         let s = self.raw.as_ptr();
         let t = self.transport.as_ptr().cast();
         // SAFETY: `s` is a live session; the credentials and priority are kept
-        // alive by the Arcs in `self` until after gnutls_deinit; `t` stays
-        // valid until Drop, after deinit; the callbacks match GnuTLS's types.
+        // alive by the Arcs in `self` (the PSK credentials by the transport's)
+        // until after gnutls_deinit; `t` stays valid until Drop, after
+        // deinit; the callbacks match GnuTLS's types.
         unsafe {
             check(sys::gnutls_priority_set(s, self._priority.as_raw()))?;
             check(sys::gnutls_credentials_set(
@@ -113,6 +122,13 @@ impl Session {
                 sys::GNUTLS_CRD_CERTIFICATE,
                 self._credentials.as_raw().cast(),
             ))?;
+            if let Some(psk) = &self.transport().psk {
+                check(sys::gnutls_credentials_set(
+                    s,
+                    sys::GNUTLS_CRD_PSK,
+                    psk.credentials().as_raw(),
+                ))?;
+            }
             sys::gnutls_transport_set_ptr(s, t);
             sys::gnutls_session_set_ptr(s, t);
             sys::gnutls_transport_set_pull_function(s, Some(transport::pull));
@@ -134,6 +150,11 @@ impl Session {
             );
         }
         Ok(())
+    }
+
+    /// The raw handle, for the other files of this module.
+    pub(super) fn as_raw(&self) -> sys::gnutls_session_t {
+        self.raw.as_ptr()
     }
 
     /// The transport: ciphertext queues and the peer check.

@@ -2,8 +2,9 @@
 //! the `extern "C"` callbacks themselves.
 //!
 //! The callbacks only move bytes between GnuTLS and the two ciphertext
-//! queues, or record the peer's verification status; they never call user
-//! code. Each body runs under `catch_unwind`; a caught panic is stored here
+//! queues, or record the peer's verification status (the pre-shared key
+//! callbacks, in `psk.rs`, reach the transport the same way); they never
+//! call user code. Each body runs under `catch_unwind`; a caught panic is stored here
 //! and re-raised by the session after the GnuTLS call returns, so nothing
 //! unwinds through C.
 
@@ -15,6 +16,7 @@ use gnutls_sys as sys;
 
 use super::error::code;
 use super::key_log::KeyLogLine;
+use super::psk::{Psk, PskLookup};
 use crate::buffer::ByteQueue;
 use crate::send_queue::SendQueue;
 
@@ -71,6 +73,11 @@ pub(crate) struct Transport {
     /// Key log lines queued by `key_log::secret_derived`, for the engine to
     /// write out (only when the configuration logs keys).
     pub(crate) key_log_lines: Vec<KeyLogLine>,
+    /// The pre-shared key credentials and keys, if the session has any
+    /// (kept here so that they outlive `gnutls_deinit`).
+    pub(crate) psk: Option<Psk>,
+    /// What the pre-shared key callback saw in this handshake.
+    pub(crate) psk_lookup: Option<PskLookup>,
     errno: c_int,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -88,6 +95,8 @@ impl Transport {
             client_hello: Vec::new(),
             server_hello_received: false,
             key_log_lines: Vec::new(),
+            psk: None,
+            psk_lookup: None,
             errno: 0,
             panic: None,
         }

@@ -8,6 +8,7 @@ use super::{ConnectionStatistics, SocketState, SslSocket};
 use crate::context::Context;
 use crate::error::{Alert, Error, SslError};
 use crate::proxy::Proxy;
+use crate::psk::PreSharedKeyAuthenticator;
 use crate::signal::{emit, Signal};
 
 /// Something that happened to a socket, waiting to be emitted.
@@ -27,6 +28,8 @@ pub(super) enum SocketEvent {
     WriteBufferDrained,
     ReadChannelFinished,
     ProxyAuthenticationRequired(String),
+    /// The identity a client named that the table does not hold.
+    PreSharedKeyAuthenticationRequired(Vec<u8>),
     Disconnected(Box<ConnectionStatistics>),
     /// Boxed: errors are rare and large, events frequent.
     Error(Box<Error>),
@@ -170,6 +173,26 @@ socket_signals! {
     /// });
     /// ```
     handshake_interrupted_on_error: Vec<SslError>,
+    /// On a server socket: a client named a pre-shared key identity that
+    /// the server's table ([`SslConfigurationBuilder::pre_shared_keys`](crate::SslConfigurationBuilder::pre_shared_keys))
+    /// does not hold, and its handshake failed (`error_occurred` follows,
+    /// with [`PskErrorKind::UnknownIdentity`](crate::PskErrorKind::UnknownIdentity)).
+    /// Qt's `preSharedKeyAuthenticationRequired`, except that the key a slot
+    /// gives ([`PreSharedKeyAuthenticator::set_pre_shared_key`]) serves the
+    /// client's next handshake, not this one: GnuTLS looks the key up inside
+    /// the handshake, where no slot may run, and cannot resume after the
+    /// lookup (see [`PreSharedKeys`](crate::PreSharedKeys)).
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.pre_shared_key_authentication_required().connect(|_, _, authenticator| {
+    ///     eprintln!("unknown identity {:?}", String::from_utf8_lossy(authenticator.identity()));
+    /// });
+    /// ```
+    pre_shared_key_authentication_required: PreSharedKeyAuthenticator,
     /// The peer sent a TLS alert.
     ///
     /// ```
@@ -352,6 +375,17 @@ impl SslSocket {
                     );
                 }
                 self.retry_proxy_authentication(detail);
+            }
+            SocketEvent::PreSharedKeyAuthenticationRequired(identity) => {
+                if let Some(keys) = self.config.pre_shared_keys().cloned() {
+                    let authenticator = PreSharedKeyAuthenticator::new(identity, keys);
+                    emit(
+                        self,
+                        cx,
+                        |s| &mut s.signals.pre_shared_key_authentication_required,
+                        &authenticator,
+                    );
+                }
             }
             SocketEvent::Disconnected(stats) => {
                 emit(self, cx, |s| &mut s.signals.disconnected, &stats);

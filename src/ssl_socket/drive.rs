@@ -315,6 +315,9 @@ impl SslSocket {
                     self.stats.peer_closed(PeerClose::CloseNotify);
                     close_notify = true;
                 }
+                EngineEvent::PreSharedKeyIdentityUnknown(identity) => self
+                    .events
+                    .push_back(SocketEvent::PreSharedKeyAuthenticationRequired(identity)),
             }
         }
         close_notify

@@ -8,6 +8,7 @@
 //! that produced (`dispatch.rs`).
 
 mod accepted;
+mod authentication;
 mod connect;
 mod deadline;
 mod dispatch;
@@ -798,7 +799,8 @@ impl SslSocket {
         self.peer_certificate_chain().into_iter().next()
     }
 
-    /// The certificate chain the peer sent, leaf first.
+    /// The certificate chain the peer sent, leaf first (empty for a peer
+    /// that authenticated with a pre-shared key or a raw public key).
     pub fn peer_certificate_chain(&self) -> Vec<Certificate> {
         self.engine
             .as_ref()
