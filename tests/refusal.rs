@@ -342,3 +342,31 @@ fn both_of_our_ends_explain_the_same_refusal() {
     );
     assert_eq!(p.alerts_received, vec![70]);
 }
+
+#[test]
+fn our_server_names_a_certificate_type_an_openssl_client_lacked() {
+    // A server with only a raw public key (RFC 7250); s_client sends no
+    // server_certificate_type extension, so it takes only X.509.
+    let raw_key_server = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .local_raw_public_key_file(ca("server.key"), None)
+        .build()
+        .unwrap();
+    let refusal = refusal_of(raw_key_server, &s_client(&[]));
+    assert_eq!(
+        refusal.parameter(),
+        Some(HandshakeParameter::CertificateType),
+        "{refusal}"
+    );
+    assert_eq!(
+        refusal.theirs().unwrap().certificate_types,
+        names(&["X.509"])
+    );
+    assert_eq!(refusal.ours().certificate_types, names(&["RAWPK"]));
+    assert!(
+        refusal.to_string().starts_with(
+            "no certificate type in common with the client: we accept RAWPK; it offered X.509"
+        ),
+        "{refusal}"
+    );
+}

@@ -761,15 +761,9 @@ impl Engine {
     /// the peer's.
     fn failure(&self) -> refusal::Failure<'_> {
         let transport = self.session.transport();
-        let key_algorithms = match self.role {
-            Role::Server => self
-                .config
-                .local_certificate_chains()
-                .iter()
-                .filter_map(|chain| chain.first())
-                .map(Certificate::public_key_algorithm)
-                .collect(),
-            Role::Client => Vec::new(),
+        let (key_algorithms, certificate_types) = match self.role {
+            Role::Server => self.local_keys(),
+            Role::Client => (Vec::new(), Vec::new()),
         };
         refusal::Failure {
             server: self.role == Role::Server,
@@ -778,7 +772,28 @@ impl Engine {
             client_hello: &transport.client_hello,
             server_hello_received: transport.server_hello_received,
             key_algorithms,
+            certificate_types,
         }
+    }
+
+    /// A server's keys: their public key algorithms ("RSA", "EC/ECDSA"),
+    /// and the certificate types it can present them as.
+    fn local_keys(&self) -> (Vec<String>, Vec<&'static str>) {
+        let leaves = self
+            .config
+            .local_certificate_chains()
+            .iter()
+            .filter_map(|c| c.first());
+        let mut algorithms: Vec<String> = leaves.map(Certificate::public_key_algorithm).collect();
+        let mut types = Vec::new();
+        if !algorithms.is_empty() {
+            types.push("X.509");
+        }
+        if let Some(raw) = self.config.local_raw_public_key() {
+            algorithms.push(raw.algorithm());
+            types.push("RAWPK");
+        }
+        (algorithms, types)
     }
 
     fn send_alert(&mut self, alert: RawAlert) {

@@ -32,8 +32,11 @@ pub(super) struct Failure<'a> {
     pub(super) client_hello: &'a [u8],
     /// On a client: the server answered our hello.
     pub(super) server_hello_received: bool,
-    /// The public key algorithms of our certificates ("RSA", "EC/ECDSA").
+    /// On a server: the public key algorithms of its keys ("RSA",
+    /// "EC/ECDSA"), and the certificate types it can present them as
+    /// ("X.509", "RAWPK").
     pub(super) key_algorithms: Vec<String>,
+    pub(super) certificate_types: Vec<&'static str>,
 }
 
 impl Failure<'_> {
@@ -88,6 +91,13 @@ impl Failure<'_> {
         gnutls: Option<GnutlsError>,
     ) -> HandshakeRefusal {
         let mut ours = our_offer(&self.offer);
+        if self.server {
+            ours.certificate_types = self
+                .certificate_types
+                .iter()
+                .map(|&t| t.to_owned())
+                .collect();
+        }
         ours.cipher_suites = self.usable_suites().map(|(_, n)| n.to_owned()).collect();
         ours.signature_algorithms = self.signable().map(str::to_owned).collect();
         HandshakeRefusal {
@@ -137,13 +147,14 @@ impl Failure<'_> {
         {
             return Some(HandshakeParameter::SignatureAlgorithm);
         }
-        let wanted = hello.server_certificate_types.as_deref()?;
-        let ours = &self.offer.certificate_types[1];
+        // Without the extension, a client takes only X.509 (RFC 7250 §4.1).
+        let wanted = hello.server_certificate_types.as_deref().unwrap_or(&[0]);
         let common = wanted.iter().any(|&t| {
-            ours.iter()
-                .any(|&n| Registry::CertificateTypes.code(n) == Some(u16::from(t)))
+            let name = Registry::CertificateTypes.name(u16::from(t));
+            self.certificate_types.contains(&name.as_str())
         });
-        (!common).then_some(HandshakeParameter::CertificateType)
+        (!common && !self.certificate_types.is_empty())
+            .then_some(HandshakeParameter::CertificateType)
     }
 
     /// The highest version both sides accept.
@@ -213,8 +224,8 @@ fn has_common(registry: Registry, ours: &[&str], theirs: &[u16]) -> bool {
         .any(|code| theirs.contains(&code))
 }
 
-/// Our offer, by name; the certificate types are those of the server's
-/// certificate.
+/// Our offer, by name; the certificate types are those we accept for the
+/// server's certificate.
 fn our_offer(offer: &Offer) -> HandshakeOffer {
     let owned = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
     HandshakeOffer {
@@ -297,6 +308,7 @@ mod tests {
             client_hello: hello,
             server_hello_received: false,
             key_algorithms: vec![key.to_owned()],
+            certificate_types: vec!["X.509"],
         }
     }
 
@@ -434,6 +446,7 @@ mod tests {
             server_hello_received,
             client_hello: &[],
             key_algorithms: Vec::new(),
+            certificate_types: Vec::new(),
             ..server_failure(&[], "")
         }
     }
