@@ -18,7 +18,9 @@
 //! `Content-Length` and a `Content-Type` guessed from the file's extension. A
 //! folder serves its `index.html`. Nothing outside the root is served: `..`
 //! (also percent-encoded) is refused, and a path must still lie inside the
-//! root once symbolic links are resolved. Only regular files are served: a
+//! root once symbolic links are resolved, checked again on the opened file
+//! (so a link swapped into the path meanwhile leads nowhere outside). Only
+//! regular files are served: a
 //! file is opened without blocking and its type checked on the open handle,
 //! so a FIFO or a device (even one renamed into place at the last moment) is
 //! refused with 404 and never stalls the server. Files are streamed in
@@ -53,6 +55,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -492,10 +495,10 @@ fn response_head(status: Status, content_type: &str, length: u64) -> Vec<u8> {
 /// checked, and refused unless it is a regular file.
 fn open(root: &Path, target: &str) -> Result<(File, u64, &'static str), Status> {
     let mut path = resolve(root, target)?;
-    let mut file = open_without_blocking(&path)?;
+    let mut file = open_inside(root, &path)?;
     if metadata(&file)?.is_dir() {
         path = inside(root, &path.join("index.html"))?;
-        file = open_without_blocking(&path)?;
+        file = open_inside(root, &path)?;
     }
     let metadata = metadata(&file)?;
     if !metadata.is_file() {
@@ -504,16 +507,28 @@ fn open(root: &Path, target: &str) -> Result<(File, u64, &'static str), Status> 
     Ok((file, metadata.len(), content_type(&path)))
 }
 
-/// Opens `path` for reading with `O_NONBLOCK`, so that opening a FIFO does
-/// not wait for a writer (and stall every connection of the reactor);
-/// reading a regular file is not affected by the flag. `O_NOCTTY`: a
-/// terminal device is never made the controlling terminal.
-fn open_without_blocking(path: &Path) -> Result<File, Status> {
-    OpenOptions::new()
+/// Opens `path` (checked to lie under `root`) for reading with
+/// `O_NONBLOCK`, so that opening a FIFO does not wait for a writer (and
+/// stall every connection of the reactor); reading a regular file is not
+/// affected by the flag. `O_NOCTTY`: a terminal device is never made the
+/// controlling terminal.
+///
+/// The check is made again on the opened handle: the kernel's name for it
+/// (`/proc/self/fd/N`) must lie under `root`, so a folder on the path
+/// swapped for a symbolic link to elsewhere between the check and the
+/// open is refused, not followed out of the root.
+fn open_inside(root: &Path, path: &Path) -> Result<File, Status> {
+    let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| status_of(&e))
+        .map_err(|e| status_of(&e))?;
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| status_of(&e))?;
+    match opened.starts_with(root) {
+        true => Ok(file),
+        false => Err(Status::Forbidden),
+    }
 }
 
 /// What `fstat` says about the opened file.

@@ -863,3 +863,47 @@ fn at_most_max_connections_are_served_and_the_rest_wait() {
     assert_eq!(out.stdout, SMALL_TEXT);
     holder.kill();
 }
+
+/// A folder on the path swapped, again and again, for a symbolic link to
+/// a folder outside the root: whatever moment serve checks and opens the
+/// path at, it never serves the file outside.
+#[test]
+fn a_folder_swapped_for_a_link_outside_the_root_is_never_followed() {
+    let site = Site::new("swap");
+    let outside = site.base.path().join("elsewhere");
+    std::fs::create_dir(&outside).expect("create the outside folder");
+    std::fs::write(outside.join("page.txt"), &site.secret).expect("write the outside page");
+    let real = site.root.join("real");
+    std::fs::create_dir(&real).expect("create the inside folder");
+    std::fs::write(real.join("page.txt"), b"inside\n").expect("write the inside page");
+    let link = site.root.join("link");
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink to the outside folder");
+    let swapped = site.root.join("d");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for from in [&real, &link] {
+                    let _ = std::fs::rename(from, &swapped);
+                    let _ = std::fs::rename(&swapped, from);
+                }
+            }
+        })
+    };
+    let mut server = Server::start(&site.root, &[]);
+    let mut served_inside = 0;
+    for _ in 0..300 {
+        let response = raw_exchange(server.port, b"GET /d/page.txt HTTP/1.1\r\n\r\n");
+        assert!(
+            !contains(&response, &site.secret),
+            "the outside file was served"
+        );
+        served_inside += usize::from(body_of(&response) == b"inside\n");
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().expect("the flipper thread");
+    // The race was run: the inside page was served some of the time.
+    assert!(served_inside > 0, "the inside page was never served");
+    server.wait_for_log("GET /d/page.txt 200");
+}
