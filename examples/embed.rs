@@ -19,8 +19,8 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use sslsocket::mio::net::TcpListener;
+use sslsocket::mio::{Events, Interest, Poll, Token};
 use sslsocket::{Context, Reactor, SslConfiguration};
 
 /// The program's own token (below 2^63, as the reactor requires).

@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::gnutls::{AltName, Encoding, X509Crt};
 
-/// An X.509 certificate.
+/// An X.509 certificate. Two certificates are equal (and hash alike) when
+/// their DER encodings are.
 ///
 /// ```
 /// # fn main() -> Result<(), sslsocket::Error> {

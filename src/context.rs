@@ -37,9 +37,10 @@ slotmap::new_key_type! {
 
 /// A handle to an [`SslSocket`] owned by a reactor.
 ///
-/// It prints as `socket#3` (`Display`: the socket's slot, which a later
-/// socket may reuse once this one is removed) or `SocketId(3v1)` (`Debug`:
-/// the slot and its generation, unique for the reactor's life).
+/// It prints as `socket#3` (`Display`: the socket's slot; a later socket
+/// that reuses the slot once this one is removed prints as `socket#3.2`,
+/// then `socket#3.3`, …) or `SocketId(3v1)` (`Debug`: the slot and
+/// slotmap's version of it). Both are unique for the reactor's life.
 ///
 /// ```
 /// # let mut reactor = sslsocket::Reactor::new().unwrap();
@@ -57,15 +58,25 @@ pub struct SocketId(pub(crate) ObjectKey);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId(pub(crate) ObjectKey);
 
-/// The slot of `key`: the low half of its 64-bit form (slotmap's index,
-/// the `3` of `3v1`).
-fn slot(key: ObjectKey) -> u32 {
-    key.data().as_ffi() as u32
+/// `key` as `Display` shows it: its slot (slotmap's index, the `3` of
+/// `3v1`), followed by `.N` for the Nth object to use that slot (N > 1;
+/// slotmap's versions of a slot in use are 1, 3, 5, …).
+struct Label(ObjectKey);
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ffi = self.0.data().as_ffi();
+        let (slot, version) = (ffi as u32, (ffi >> 32) as u32);
+        match version / 2 + 1 {
+            1 => write!(f, "{slot}"),
+            nth => write!(f, "{slot}.{nth}"),
+        }
+    }
 }
 
 impl fmt::Display for SocketId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "socket#{}", slot(self.0))
+        write!(f, "socket#{}", Label(self.0))
     }
 }
 
@@ -77,7 +88,7 @@ impl fmt::Debug for SocketId {
 
 impl fmt::Display for ServerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "server#{}", slot(self.0))
+        write!(f, "server#{}", Label(self.0))
     }
 }
 
@@ -157,6 +168,22 @@ impl Context {
 
     /// The socket behind `id`; `None` when it was removed, or while its own
     /// slot runs (the slot has it already). Marks it for servicing.
+    ///
+    /// The socket borrows the context: finish with it before calling
+    /// another `Context` method (`quit`, `start_timer`, another
+    /// `socket`), and look it up again afterwards if needed; lookups are
+    /// cheap.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let cx = reactor.context();
+    /// let encrypted = cx.socket(id).is_some_and(|s| s.is_encrypted());
+    /// if !encrypted {
+    ///     cx.quit(); // the socket's borrow ended above
+    /// }
+    /// ```
     pub fn socket(&mut self, id: SocketId) -> Option<&mut SslSocket> {
         self.mark_dirty(id.0);
         match self.objects.get_mut(id.0)?.object.as_mut()? {
@@ -548,7 +575,7 @@ mod tests {
         assert_eq!(format!("{:?}", SocketId(first)), "SocketId(1v1)");
         assert_eq!(ServerId(third).to_string(), "server#3");
         assert_eq!(format!("{:?}", ServerId(third)), "ServerId(3v1)");
-        assert_eq!(SocketId(reused).to_string(), "socket#3");
+        assert_eq!(SocketId(reused).to_string(), "socket#3.2");
         assert_eq!(format!("{:?}", SocketId(reused)), "SocketId(3v3)");
     }
 }

@@ -199,6 +199,7 @@ mod signal;
 mod ssl_socket;
 mod tcp;
 mod timer;
+mod user_data;
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]

@@ -107,10 +107,16 @@ impl Reactor {
     }
 
     /// A reactor that registers its sockets on a program's own `mio::Poll`
-    /// (through `registry`) with tokens that have the top bit set. The
-    /// program passes those events to [`process_event`](Self::process_event),
-    /// calls [`process_pending`](Self::process_pending) after each poll, and
-    /// waits no longer than [`next_timeout`](Self::next_timeout). See
+    /// (through `registry`) with tokens that have the top bit set: the
+    /// program's own tokens must stay below 2^63
+    /// ([`owns_token`](Self::owns_token) tells them apart). The program
+    /// passes the reactor's events to
+    /// [`process_event`](Self::process_event), calls
+    /// [`process_pending`](Self::process_pending) after each poll, and waits
+    /// no longer than [`next_timeout`](Self::next_timeout) (`None`: as long
+    /// as it likes — host lookups finishing and
+    /// [`ReactorHandle`](crate::ReactorHandle) posts from other threads wake
+    /// the program's poll through a `mio::Waker` registered here). See
     /// `examples/embed.rs`.
     pub fn embedded(registry: &Registry) -> io::Result<Self> {
         Self::on_registry(registry)

@@ -234,12 +234,40 @@ impl HandshakeRefusal {
     }
 }
 
+impl HandshakeRefusal {
+    /// Where a program changes what it offers for the parameter.
+    fn what_to_change(&self) -> &'static str {
+        match self.parameter {
+            Some(HandshakeParameter::ProtocolVersion) => {
+                "our versions are set with SslConfigurationBuilder::protocols"
+            }
+            Some(HandshakeParameter::CertificateType) => {
+                "our certificate types follow SslConfigurationBuilder::local_raw_public_key and \
+                 add_trusted_raw_public_key"
+            }
+            Some(_) => {
+                "ours are set with SslConfigurationBuilder::priority_string; \
+                 `gnutls-cli --priority STRING -l` lists what a string allows"
+            }
+            None => {
+                "our versions are set with SslConfigurationBuilder::protocols, the rest with \
+                 SslConfigurationBuilder::priority_string"
+            }
+        }
+    }
+}
+
 impl fmt::Display for HandshakeRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.refused_by {
             RefusedBy::Peer => self.write_peer_refusal(f)?,
             RefusedBy::Us => self.write_our_refusal(f)?,
         }
-        write!(f, " (priority string {:?})", self.priority)
+        write!(
+            f,
+            " (priority string {:?}; {})",
+            self.priority,
+            self.what_to_change()
+        )
     }
 }

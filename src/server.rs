@@ -13,6 +13,7 @@
 //! (or the kernel of buffers), the server retries on a timer, backing off,
 //! instead of waiting for a readiness edge that may never come.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use crate::reactor::Readiness;
 use crate::signal::{emit, Signal};
 use crate::ssl_socket::{ServerLink, SslSocket, Timeouts};
 use crate::tcp::Tcp;
+use crate::user_data::UserData;
 
 /// The handshake timeout accepted sockets get unless the server is told
 /// otherwise (Qt's default).
@@ -125,6 +127,7 @@ pub struct SslServer {
     /// next attempt and when that attempt is due.
     retry: Option<(Duration, Instant)>,
     closed: bool,
+    user_data: UserData,
     events: VecDeque<ServerEvent>,
     new_connection: Signal<SslServer, SocketId>,
     pending_connection_available: Signal<SslServer, ()>,
@@ -159,6 +162,7 @@ impl SslServer {
             max_connections: None,
             retry: None,
             closed: false,
+            user_data: UserData::default(),
             events: VecDeque::new(),
             new_connection: Signal::default(),
             pending_connection_available: Signal::default(),
@@ -276,10 +280,13 @@ impl SslServer {
 
     /// Takes the oldest encrypted connection waiting in the queue. The
     /// socket is live, with whatever it received, even if it disconnected
-    /// meanwhile; once taken, such a socket is removed when it is serviced
-    /// next, after the slot that reached it through [`Context::socket`]
-    /// returns: read it there, or call
-    /// [`SslSocket::set_auto_delete`]`(false)` to keep it.
+    /// meanwhile. What it announced while it waited, with no slot connected
+    /// to hear it (`ready_read` for data still unread,
+    /// `read_channel_finished`, `disconnected`), is announced again right
+    /// after the slot that took it returns, to the slots connected then: so
+    /// connecting `ready_read` and reading there loses nothing. A socket
+    /// that had disconnected is removed after that, unless
+    /// [`SslSocket::set_auto_delete`]`(false)` keeps it.
     pub fn next_pending_connection(&mut self) -> Option<SocketId> {
         self.pending.pop_front()
     }
@@ -300,8 +307,47 @@ impl SslServer {
         self.closed
     }
 
+    /// Attaches the program's own state to the server, replacing any
+    /// earlier value: state the server's slots share (a count of clients,
+    /// a routing table) lives with the server, as a socket's lives with
+    /// the socket ([`SslSocket::set_user_data`]).
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// # let config = sslsocket::SslConfiguration::builder()
+    /// #     .system_ca_certificates(false)
+    /// #     .add_local_certificate_files(format!("{ca}server.pem"), format!("{ca}server.key"), None)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # let id = reactor.listen("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    /// let server = reactor.server(id).unwrap();
+    /// server.set_user_data(0u64); // clients served so far
+    /// server.new_connection().connect(|server, _, _| {
+    ///     *server.user_data::<u64>().unwrap() += 1;
+    /// });
+    /// assert_eq!(server.user_data_ref::<u64>(), Some(&0));
+    /// ```
+    pub fn set_user_data<T: Any>(&mut self, data: T) {
+        self.user_data.set(data);
+    }
+
+    /// The program's state attached with [`set_user_data`](Self::set_user_data),
+    /// if it is a `T`.
+    pub fn user_data<T: Any>(&mut self) -> Option<&mut T> {
+        self.user_data.get()
+    }
+
+    /// The program's state, read only.
+    pub fn user_data_ref<T: Any>(&self) -> Option<&T> {
+        self.user_data.get_ref()
+    }
+
     /// A connection was accepted; the payload is its socket, which is
-    /// handshaking (Qt's `startedEncryptionHandshake`). Connect its slots
+    /// handshaking (Qt's `startedEncryptionHandshake`), or, with
+    /// [`set_immediate_encryption`](Self::set_immediate_encryption)`(false)`,
+    /// connected in plaintext until the program calls
+    /// [`SslSocket::start_server_encryption`] (STARTTLS). Connect its slots
     /// with [`Context::socket`].
     ///
     /// ```
@@ -341,9 +387,13 @@ impl SslServer {
     /// # let server = reactor.server(id).unwrap();
     /// server.pending_connection_available().connect(|server, cx, _| {
     ///     while let Some(id) = server.next_pending_connection() {
-    ///         if let Some(socket) = cx.socket(id) {
-    ///             socket.write(b"welcome\n").ok();
-    ///         }
+    ///         let Some(socket) = cx.socket(id) else { continue };
+    ///         socket.write(b"welcome\n").ok();
+    ///         // Also hears what arrived while the socket waited.
+    ///         socket.ready_read().connect(|s, _, _| {
+    ///             let request = s.read_all();
+    ///             s.write(&request).ok();
+    ///         });
     ///     }
     /// });
     /// ```

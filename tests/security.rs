@@ -1097,3 +1097,61 @@ fn the_capture_sees_what_is_logged_on_this_thread() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains(MARKER_UP));
 }
+
+/// Handshakes signed with SHA-1 (TLS 1.2) are refused by default, in both
+/// roles, as SHA-1 certificates are; a program's own priority string can
+/// still allow them.
+#[test]
+fn sha1_handshake_signatures_are_refused_by_default() {
+    install_logger();
+    let mut args = chain_args(true);
+    args.extend(
+        [
+            "-tls1_2",
+            "-sigalgs",
+            "RSA+SHA1",
+            "-cipher",
+            "DEFAULT:@SECLEVEL=0",
+            "-www",
+        ]
+        .map(str::to_owned),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = start_s_server(&args, false);
+    let p = fetch("localhost", server.port, client_with_priority(None), None);
+    let p = p.borrow();
+    assert!(!p.handshake_done(), "negotiated {:?}", p.cipher);
+    assert_eq!(
+        p.errors(),
+        vec![Caught::Refused(RefusedBy::Peer, None)],
+        "{:?}",
+        p.error_texts
+    );
+    // The control: this server does sign with SHA-1 for a client that
+    // allows it.
+    let p = fetch(
+        "localhost",
+        server.port,
+        client_with_priority(Some("NORMAL")),
+        None,
+    );
+    assert_served(&p.borrow(), "RSA+SHA1 with NORMAL");
+
+    let mut reactor = Reactor::new().unwrap();
+    let ours = our_server(&mut reactor, dual_chain_config());
+    let mut client = Spawn::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{}", ours.port)])
+        .args(["-tls1_2", "-sigalgs", "RSA+SHA1:ECDSA+SHA1"])
+        .args(["-cipher", "DEFAULT:@SECLEVEL=0"])
+        .null_stdin()
+        .start();
+    run_until(&mut reactor, TIMEOUT, "the refusal", |_| {
+        !ours.errors.borrow().is_empty()
+    });
+    assert!(!client.wait(TIMEOUT).success());
+    assert_eq!(
+        ours.errors.borrow()[0],
+        Caught::Refused(RefusedBy::Us, Some(HandshakeParameter::SignatureAlgorithm))
+    );
+    assert_eq!(ours.handshakes.get(), 0);
+}

@@ -873,11 +873,17 @@ impl SslConfigurationBuilder {
 const NOT_FORWARD_SECRET_AEAD: &str = ":-AES-128-CBC:-AES-256-CBC:-CAMELLIA-128-CBC\
      :-CAMELLIA-256-CBC:-3DES-CBC:-ARCFOUR-128:-NULL:-RSA";
 
+/// What the default priority removes from TLS 1.2's handshake signatures:
+/// those over SHA-1 (as certificates signed with SHA-1 are refused; OpenSSL
+/// 3 refuses them too). TLS 1.3 never offers them.
+const SHA1_SIGNATURES: &str = ":-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1";
+
 /// The priority suffix applied to the system default: GnuTLS's "medium"
 /// security profile (112-bit security: RSA and DH below 2048 bits refused, in
 /// the handshake and in certificate chains), the protocol range and, unless
-/// the range reaches below TLS 1.2 (whose versions have no AEAD suite),
-/// forward-secret AEAD suites only.
+/// the range reaches below TLS 1.2 (whose versions have no AEAD suite and
+/// sign their handshakes with MD5 and SHA-1), forward-secret AEAD suites and
+/// no SHA-1 handshake signatures.
 fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<String> {
     if minimum > maximum {
         return Err(Error::InvalidConfiguration(format!(
@@ -894,6 +900,7 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
     }
     if minimum >= SslProtocol::TlsV1_2 {
         text.push_str(NOT_FORWARD_SECRET_AEAD);
+        text.push_str(SHA1_SIGNATURES);
     }
     Ok(text)
 }
@@ -921,7 +928,13 @@ mod tests {
             .unwrap_or_else(|| panic!("{text}"));
         let removed: Vec<&str> = narrowing.split(':').collect();
         assert!(removed.iter().all(|t| t.starts_with('-')), "{text}");
-        for token in ["-AES-128-CBC", "-AES-256-CBC", "-CAMELLIA-256-CBC", "-RSA"] {
+        for token in [
+            "-AES-128-CBC",
+            "-AES-256-CBC",
+            "-CAMELLIA-256-CBC",
+            "-RSA",
+            "-SIGN-RSA-SHA1",
+        ] {
             assert!(removed.contains(&token), "{token} in {text}");
         }
         Priority::new(&text, true).unwrap_or_else(|e| panic!("{text}: {e:?}"));

@@ -393,7 +393,9 @@ mod tests {
             refusal.to_string(),
             format!(
                 "no key exchange group in common with the client: we accept X25519; it offered \
-                 SECP256R1, X25519MLKEM768 (priority string {PRIORITY:?})"
+                 SECP256R1, X25519MLKEM768 (priority string {PRIORITY:?}; ours are set with \
+                 SslConfigurationBuilder::priority_string; `gnutls-cli --priority STRING -l` \
+                 lists what a string allows)"
             )
         );
     }
@@ -497,7 +499,8 @@ mod tests {
             refusal.to_string(),
             format!(
                 "no protocol version in common with the server: we accept TLS1.3, TLS1.2; it \
-                 chose another (priority string {PRIORITY:?})"
+                 chose another (priority string {PRIORITY:?}; our versions are set with \
+                 SslConfigurationBuilder::protocols)"
             )
         );
     }

@@ -5,9 +5,13 @@
 //! A socket that waits in its server's pending queue is kept after it
 //! disconnects, with its unread data, until the program takes it with
 //! `next_pending_connection` (Qt does the same): an id the program gets
-//! from the queue always names a live socket. This file only keeps the
-//! flags; the server keeps the queue.
+//! from the queue always names a live socket. What it announced meanwhile
+//! to no slot (`ready_read`, `read_channel_finished`, `disconnected`) is
+//! kept and announced again once the program took it, to the slots it
+//! connected then. This file only keeps the flags and those events; the
+//! server keeps the queue.
 
+use super::dispatch::SocketEvent;
 use crate::context::{Context, ServerId, SocketId};
 use crate::error::Error;
 use crate::server::ServerNotice;
@@ -24,6 +28,8 @@ pub(crate) struct ServerLink {
     held: bool,
     /// It disconnected while held: it goes once the program took it.
     finished: bool,
+    /// What was announced while held with no slot connected to hear it.
+    unheard: Vec<SocketEvent>,
 }
 
 impl ServerLink {
@@ -36,6 +42,21 @@ impl ServerLink {
             reported: false,
             held: false,
             finished: false,
+            unheard: Vec::new(),
+        }
+    }
+
+    /// Whether the socket waits in the server's queue.
+    pub(super) fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Keeps `event`, announced while held to no slot, to announce again
+    /// once the program takes the socket.
+    pub(super) fn keep_unheard(&mut self, event: SocketEvent) {
+        let ready_read = |e: &SocketEvent| matches!(e, SocketEvent::ReadyRead);
+        if !(ready_read(&event) && self.unheard.iter().any(ready_read)) {
+            self.unheard.push(event);
         }
     }
 
@@ -65,14 +86,20 @@ impl ServerLink {
     }
 
     /// Whether the program took the socket from the server's queue since
-    /// it was held; returns whether an auto-deleting socket that
-    /// disconnected meanwhile may go now.
-    pub(super) fn released(&mut self, cx: &mut Context, id: SocketId) -> bool {
+    /// it was held: `None` if not, else whether it disconnected meanwhile
+    /// (an auto-deleting socket may go then) and what was announced while
+    /// no slot heard it.
+    pub(super) fn released(
+        &mut self,
+        cx: &mut Context,
+        id: SocketId,
+    ) -> Option<(bool, Vec<SocketEvent>)> {
         if !self.held || cx.server_holds(self.server, id) {
-            return false;
+            return None;
         }
         self.held = false;
-        std::mem::take(&mut self.finished)
+        let finished = std::mem::take(&mut self.finished);
+        Some((finished, std::mem::take(&mut self.unheard)))
     }
 
     /// The socket was removed from the reactor: the server stops counting it.

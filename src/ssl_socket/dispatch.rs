@@ -150,6 +150,31 @@ socket_signals! {
     ///     }
     /// });
     /// ```
+    ///
+    /// Qt's classic pattern, trusting exactly one self-signed certificate
+    /// (a pin on the whole certificate; for the key alone, see
+    /// [`pin_public_keys`](crate::SslConfigurationBuilder::pin_public_keys)):
+    ///
+    /// ```
+    /// use sslsocket::{Certificate, SslErrorKind};
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/server.pem");
+    /// let trusted: Certificate = Certificate::from_file(path)?.remove(0);
+    /// socket.ssl_errors().connect(move |s, _, problems| {
+    ///     // Only the self-signed problem, and only for that certificate
+    ///     // (certificates are equal when their DER encodings are).
+    ///     let pinned = problems.iter().all(|p| {
+    ///         p.kind() == SslErrorKind::SelfSignedCertificate && p.certificate() == Some(&trusted)
+    ///     });
+    ///     if pinned {
+    ///         s.ignore_ssl_errors(problems);
+    ///     }
+    /// });
+    /// # Ok::<(), sslsocket::Error>(())
+    /// ```
     ssl_errors: Vec<SslError>,
     /// With [`handshake_must_interrupt_on_error`](crate::SslConfigurationBuilder::handshake_must_interrupt_on_error):
     /// emitted after `ssl_errors`; the handshake stays paused until
@@ -323,6 +348,14 @@ impl SslSocket {
         }
     }
 
+    /// Keeps `event` for the program, if no slot hears it while the socket
+    /// waits in its server's queue (see `accepted.rs`).
+    fn keep_if_unheard(&mut self, event: SocketEvent, heard: bool) {
+        if let Some(link) = self.server.as_mut().filter(|l| l.is_held() && !heard) {
+            link.keep_unheard(event);
+        }
+    }
+
     fn emit_event(&mut self, cx: &mut Context, event: SocketEvent) {
         match event {
             SocketEvent::StateChanged(state) => {
@@ -354,7 +387,11 @@ impl SslSocket {
             }
             SocketEvent::AlertReceived(a) => emit(self, cx, |s| &mut s.signals.alert_received, &a),
             SocketEvent::AlertSent(a) => emit(self, cx, |s| &mut s.signals.alert_sent, &a),
-            SocketEvent::ReadyRead => emit(self, cx, |s| &mut s.signals.ready_read, &()),
+            SocketEvent::ReadyRead => {
+                let heard = self.signals.ready_read.is_connected();
+                emit(self, cx, |s| &mut s.signals.ready_read, &());
+                self.keep_if_unheard(SocketEvent::ReadyRead, heard);
+            }
             SocketEvent::BytesWritten(n) => emit(self, cx, |s| &mut s.signals.bytes_written, &n),
             SocketEvent::WriteBufferFull(n) => {
                 emit(self, cx, |s| &mut s.signals.write_buffer_full, &n)
@@ -363,7 +400,9 @@ impl SslSocket {
                 emit(self, cx, |s| &mut s.signals.write_buffer_drained, &())
             }
             SocketEvent::ReadChannelFinished => {
-                emit(self, cx, |s| &mut s.signals.read_channel_finished, &())
+                let heard = self.signals.read_channel_finished.is_connected();
+                emit(self, cx, |s| &mut s.signals.read_channel_finished, &());
+                self.keep_if_unheard(SocketEvent::ReadChannelFinished, heard);
             }
             SocketEvent::ProxyAuthenticationRequired(detail) => {
                 if let Some(proxy) = self.proxy.as_deref().cloned() {
@@ -388,7 +427,9 @@ impl SslSocket {
                 }
             }
             SocketEvent::Disconnected(stats) => {
+                let heard = self.signals.disconnected.is_connected();
                 emit(self, cx, |s| &mut s.signals.disconnected, &stats);
+                self.keep_if_unheard(SocketEvent::Disconnected(stats), heard);
                 let may_go = self.server.as_mut().is_none_or(|s| s.disconnected());
                 self.deleted |= self.auto_delete && may_go;
             }

@@ -67,13 +67,11 @@ impl SslSocket {
         if let (Some(r), Some(tcp)) = (readiness, self.tcp.as_mut()) {
             tcp.on_ready(r);
         }
-        if self
-            .server
-            .as_mut()
-            .is_some_and(|s| s.released(cx, self.id))
-        {
+        let released = self.server.as_mut().and_then(|s| s.released(cx, self.id));
+        if let Some((finished, unheard)) = released {
+            self.announce_again(cx, unheard);
             // Taken from the server's queue after it disconnected.
-            self.deleted |= self.auto_delete;
+            self.deleted |= finished && self.auto_delete;
         }
         if self.deleted {
             return false;
@@ -321,6 +319,19 @@ impl SslSocket {
             }
         }
         close_notify
+    }
+
+    /// Just taken from the server's queue: announces again what no slot
+    /// heard while the socket waited (`ready_read` only if the data is
+    /// still unread), to the slots the program connected when it took it.
+    fn announce_again(&mut self, cx: &mut Context, unheard: Vec<SocketEvent>) {
+        let unread = !self.read_buffer.is_empty();
+        self.events.extend(
+            unheard
+                .into_iter()
+                .filter(|e| unread || !matches!(e, SocketEvent::ReadyRead)),
+        );
+        self.dispatch(cx);
     }
 
     /// The peer will send nothing more: tell the program. Our side closes

@@ -34,6 +34,7 @@ use crate::proxy::Proxy;
 use crate::resolver::parse_ip_literal;
 use crate::tcp::Tcp;
 use crate::timer::TimerId;
+use crate::user_data::UserData;
 
 pub(crate) use accepted::ServerLink;
 use connect::Connect;
@@ -146,7 +147,7 @@ pub struct SslSocket {
     ended: bool,
     auto_delete: bool,
     deleted: bool,
-    user_data: Option<Box<dyn Any>>,
+    user_data: UserData,
     deadlines: Deadlines,
     stats: Statistics,
     /// The reactor wake-up scheduled for this socket, and when.
@@ -190,7 +191,7 @@ impl SslSocket {
             ended: false,
             auto_delete: false,
             deleted: false,
-            user_data: None,
+            user_data: UserData::default(),
             deadlines: Deadlines::new(Timeouts::default()),
             stats: Statistics::default(),
             wake: None,
@@ -421,10 +422,14 @@ impl SslSocket {
         }
     }
 
-    /// Queues `data` for sending and returns its length. Data written before
-    /// the handshake is complete (even before connecting) is sent once the
-    /// connection is encrypted; in unencrypted mode it is sent as is.
-    /// `bytes_written` reports progress.
+    /// Queues `data` for sending and returns its length; `bytes_written`
+    /// reports progress. Data written before the connection is ready waits
+    /// for it: after (or before) `connect_to_host_encrypted`, and during any
+    /// handshake, it is sent encrypted once the handshake completes; after
+    /// (or before) `connect_to_host`, which connects in plaintext (for
+    /// STARTTLS), it is sent **in plaintext** as soon as TCP connects, until
+    /// `start_client_encryption`. Write secrets after `handshake_complete`,
+    /// or on a socket connected with `connect_to_host_encrypted`.
     pub fn write(&mut self, data: &[u8]) -> Result<usize> {
         if self.close.requested || self.ended || self.deleted {
             return Err(Error::InvalidState("the socket is closing or closed"));
@@ -836,13 +841,13 @@ impl SslSocket {
     /// assert_eq!(socket.user_data::<usize>(), Some(&mut 0));
     /// ```
     pub fn set_user_data<T: Any>(&mut self, data: T) {
-        self.user_data = Some(Box::new(data));
+        self.user_data.set(data);
     }
 
     /// The program's state attached with [`set_user_data`](Self::set_user_data),
     /// if it is a `T`.
     pub fn user_data<T: Any>(&mut self) -> Option<&mut T> {
-        self.user_data.as_mut()?.downcast_mut()
+        self.user_data.get()
     }
 
     /// The program's state, read only: for a socket behind a shared
@@ -859,7 +864,7 @@ impl SslSocket {
     /// assert_eq!(socket.user_data_ref::<u32>(), None);
     /// ```
     pub fn user_data_ref<T: Any>(&self) -> Option<&T> {
-        self.user_data.as_ref()?.downcast_ref()
+        self.user_data.get_ref()
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
