@@ -46,6 +46,8 @@
 //!    mio's edge-triggered readiness; [`SslSocket`] is where engine, TCP and
 //!    signals meet; [`SslServer`] accepts; [`SslConfiguration`],
 //!    [`Certificate`], [`PrivateKey`], [`Proxy`] and [`Error`] are values.
+//!    Keys that stay on PKCS#11 tokens wait for their PIN outside any
+//!    handshake (see [`PinRequest`]).
 //!
 //! # Event loops
 //!
@@ -123,8 +125,8 @@
 //! Protocol steps are logged with the `log` crate at `debug` and `trace`
 //! level; with the target `sslsocket::gnutls` at trace level, GnuTLS's own
 //! debug log is included. Keys and secrets are never logged, and they are
-//! wiped from memory when released: key bytes and passphrases, session
-//! data, the ticket key, and the buffers that held plaintext.
+//! wiped from memory when released: key bytes, passphrases and PINs,
+//! session data, the ticket key, and the buffers that held plaintext.
 //!
 //! [mio]: https://docs.rs/mio
 
@@ -151,6 +153,7 @@ pub mod fuzzing;
 mod gnutls;
 mod handle;
 mod lingering;
+mod pkcs11;
 mod private_key;
 mod proxy;
 mod reactor;
@@ -177,6 +180,7 @@ pub use error::{Alert, AlertLevel, Error, Result, SslError, SslErrorKind, Timeou
 pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
+pub use pkcs11::{PinRequest, Pkcs11ErrorKind};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use reactor::Reactor;

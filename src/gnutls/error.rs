@@ -116,6 +116,13 @@ pub(crate) mod code {
     pub(crate) const DECRYPTION_FAILED: i32 = sys::GNUTLS_E_DECRYPTION_FAILED;
     pub(crate) const HANDSHAKE_TOO_LARGE: i32 = sys::GNUTLS_E_HANDSHAKE_TOO_LARGE;
     pub(crate) const UNEXPECTED_PACKET: i32 = sys::GNUTLS_E_UNEXPECTED_PACKET;
+    pub(crate) const REQUESTED_DATA_NOT_AVAILABLE: i32 = sys::GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE;
+    pub(crate) const PKCS11_OBJECT_NOT_AVAILABLE: i32 =
+        sys::GNUTLS_E_PKCS11_REQUESTED_OBJECT_NOT_AVAILBLE;
+    pub(crate) const PKCS11_PIN_ERROR: i32 = sys::GNUTLS_E_PKCS11_PIN_ERROR;
+    pub(crate) const PKCS11_PIN_LOCKED: i32 = sys::GNUTLS_E_PKCS11_PIN_LOCKED;
+    pub(crate) const PKCS11_PIN_EXPIRED: i32 = sys::GNUTLS_E_PKCS11_PIN_EXPIRED;
+    pub(crate) const PKCS11_USER_ERROR: i32 = sys::GNUTLS_E_PKCS11_USER_ERROR;
 }
 
 #[cfg(test)]

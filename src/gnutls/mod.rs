@@ -2,11 +2,14 @@
 //! writes `unsafe`.
 //!
 //! Each GnuTLS object has one owner type that frees it in `Drop`
-//! ([`Session`], [`CertificateCredentials`], [`Priority`], [`X509Crt`]);
+//! ([`Session`], [`CertificateCredentials`], [`Priority`], [`X509Crt`],
+//! [`TokenKey`]);
 //! [`check`](error::check) turns every return code into a `Result` with a
 //! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
-//! leaves this module. The `extern "C"` callbacks live in `transport.rs` and
-//! only move bytes; they never run code from the layers above.
+//! leaves this module. The `extern "C"` callbacks live in `transport.rs`
+//! (they only move bytes), `pkcs11.rs` (the PIN callback, which only copies
+//! a PIN given beforehand) and `stand_in.rs` (a token key's operations,
+//! passed on to the token); they never run code from the layers above.
 //!
 //! This module must not know about sockets, the reactor or user callbacks.
 #![allow(unsafe_code)]
@@ -16,11 +19,13 @@ mod datum;
 mod error;
 mod global;
 mod known_keys;
+mod pkcs11;
 mod priority;
 mod privkey;
 mod secret;
 mod session;
 mod session_db;
+mod stand_in;
 mod transport;
 mod trust;
 mod verify;
@@ -30,6 +35,7 @@ pub(crate) use credentials::CertificateCredentials;
 pub(crate) use error::code;
 pub use error::GnutlsError;
 pub(crate) use known_keys::{KnownKey, KnownKeys};
+pub(crate) use pkcs11::{LoginFailure, PinAnswer, PinPrompt, TokenKey};
 pub(crate) use priority::Priority;
 pub(crate) use privkey::X509PrivKey;
 pub(crate) use secret::wipe;

@@ -285,6 +285,7 @@ impl SslSocket {
         while let Some(event) = self.engine.as_mut().and_then(|e| e.next_event()) {
             match event {
                 EngineEvent::HandshakeComplete => {
+                    self.pin_wait = None;
                     if self.state == SocketState::Handshaking {
                         self.set_state(SocketState::Encrypted);
                     }
@@ -301,6 +302,12 @@ impl SslSocket {
                 }
                 EngineEvent::AlertSent(a) => self.events.push_back(SocketEvent::AlertSent(a)),
                 EngineEvent::CloseNotify => close_notify = true,
+                EngineEvent::PinRequired => {
+                    if let Some(request) = self.engine.as_ref().and_then(|e| e.pin_request()) {
+                        self.events
+                            .push_back(SocketEvent::PinRequired(request.clone()));
+                    }
+                }
             }
         }
         close_notify
@@ -539,6 +546,7 @@ impl SslSocket {
         // Dropping the stream closes it, which also removes it from epoll.
         self.tcp = None;
         self.registered = false;
+        self.pin_wait = None;
         // The engine stays, inert, so the session's details (protocol,
         // certificates) remain readable until the next connection.
         self.plain_out = ByteQueue::new();
