@@ -635,3 +635,74 @@ fn an_unanswered_pin_request_ends_with_the_handshake_timeout() {
         },
     );
 }
+
+// ---------------------------------------------------------------------------
+// The serve example with its key on the token, and curl
+// ---------------------------------------------------------------------------
+
+/// Starts `serve` with `ca/server.pem` and the token's server key, on
+/// 127.0.0.1:0, serving `root`.
+fn start_serve(root: &Path, pass: Option<&str>) -> Proc {
+    let mut args = vec![
+        "--cert".to_owned(),
+        ca_str("server.pem"),
+        "--key".to_owned(),
+        key_url("server"),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--root".to_owned(),
+        root.to_str().expect("UTF-8 path").to_owned(),
+    ];
+    if let Some(pass) = pass {
+        args.extend(["--pass".to_owned(), pass.to_owned()]);
+    }
+    Spawn::new(example("serve").to_str().expect("UTF-8 path"))
+        .args(args)
+        .null_stdin()
+        .start()
+}
+
+#[test]
+fn serve_with_a_token_key_answers_curl() {
+    on_token("serve_with_a_token_key_answers_curl", || {
+        let site = TempDir::new("pkcs11-site");
+        site.write(
+            "hello.txt",
+            b"served with a key that never left the token\n",
+        );
+        let mut serve = start_serve(site.path(), Some(PIN));
+        let address = serve.wait_for_line("127.0.0.1:", TIMEOUT);
+        let port = address.rsplit(':').next().unwrap().to_owned();
+        let mut curl = Spawn::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "--cacert",
+                &ca_str("root-ca.pem"),
+            ])
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(format!("https://localhost:{port}/hello.txt"))
+            .null_stdin()
+            .start();
+        let status = curl.wait(TIMEOUT);
+        assert!(status.success(), "curl: {status}\n{}", curl.stderr_text());
+        assert_eq!(
+            curl.stdout_text(),
+            "served with a key that never left the token\n"
+        );
+
+        // A wrong PIN, or none: serve says so and stops.
+        for (pass, says) in [
+            (Some(WRONG_PIN), "wrong PIN (CKR_PIN_INCORRECT)"),
+            (None, "needs its PIN: give it with --pass"),
+        ] {
+            let mut refused = start_serve(site.path(), pass);
+            let status = refused.wait(TIMEOUT);
+            let stderr = refused.stderr_text();
+            assert_eq!(status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains(says), "{stderr}");
+            assert!(!stderr.contains(WRONG_PIN), "{stderr}");
+        }
+    });
+}
