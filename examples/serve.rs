@@ -1,7 +1,7 @@
 //! serve: an HTTPS static-file server on sslsocket, like `openssl s_server -WWW`.
 //!
 //! ```text
-//! serve --cert FILE --key FILE [--pass PASSPHRASE] [--ca FILE [--require-client-cert]]
+//! serve --cert FILE --key FILE|PKCS11-URL [--pass PASSPHRASE|PIN] [--ca FILE [--require-client-cert]]
 //!       [--listen ADDR:PORT] [--root DIR] [--request-timeout SECS]
 //!       [--send-timeout SECS] [--max-connections N]
 //! ```
@@ -12,6 +12,11 @@
 //! cargo run --example serve -- --cert ca/server.pem --key ca/server.key
 //! curl --cacert ca/root-ca.pem https://localhost:8443/README.md
 //! ```
+//!
+//! The key may stay on a PKCS#11 token (a smart card, an HSM): give its URL
+//! as `--key` and the token's PIN as `--pass`, for example
+//! `--key 'pkcs11:token=web;object=server;type=private' --pass 1234`
+//! (`p11tool --list-privkeys --login` prints the URLs).
 //!
 //! It answers `GET` and `HEAD` with the files under `--root` (default: the
 //! current folder), one request per connection (`Connection: close`), with a
@@ -45,8 +50,9 @@
 //! `--listen 127.0.0.1:0`). Then each request logs one line on stderr: peer,
 //! method, path, status, body bytes sent, and the client certificate's common
 //! name when there is one; failed connections log the error. If the server
-//! cannot start (unreadable certificate or key, wrong passphrase, address in
-//! use) it prints one line on stderr and exits 1; bad usage exits 2.
+//! cannot start (unreadable certificate or key, wrong passphrase or PIN,
+//! address in use) it prints one line on stderr and exits 1; bad usage
+//! exits 2.
 //! `RUST_LOG=debug` shows the library's log.
 
 use std::ffi::OsStr;
@@ -62,7 +68,7 @@ use std::time::Duration;
 
 use sslsocket::{Context, PeerVerifyMode, Reactor, SocketId, SslConfiguration, SslSocket};
 
-const USAGE: &str = "usage: serve --cert FILE --key FILE [--pass PASSPHRASE] \
+const USAGE: &str = "usage: serve --cert FILE --key FILE|PKCS11-URL [--pass PASSPHRASE|PIN] \
 [--ca FILE [--require-client-cert]] [--listen ADDR:PORT] [--root DIR] \
 [--request-timeout SECS] [--send-timeout SECS] [--max-connections N]";
 
@@ -182,7 +188,7 @@ fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
 
 fn run(options: Options) -> Result<(), String> {
     let root = served_root(&options.root)?;
-    let config = configuration(&options).map_err(|e| e.to_string())?;
+    let config = configuration(&options)?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let server = reactor
         .listen(options.listen, config)
@@ -215,11 +221,15 @@ fn served_root(root: &Path) -> Result<PathBuf, String> {
     Ok(resolved)
 }
 
-fn configuration(options: &Options) -> sslsocket::Result<SslConfiguration> {
-    let mut builder = SslConfiguration::builder()
+fn configuration(options: &Options) -> Result<SslConfiguration, String> {
+    let builder = SslConfiguration::builder()
         .system_ca_certificates(false)
-        .add_local_certificate_files(&options.cert, &options.key, options.passphrase.as_deref())
         .alpn_protocols(["http/1.1"]);
+    let pass = options.passphrase.as_deref();
+    let mut builder = match options.key.to_str().filter(|k| k.starts_with("pkcs11:")) {
+        Some(url) => builder.add_local_certificate_pkcs11(&options.cert, url, pass),
+        None => builder.add_local_certificate_files(&options.cert, &options.key, pass),
+    };
     builder = match &options.ca {
         None => builder.peer_verify_mode(PeerVerifyMode::VerifyNone),
         Some(ca) => builder.add_ca_certificates_file(ca).peer_verify_mode(
@@ -229,7 +239,16 @@ fn configuration(options: &Options) -> sslsocket::Result<SslConfiguration> {
             },
         ),
     };
-    builder.build()
+    let config = builder.build().map_err(|e| e.to_string())?;
+    // A token key without --pass: the handshakes would wait for a PIN
+    // nobody gives.
+    match config.pin_requests().first() {
+        Some(request) => Err(format!(
+            "the key on PKCS#11 token {:?} needs its PIN: give it with --pass",
+            request.token_label()
+        )),
+        None => Ok(config),
+    }
 }
 
 /// Prints the listening address as stdout's first line.

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::certificate::Certificate;
 use crate::gnutls::{self, GnutlsError};
+use crate::pkcs11::Pkcs11ErrorKind;
 use crate::proxy::ProxyErrorKind;
 use crate::raw_public_key::RawPublicKey;
 use crate::refusal::HandshakeRefusal;
@@ -87,6 +88,16 @@ pub enum Error {
     },
     /// A timeout expired.
     Timeout(TimeoutKind),
+    /// A PKCS#11 token holding a local key refused or failed: a wrong PIN,
+    /// no such token or key, … (see [`PinRequest`](crate::PinRequest)).
+    Pkcs11 {
+        /// The token's label (or the key's URL, without any PIN).
+        token: String,
+        /// What went wrong.
+        kind: Pkcs11ErrorKind,
+        /// The details, in a sentence.
+        detail: String,
+    },
     /// A file could not be read.
     File {
         /// The file.
@@ -165,6 +176,7 @@ impl fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::Proxy { kind, detail } => write!(f, "proxy error ({kind}): {detail}"),
             Error::Timeout(kind) => write!(f, "{kind} timed out"),
+            Error::Pkcs11 { token, detail, .. } => write!(f, "PKCS#11 token {token:?}: {detail}"),
             Error::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Error::InvalidCertificateData { origin, reason } => write!(f, "{origin}: {reason}"),
             Error::InvalidConfiguration(why) => write!(f, "invalid TLS configuration: {why}"),
@@ -229,6 +241,15 @@ impl Clone for Error {
                 detail: detail.clone(),
             },
             Error::Timeout(kind) => Error::Timeout(*kind),
+            Error::Pkcs11 {
+                token,
+                kind,
+                detail,
+            } => Error::Pkcs11 {
+                token: token.clone(),
+                kind: *kind,
+                detail: detail.clone(),
+            },
             Error::File { path, source } => Error::File {
                 path: path.clone(),
                 source: clone_io(source),

@@ -46,6 +46,8 @@
 //!    mio's edge-triggered readiness; [`SslSocket`] is where engine, TCP and
 //!    signals meet; [`SslServer`] accepts; [`SslConfiguration`],
 //!    [`Certificate`], [`PrivateKey`], [`Proxy`] and [`Error`] are values.
+//!    Keys that stay on PKCS#11 tokens wait for their PIN outside any
+//!    handshake (see [`PinRequest`]).
 //!
 //! # Event loops
 //!
@@ -148,8 +150,8 @@
 //! Protocol steps are logged with the `log` crate at `debug` and `trace`
 //! level; with the target `sslsocket::gnutls` at trace level, GnuTLS's own
 //! debug log is included. Keys and secrets are never logged, and they are
-//! wiped from memory when released: key bytes and passphrases, session
-//! data, the ticket key, and the buffers that held plaintext.
+//! wiped from memory when released: key bytes, passphrases and PINs,
+//! session data, the ticket key, and the buffers that held plaintext.
 //!
 //! The one exception is asked for explicitly: a configuration built with
 //! [`key_log_file`](SslConfigurationBuilder::key_log_file) (or
@@ -185,6 +187,7 @@ pub mod fuzzing;
 mod gnutls;
 mod handle;
 mod lingering;
+mod pkcs11;
 mod private_key;
 mod proxy;
 mod psk;
@@ -217,6 +220,7 @@ pub use error::{
 pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
+pub use pkcs11::{PinRequest, Pkcs11ErrorKind};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use psk::{PreSharedKeyAuthenticator, PreSharedKeys};

@@ -6,6 +6,7 @@
 //! `Zeroizing` buffers: wiped when dropped.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -14,6 +15,7 @@ use crate::certificate::{
 };
 use crate::error::{Error, Result};
 use crate::gnutls::{CertificateCredentials, Encoding};
+use crate::pkcs11::{load_token_identity, TokenLogin};
 use crate::private_key::PrivateKey;
 
 /// Where trust anchors come from.
@@ -46,6 +48,13 @@ pub(super) enum KeySource {
     Pkcs12 {
         path: PathBuf,
         password: Secret,
+    },
+    /// A chain in a file and its key on a PKCS#11 token (the URL may hold
+    /// a PIN: `pin-value`).
+    Token {
+        chain: PathBuf,
+        key_url: Secret,
+        pin: Option<Secret>,
     },
 }
 
@@ -165,12 +174,14 @@ fn is_certificate_file_name(path: &Path) -> bool {
 }
 
 /// Loads a local key pair (and its OCSP staple) into the credentials;
-/// returns its certificate chain, leaf first.
+/// returns its certificate chain, leaf first. A key on a token adds its
+/// login state to `tokens`.
 pub(super) fn load_identity(
     credentials: &mut CertificateCredentials,
     identity: &LocalIdentity,
+    tokens: &mut Vec<Arc<TokenLogin>>,
 ) -> Result<Vec<Certificate>> {
-    let (index, chain, origin) = load_key_pair(credentials, &identity.source)?;
+    let (index, chain, origin) = load_key_pair(credentials, &identity.source, tokens)?;
     if let Some(path) = &identity.ocsp_response {
         let response = read_file(path)?;
         credentials
@@ -188,9 +199,21 @@ pub(super) fn load_identity(
 fn load_key_pair(
     credentials: &mut CertificateCredentials,
     source: &KeySource,
+    tokens: &mut Vec<Arc<TokenLogin>>,
 ) -> Result<(u32, Vec<Certificate>, String)> {
     let (chain, key, origin) = match source {
         KeySource::Pkcs12 { path, password } => return load_pkcs12(credentials, path, password),
+        KeySource::Token {
+            chain,
+            key_url,
+            pin,
+        } => {
+            let pin = pin.as_deref().map(String::as_str);
+            let (index, certificates, login) =
+                load_token_identity(credentials, chain, key_url, pin)?;
+            tokens.push(login);
+            return Ok((index, certificates, chain.display().to_string()));
+        }
         KeySource::Files {
             chain,
             key,

@@ -26,6 +26,7 @@ use crate::error::{Error, Result, SslError};
 use crate::gnutls::{
     self, CertificateCredentials, GnutlsError, KnownKeys, Priority, SessionDb, Verification,
 };
+use crate::pkcs11::{PinRequest, TokenLogin};
 use crate::private_key::PrivateKey;
 pub(crate) use authentication::Authentication;
 use authentication::AuthenticationSettings;
@@ -143,6 +144,8 @@ struct Inner {
     known_keys: Option<KnownKeys>,
     key_log: Option<KeyLog>,
     authentication: Authentication,
+    /// The local keys on PKCS#11 tokens, and their logins.
+    token_keys: Vec<Arc<TokenLogin>>,
 }
 
 impl SslConfiguration {
@@ -215,6 +218,40 @@ impl SslConfiguration {
     /// (Qt's `handshakeMustInterruptOnError`).
     pub fn handshake_must_interrupt_on_error(&self) -> bool {
         self.inner.interrupt_on_error
+    }
+
+    /// The local keys on PKCS#11 tokens that wait for their PIN, one
+    /// request per key (see
+    /// [`add_local_certificate_pkcs11`](SslConfigurationBuilder::add_local_certificate_pkcs11)).
+    /// A program that asks for PINs before serving answers these; sockets
+    /// whose handshake starts while a key waits ask with their
+    /// `pin_required` signal.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build()?;
+    /// for request in config.pin_requests() {
+    ///     eprint!("PIN for {}: ", request.token_label());
+    ///     let mut pin = String::new();
+    ///     std::io::stdin().read_line(&mut pin).ok();
+    ///     request.provide(pin.trim_end())?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pin_requests(&self) -> Vec<PinRequest> {
+        self.inner
+            .token_keys
+            .iter()
+            .filter_map(TokenLogin::awaiting_pin)
+            .collect()
+    }
+
+    /// The first local key that waits for its PIN: handshakes wait for it.
+    pub(crate) fn awaiting_pin(&self) -> Option<PinRequest> {
+        self.inner
+            .token_keys
+            .iter()
+            .find_map(TokenLogin::awaiting_pin)
     }
 
     /// Verifies a certificate chain (leaf first) outside any handshake, as
@@ -488,6 +525,51 @@ impl SslConfigurationBuilder {
         self.identity(KeySource::Pkcs12 {
             path: path.as_ref().to_owned(),
             password: secret(password),
+        })
+    }
+
+    /// Uses a certificate chain (PEM, leaf first, or one DER certificate)
+    /// whose private key stays on a PKCS#11 token (a smart card, an HSM),
+    /// named by its URL (RFC 7512, as `p11tool --list-privkeys` prints
+    /// them): `"pkcs11:token=web;object=server-key;type=private"`. The
+    /// token is found through the PKCS#11 modules p11-kit lists (a
+    /// distribution's token packages register theirs; a module of one's
+    /// own is registered by a file `/etc/pkcs11/modules/NAME.module` with
+    /// the line `module: /path/to/module.so`).
+    ///
+    /// With `pin`, [`build`](Self::build) logs in to the token and fails
+    /// with [`Error::Pkcs11`] (naming the token and, for a wrong PIN,
+    /// [`Pkcs11ErrorKind::WrongPin`](crate::Pkcs11ErrorKind::WrongPin)).
+    /// Without, a token that needs a PIN waits for the program to give it:
+    /// through [`SslConfiguration::pin_requests`], or when a socket emits
+    /// `pin_required` (see [`PinRequest`]). Either way the build fails
+    /// when the token or the key is missing, or the key is not the
+    /// certificate's. The builder's copies of the PIN and of the URL (which
+    /// may carry one) are wiped once no longer needed; the PIN that logged
+    /// in is kept, and wiped, with the configuration (GnuTLS logs in again
+    /// with it when a token was removed and put back).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// let config = sslsocket::SslConfiguration::builder()
+    ///     .add_local_certificate_pkcs11(
+    ///         "/etc/ssl/web.pem",
+    ///         "pkcs11:token=web;object=server-key;type=private",
+    ///         Some("1234"),
+    ///     )
+    ///     .build()?; // logged in
+    /// # drop(config); Ok(()) }
+    /// ```
+    pub fn add_local_certificate_pkcs11(
+        self,
+        chain: impl AsRef<Path>,
+        key_url: &str,
+        pin: Option<&str>,
+    ) -> Self {
+        self.identity(KeySource::Token {
+            chain: chain.as_ref().to_owned(),
+            key_url: secret(key_url),
+            pin: pin.map(secret),
         })
     }
 
@@ -792,10 +874,11 @@ impl SslConfigurationBuilder {
         for source in &self.ca {
             load::load_ca(&mut credentials, source, &mut anchors)?;
         }
+        let mut token_keys = Vec::new();
         let local_chains = self
             .identities
             .iter()
-            .map(|identity| load::load_identity(&mut credentials, identity))
+            .map(|identity| load::load_identity(&mut credentials, identity, &mut token_keys))
             .collect::<Result<Vec<_>>>()?;
         let authentication = self.authentication.load(&mut credentials)?;
         let serves = !local_chains.is_empty() || authentication.serves();
@@ -833,6 +916,7 @@ impl SslConfigurationBuilder {
                 known_keys: self.known_keys,
                 key_log,
                 authentication,
+                token_keys,
             }),
         })
     }

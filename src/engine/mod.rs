@@ -56,6 +56,7 @@ use crate::gnutls::{
     Verification,
 };
 use crate::refusal::{HandshakeParameter, HandshakeRefusal};
+use crate::pkcs11::PinRequest;
 use crate::send_queue::SendQueue;
 
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
@@ -102,6 +103,22 @@ pub(crate) enum EngineEvent {
     /// (Server) A client named this pre-shared key identity, which the
     /// table does not hold; its handshake fails.
     PreSharedKeyIdentityUnknown(Vec<u8>),
+    /// The handshake waits, before it starts, for the PIN of a local key
+    /// on a PKCS#11 token ([`Engine::pin_request`]).
+    PinRequired,
+}
+
+/// Whether the local keys can be used: GnuTLS cannot wait for a PIN inside
+/// a handshake (see `crate::pkcs11`), so the handshake does not start
+/// while a token key of the configuration waits for its PIN.
+#[derive(Debug)]
+enum LocalKeys {
+    /// Not looked at yet.
+    Unchecked,
+    /// Waiting for the answer to this request.
+    AwaitingPin(PinRequest),
+    /// Usable: no key waits for a PIN.
+    Ready,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +187,7 @@ pub(crate) struct Engine {
     /// The program stored the peer's key in the known keys database during
     /// this handshake: the trust-on-first-use problems are answered.
     key_stored: bool,
+    local_keys: LocalKeys,
 }
 
 impl Engine {
@@ -301,6 +319,7 @@ impl Engine {
             server: None,
             resumes: false,
             key_stored: false,
+            local_keys: LocalKeys::Unchecked,
         })
     }
 
@@ -428,6 +447,9 @@ impl Engine {
         if self.handshake_done {
             return self.conclude();
         }
+        if !self.local_keys_ready()? {
+            return Ok(());
+        }
         loop {
             let before = self.buffered();
             let result = self.session.handshake();
@@ -454,6 +476,46 @@ impl Engine {
                 code::WARNING_ALERT_RECEIVED => self.warning_alert(),
                 _ => return Err(self.fail_handshake(error)),
             }
+        }
+    }
+
+    /// Whether the handshake may use the local keys; when a token key waits
+    /// for its PIN, asks for it once ([`EngineEvent::PinRequired`]) and
+    /// waits for the answer, failing with the login's error.
+    fn local_keys_ready(&mut self) -> Result<bool, Error> {
+        match &self.local_keys {
+            LocalKeys::Ready => return Ok(true),
+            LocalKeys::AwaitingPin(request) => match request.outcome() {
+                None => return Ok(false),
+                Some(Err(error)) => {
+                    self.phase = Phase::Failed;
+                    return Err(error);
+                }
+                // Logged in: another key may wait too.
+                Some(Ok(())) => {}
+            },
+            LocalKeys::Unchecked => {}
+        }
+        match self.config.awaiting_pin() {
+            None => {
+                self.local_keys = LocalKeys::Ready;
+                Ok(true)
+            }
+            Some(request) => {
+                log::debug!("the handshake waits for a PIN: {request:?}");
+                self.local_keys = LocalKeys::AwaitingPin(request);
+                self.events.push_back(EngineEvent::PinRequired);
+                Ok(false)
+            }
+        }
+    }
+
+    /// The request a handshake that waits for a PIN made
+    /// ([`EngineEvent::PinRequired`]).
+    pub(crate) fn pin_request(&self) -> Option<&PinRequest> {
+        match &self.local_keys {
+            LocalKeys::AwaitingPin(request) => Some(request),
+            _ => None,
         }
     }
 

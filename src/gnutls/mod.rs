@@ -3,13 +3,15 @@
 //!
 //! Each GnuTLS object has one owner type that frees it in `Drop`
 //! ([`Session`], [`CertificateCredentials`], [`PskCredentials`],
-//! [`Priority`], [`X509Crt`], [`PubKey`]);
+//! [`Priority`], [`X509Crt`], [`PubKey`], [`TokenKey`]);
 //! [`check`](error::check) turns every return code into a `Result` with a
 //! [`GnutlsError`] that keeps the code and GnuTLS's message. No raw pointer
 //! leaves this module. The `extern "C"` callbacks live in `transport.rs`
-//! (and, for pre-shared keys, `psk.rs`) and only move bytes, or in
-//! `key_log.rs` and only queue key log lines; they never run code from the
-//! layers above.
+//! (they only move bytes), `psk.rs` (pre-shared keys, copied from a table
+//! filled beforehand), `key_log.rs` (they only queue key log lines),
+//! `pkcs11.rs` (the PIN callback, which only copies a PIN given beforehand)
+//! and `stand_in.rs` (a token key's operations, passed on to the token);
+//! they never run code from the layers above.
 //!
 //! This module must not know about sockets, the reactor or user callbacks.
 #![allow(unsafe_code)]
@@ -22,6 +24,7 @@ mod error;
 mod global;
 mod key_log;
 mod known_keys;
+mod pkcs11;
 mod priority;
 mod privkey;
 mod psk;
@@ -29,6 +32,7 @@ mod rawpk;
 mod secret;
 mod session;
 mod session_db;
+mod stand_in;
 mod transport;
 mod trust;
 mod verify;
@@ -41,6 +45,7 @@ pub(crate) use error::code;
 pub use error::GnutlsError;
 pub(crate) use key_log::KeyLogLine;
 pub(crate) use known_keys::{KnownKey, KnownKeys};
+pub(crate) use pkcs11::{LoginFailure, PinAnswer, PinPrompt, TokenKey};
 pub(crate) use priority::{cipher_suite_name, signature_fits_key, Offer, Priority};
 pub(crate) use privkey::X509PrivKey;
 pub(crate) use psk::{Psk, PskCredentials, PskOffer, PskTable};

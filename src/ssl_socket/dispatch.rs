@@ -7,6 +7,7 @@
 use super::{ConnectionStatistics, SocketState, SslSocket};
 use crate::context::Context;
 use crate::error::{Alert, Error, SslError};
+use crate::pkcs11::PinRequest;
 use crate::proxy::Proxy;
 use crate::psk::PreSharedKeyAuthenticator;
 use crate::signal::{emit, Signal};
@@ -30,6 +31,7 @@ pub(super) enum SocketEvent {
     ProxyAuthenticationRequired(String),
     /// The identity a client named that the table does not hold.
     PreSharedKeyAuthenticationRequired(Vec<u8>),
+    PinRequired(PinRequest),
     Disconnected(Box<ConnectionStatistics>),
     /// Boxed: errors are rare and large, events frequent.
     Error(Box<Error>),
@@ -218,6 +220,32 @@ socket_signals! {
     /// });
     /// ```
     pre_shared_key_authentication_required: PreSharedKeyAuthenticator,
+    /// The handshake is about to start and a local key on a PKCS#11 token
+    /// (see [`add_local_certificate_pkcs11`](crate::SslConfigurationBuilder::add_local_certificate_pkcs11))
+    /// waits for its PIN. The handshake waits, within its timeout, until the
+    /// program answers with [`PinRequest::provide`](crate::PinRequest::provide),
+    /// here, later, or from another thread; it then goes on, or fails with
+    /// the login's error ([`Error::Pkcs11`]). Every socket of the
+    /// configuration that starts a handshake meanwhile asks too, and all go
+    /// on with one answer. GnuTLS cannot ask in the middle of a handshake,
+    /// so a client asks before it starts, whether or not the server will
+    /// want its certificate. On a server, connect it in `new_connection`.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// # let socket = reactor.socket(id).unwrap();
+    /// socket.pin_required().connect(|_, _, request| {
+    ///     if request.is_retry() {
+    ///         eprintln!("the last PIN for {} was wrong", request.token_label());
+    ///     }
+    ///     if let Err(e) = request.provide("1234") {
+    ///         eprintln!("{e}");
+    ///     }
+    /// });
+    /// ```
+    pin_required: PinRequest,
     /// The peer sent a TLS alert.
     ///
     /// ```
@@ -425,6 +453,11 @@ impl SslSocket {
                         &authenticator,
                     );
                 }
+            }
+            SocketEvent::PinRequired(request) => {
+                // Registered before the slots run: one may answer at once.
+                self.pin_wait = Some(request.wake_on_answer(cx.handle(), self.id));
+                emit(self, cx, |s| &mut s.signals.pin_required, &request);
             }
             SocketEvent::Disconnected(stats) => {
                 let heard = self.signals.disconnected.is_connected();

@@ -294,6 +294,7 @@ impl SslSocket {
                 EngineEvent::HandshakeComplete => {
                     let resumed = self.engine.as_ref().is_some_and(|e| e.is_resumed());
                     self.stats.handshake_completed(resumed);
+                    self.pin_wait = None;
                     if self.state == SocketState::Handshaking {
                         self.set_state(SocketState::Encrypted);
                     }
@@ -316,6 +317,12 @@ impl SslSocket {
                 EngineEvent::PreSharedKeyIdentityUnknown(identity) => self
                     .events
                     .push_back(SocketEvent::PreSharedKeyAuthenticationRequired(identity)),
+                EngineEvent::PinRequired => {
+                    if let Some(request) = self.engine.as_ref().and_then(|e| e.pin_request()) {
+                        self.events
+                            .push_back(SocketEvent::PinRequired(request.clone()));
+                    }
+                }
             }
         }
         close_notify
@@ -587,6 +594,7 @@ impl SslSocket {
         // Dropping the stream closes it, which also removes it from epoll.
         self.tcp = None;
         self.registered = false;
+        self.pin_wait = None;
         // The engine stays, inert, so the session's details (protocol,
         // certificates) remain readable until the next connection.
         self.plain_out = ByteQueue::new();

@@ -30,6 +30,7 @@ use crate::context::SocketId;
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError, TimeoutKind};
 use crate::lingering::Lingering;
+use crate::pkcs11::PinWait;
 use crate::proxy::Proxy;
 use crate::resolver::parse_ip_literal;
 use crate::tcp::Tcp;
@@ -156,6 +157,8 @@ pub struct SslSocket {
     server: Option<ServerLink>,
     /// Boxed, as the rarely set parts below: a socket should stay small.
     proxy: Option<Box<Proxy>>,
+    /// While the handshake waits for a PIN: the wake-up when it comes.
+    pin_wait: Option<PinWait>,
 }
 
 impl SslSocket {
@@ -197,6 +200,7 @@ impl SslSocket {
             wake: None,
             server: None,
             proxy: None,
+            pin_wait: None,
         }
     }
 

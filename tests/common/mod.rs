@@ -170,6 +170,8 @@ pub fn package_of(program: &str) -> &'static str {
         "gnutls-cli" => "gnutls-bin",
         "curl" => "curl",
         "python3" => "python3",
+        "p11tool" => "gnutls-bin",
+        "softhsm2-util" => "softhsm2",
         _ => "(unknown package)",
     }
 }
