@@ -185,6 +185,7 @@ pub mod fuzzing;
 mod gnutls;
 mod handle;
 mod lingering;
+mod pool;
 mod private_key;
 mod proxy;
 mod psk;
@@ -216,6 +217,7 @@ pub use error::{
 pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
+pub use pool::{PoolError, ReactorPool};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use psk::{PreSharedKeyAuthenticator, PreSharedKeys};
