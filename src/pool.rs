@@ -187,6 +187,12 @@ impl ReactorPool {
     /// Waits until every reactor listens; on failure, the servers already
     /// made are removed. Call it from a thread outside the pool (a reactor
     /// cannot wait for itself).
+    ///
+    /// An address bound with `SO_REUSEPORT` can be joined by another socket
+    /// that sets the option too: Linux allows that only to processes of the
+    /// same effective user, which then take a share of the connections. A
+    /// listener bound without the option (another program's, or
+    /// [`Context::listen`]) holds the address alone, and this fails.
     pub fn listen(
         &self,
         address: SocketAddr,
