@@ -5,8 +5,8 @@
 //! ```text
 //! tlsbench --mode throughput  [--bytes N] [--direction upload|download] [--chunk BYTES]
 //!                             [--cipher AES-128-GCM|CHACHA20-POLY1305|AES-256-GCM] [--tls 1.2|1.3]
-//! tlsbench --mode handshakes  [--count N] [--resume]
-//! tlsbench --mode connections [--count N] [--inflight K]
+//! tlsbench --mode handshakes  [--count N] [--resume] [--reactors N]
+//! tlsbench --mode connections [--count N] [--inflight K] [--reactors N]
 //! common: [--certs DIR] [--group X25519|SECP256R1|default] [--quiet]
 //! ```
 //!
@@ -15,8 +15,8 @@
 //! certificates (`ca.pem`, `server.pem`, `server.key`) from `--certs`, else
 //! `$PERF_CERTS`, else `<dir of the binary>/../certs/ec`.
 //!
-//! Only the public API is used: a [`Reactor`] per thread, [`SslServer`]
-//! accepting, [`SslSocket`] connecting to 127.0.0.1 and verifying the chain
+//! Only the public API is used: a [`Reactor`] per thread (the server's in a
+//! [`ReactorPool`]), [`SslServer`] accepting, [`SslSocket`] connecting to 127.0.0.1 and verifying the chain
 //! against `ca.pem` for "localhost", and the configuration's priority string
 //! for cipher, version and group.
 //!
@@ -36,7 +36,12 @@
 //!   stdout). After one warm-up connection both take their RSS baseline; the
 //!   client opens N connections, at most `--inflight` handshaking at once,
 //!   each counted when the server's one-byte greeting arrives; with all N
-//!   open both read VmRSS/VmHWM. One reactor thread per side.
+//!   open both read VmRSS/VmHWM. One reactor thread per side (the
+//!   server's: `--reactors`).
+//! - `--reactors N` (handshakes, connections): the server runs N reactors
+//!   in a [`ReactorPool`] on one address; the JSON adds `reactors` and the
+//!   server's own CPU (`server_user_s`, `server_sys_s`: its reactor
+//!   threads in handshakes mode, its process in connections mode).
 //!
 //! Diagnostics go to stderr; the last line of stdout is one JSON object; the
 //! exit status is 0 on success, 1 on any failure, 2 on bad arguments.
@@ -49,11 +54,11 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sslsocket::{
-    Context, Error, Reactor, ReactorHandle, SocketId, SslConfiguration, SslProtocol, SslSocket,
+    Context, Error, Reactor, ReactorPool, SocketId, SslConfiguration, SslProtocol, SslServer,
+    SslSocket,
 };
 
 const IMPL: &str = "sslsocket";
@@ -80,7 +85,7 @@ const ACK: u8 = b'A';
 const USAGE: &str = "usage: tlsbench --mode throughput|handshakes|connections
   [--bytes N] [--direction upload|download] [--chunk BYTES]
   [--cipher AES-128-GCM|CHACHA20-POLY1305|AES-256-GCM] [--tls 1.2|1.3]
-  [--count N] [--resume] [--inflight K]
+  [--count N] [--resume] [--inflight K] [--reactors N]
   [--group X25519|SECP256R1|default] [--certs DIR] [--quiet]";
 
 fn main() -> ExitCode {
@@ -128,6 +133,8 @@ struct Options {
     count: usize,
     resume: bool,
     inflight: usize,
+    /// The server's reactors (handshakes, connections).
+    reactors: usize,
     group: String,
     certs: PathBuf,
     quiet: bool,
@@ -147,6 +154,7 @@ impl Options {
             count: 1000,
             resume: false,
             inflight: 64,
+            reactors: 1,
             group: "X25519".into(),
             certs: default_certs(),
             quiet: false,
@@ -178,6 +186,7 @@ impl Options {
                 "--count" => options.count = number(arg, value()?)?,
                 "--resume" => options.resume = true,
                 "--inflight" => options.inflight = number(arg, value()?)?,
+                "--reactors" => options.reactors = number(arg, value()?)?,
                 "--group" => options.group = value()?.clone(),
                 "--certs" => options.certs = value()?.into(),
                 "--quiet" => options.quiet = true,
@@ -192,6 +201,9 @@ impl Options {
     fn check(&self) -> Result<(), String> {
         if self.bytes == 0 || self.chunk == 0 || self.count == 0 || self.inflight == 0 {
             return Err("--bytes, --chunk, --count and --inflight must be positive".into());
+        }
+        if self.reactors == 0 || (self.reactors > 1 && self.mode == Mode::Throughput) {
+            return Err("--reactors must be positive, and 1 for a throughput run".into());
         }
         if !["AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305"].contains(&self.cipher.as_str()) {
             return Err(format!("unsupported --cipher {}", self.cipher));
@@ -336,7 +348,12 @@ impl Cpu {
     /// utime and stime (fields 14 and 15 of `/proc/self/stat`, counted after
     /// the command name, which may hold spaces).
     fn now() -> Self {
-        let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        Cpu::of(std::path::Path::new("/proc/self/stat"))
+    }
+
+    /// From a `stat` file of `/proc` (a process's or a thread's).
+    fn of(path: &std::path::Path) -> Self {
+        let stat = fs::read_to_string(path).unwrap_or_default();
         let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
         let mut fields = after_name.split_whitespace().skip(11);
         let mut ticks = || {
@@ -507,18 +524,9 @@ enum Plan {
     Greet,
 }
 
-/// A listening reactor: the port, and problems its slots report.
-fn serving_reactor(
-    config: SslConfiguration,
-    plan: Plan,
-    failures: mpsc::Sender<String>,
-) -> Result<(Reactor, u16), String> {
-    let mut reactor = Reactor::new().map_err(|e| format!("server reactor: {e}"))?;
-    let id = reactor
-        .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
-        .map_err(|e| format!("server: {e}"))?;
-    let server = reactor.server(id).expect("just created");
-    let port = server.local_address().port();
+/// Connects a listening server's slots: every accepted connection follows
+/// `plan`; problems go to `failures`.
+fn serve(server: &mut SslServer, plan: Plan, failures: mpsc::Sender<String>) {
     let payload = match plan {
         Plan::Send { chunk, .. } => payload(chunk),
         _ => payload(0),
@@ -527,11 +535,9 @@ fn serving_reactor(
     server.new_connection().connect(move |_, cx, &id| {
         accept(cx, id, plan, &payload, &on_accept);
     });
-    let on_error = failures;
     server.accept_error().connect(move |_, _, e| {
-        let _ = on_error.send(format!("server accept: {}", explain(e)));
+        let _ = failures.send(format!("server accept: {}", explain(e)));
     });
-    Ok((reactor, port))
 }
 
 /// Sets up one accepted connection according to `plan`.
@@ -588,55 +594,59 @@ fn accept(
     }
 }
 
-/// A server reactor on its own thread.
+/// The server: its reactors, each on its own thread, on one port.
 struct ServerThread {
     port: u16,
-    handle: ReactorHandle,
-    thread: JoinHandle<Result<(), String>>,
+    pool: ReactorPool,
     failures: mpsc::Receiver<String>,
 }
 
 impl ServerThread {
-    fn start(config: SslConfiguration, plan: Plan) -> Result<Self, String> {
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+    fn start(config: SslConfiguration, plan: Plan, reactors: usize) -> Result<Self, String> {
         let (failures_tx, failures) = mpsc::channel();
-        let thread = thread::Builder::new()
-            .name("server".into())
-            .spawn(move || {
-                let (mut reactor, port) = match serving_reactor(config, plan, failures_tx) {
-                    Ok(ready) => ready,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return Ok(());
-                    }
-                };
-                let _ = ready_tx.send(Ok((port, reactor.handle())));
-                reactor.run().map_err(|e| format!("server reactor: {e}"))
+        let pool = ReactorPool::new(reactors).map_err(|e| format!("server reactors: {e}"))?;
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let port = pool
+            .listen(address, config, move |server, _| {
+                serve(server, plan, failures_tx.clone());
             })
-            .map_err(|e| format!("cannot start the server thread: {e}"))?;
-        let (port, handle) = ready_rx
-            .recv()
-            .map_err(|_| "the server thread died".to_string())??;
+            .map_err(|e| format!("server: {e}"))?
+            .port();
         Ok(ServerThread {
             port,
-            handle,
-            thread,
+            pool,
             failures,
         })
     }
 
     /// Stops the server; fails if it reported a problem.
     fn stop(self) -> Result<(), String> {
-        let _ = self.handle.post(|cx| cx.quit());
-        drop(self.handle);
-        self.thread
-            .join()
-            .map_err(|_| "the server thread panicked".to_string())??;
+        self.pool
+            .shutdown()
+            .map_err(|e| format!("server reactors: {e}"))?;
         match self.failures.try_iter().next() {
             Some(failure) => Err(failure),
             None => Ok(()),
         }
     }
+}
+
+/// The CPU time of the server's reactor threads so far (ReactorPool names
+/// them `sslsocket-r…`), from `/proc/self/task/*/stat`.
+fn server_threads_cpu() -> Cpu {
+    let tasks = fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten();
+    tasks
+        .filter(|task| {
+            fs::read_to_string(task.path().join("comm")).is_ok_and(|n| n.starts_with("sslsocket-r"))
+        })
+        .map(|task| Cpu::of(&task.path().join("stat")))
+        .fold(Cpu::default(), |sum, cpu| Cpu {
+            user: sum.user + cpu.user,
+            sys: sum.sys + cpu.sys,
+        })
 }
 
 /// Creates a client socket that verifies its server as "localhost" (it
@@ -662,7 +672,7 @@ fn throughput(options: &Options) -> Result<(), String> {
         },
         false => Plan::Receive(options.bytes),
     };
-    let server = ServerThread::start(options.server_config()?, plan)?;
+    let server = ServerThread::start(options.server_config()?, plan, 1)?;
     let client = options.client_config(false)?;
     let mut reactor = Reactor::new().map_err(|e| format!("client reactor: {e}"))?;
     let id = client_socket(&mut reactor, &client);
@@ -760,13 +770,14 @@ fn transfer_client(s: &mut SslSocket, options: &Options, port: u16) -> Result<()
 
 fn handshakes(options: &Options) -> Result<(), String> {
     options.announce();
-    let server = ServerThread::start(options.server_config()?, Plan::Greet)?;
+    let server = ServerThread::start(options.server_config()?, Plan::Greet, options.reactors)?;
     let client = options.client_config(options.resume)?;
     let mut reactor = Reactor::new().map_err(|e| format!("client reactor: {e}"))?;
     let wanted = options.expected();
     let mut resumed = 0;
     let mut outcome = Ok(());
     let start = Stamp::now();
+    let server_start = server_threads_cpu();
     for i in 0..options.count {
         let check = (i == 0).then_some(&wanted);
         match handshake_once(&mut reactor, &client, server.port, check) {
@@ -783,6 +794,7 @@ fn handshakes(options: &Options) -> Result<(), String> {
         }
     }
     let end = Stamp::now();
+    let server_cpu = server_threads_cpu().since(server_start);
     let stopped = server.stop();
     outcome?;
     stopped?;
@@ -794,7 +806,7 @@ fn handshakes(options: &Options) -> Result<(), String> {
     }
     let (seconds, cpu) = start.until(end);
     println!(
-        "{{\"impl\":\"{IMPL}\",\"mode\":\"handshakes\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"count\":{},\"resume\":{},\"resumed\":{resumed},\"seconds\":{seconds:.4},\"per_s\":{:.1},\"user_s\":{:.3},\"sys_s\":{:.3}}}",
+        "{{\"impl\":\"{IMPL}\",\"mode\":\"handshakes\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"count\":{},\"resume\":{},\"resumed\":{resumed},\"seconds\":{seconds:.4},\"per_s\":{:.1},\"user_s\":{:.3},\"sys_s\":{:.3},\"reactors\":{},\"server_user_s\":{:.3},\"server_sys_s\":{:.3}}}",
         options.cipher,
         options.tls,
         options.group,
@@ -803,6 +815,9 @@ fn handshakes(options: &Options) -> Result<(), String> {
         options.count as f64 / seconds,
         cpu.user,
         cpu.sys,
+        options.reactors,
+        server_cpu.user,
+        server_cpu.sys,
     );
     Ok(())
 }
@@ -880,26 +895,16 @@ fn handshake_once(
 // connections
 // ---------------------------------------------------------------------------
 
-/// The server process: serves every connection from one reactor (this
-/// thread); a helper thread talks to the client process and measures.
+/// The server process: serves every connection from its reactors (one
+/// unless `--reactors`); this thread talks to the client process and
+/// measures.
 fn connections(options: &Options, args: &[String]) -> Result<(), String> {
     options.announce();
-    let (failures_tx, failures) = mpsc::channel();
-    let (mut reactor, port) = serving_reactor(options.server_config()?, Plan::Greet, failures_tx)?;
-    let mut child = spawn_client(args, port)?;
+    let serving = ServerThread::start(options.server_config()?, Plan::Greet, options.reactors)?;
+    let mut child = spawn_client(args, serving.port)?;
     let to_child = child.stdin.take().expect("piped");
     let from_child = child.stdout.take().expect("piped");
-    let handle = reactor.handle();
-    let supervisor = thread::spawn(move || {
-        let result = supervise(to_child, from_child);
-        let _ = handle.post(|cx| cx.quit());
-        result
-    });
-    let run = reactor.run().map_err(|e| format!("server reactor: {e}"));
-    let supervised = supervisor
-        .join()
-        .map_err(|_| "the supervising thread panicked".to_string())
-        .and_then(|r| r);
+    let supervised = supervise(to_child, from_child);
     let (to_child, server, client) = match supervised {
         Ok(measured) => measured,
         Err(e) => {
@@ -908,13 +913,12 @@ fn connections(options: &Options, args: &[String]) -> Result<(), String> {
             return Err(e);
         }
     };
-    // Closing its stdin lets the client process close its connections and exit.
+    // The server stops first (its connections close at once, unread), then
+    // closing its stdin lets the client process exit.
+    let stopped = serving.stop();
     drop(to_child);
     let status = child.wait().map_err(|e| format!("client process: {e}"))?;
-    run?;
-    if let Some(failure) = failures.try_iter().next() {
-        return Err(failure);
-    }
+    stopped?;
     if !status.success() {
         return Err(format!("the client process failed ({status})"));
     }
@@ -922,7 +926,7 @@ fn connections(options: &Options, args: &[String]) -> Result<(), String> {
     let server_kib = (server.rss_after - server.rss_before) as f64 / n;
     let client_kib = (client.rss_after - client.rss_before) as f64 / n;
     println!(
-        "{{\"impl\":\"{IMPL}\",\"mode\":\"connections\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"count\":{},\"inflight\":{},\"seconds\":{:.4},\"per_s\":{:.1},\"kib_per_conn\":{:.2},\"server_kib_per_conn\":{server_kib:.2},\"client_kib_per_conn\":{client_kib:.2},\"peak_rss_kib\":{},\"server_peak_rss_kib\":{},\"client_peak_rss_kib\":{},\"server_rss_before_kib\":{},\"server_rss_after_kib\":{},\"client_rss_before_kib\":{},\"client_rss_after_kib\":{},\"user_s\":{:.3},\"sys_s\":{:.3}}}",
+        "{{\"impl\":\"{IMPL}\",\"mode\":\"connections\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"count\":{},\"inflight\":{},\"seconds\":{:.4},\"per_s\":{:.1},\"kib_per_conn\":{:.2},\"server_kib_per_conn\":{server_kib:.2},\"client_kib_per_conn\":{client_kib:.2},\"peak_rss_kib\":{},\"server_peak_rss_kib\":{},\"client_peak_rss_kib\":{},\"server_rss_before_kib\":{},\"server_rss_after_kib\":{},\"client_rss_before_kib\":{},\"client_rss_after_kib\":{},\"user_s\":{:.3},\"sys_s\":{:.3},\"reactors\":{},\"server_user_s\":{:.3},\"server_sys_s\":{:.3}}}",
         options.cipher,
         options.tls,
         options.group,
@@ -940,6 +944,9 @@ fn connections(options: &Options, args: &[String]) -> Result<(), String> {
         client.rss_after,
         server.cpu.user + client.cpu.user,
         server.cpu.sys + client.cpu.sys,
+        options.reactors,
+        server.cpu.user,
+        server.cpu.sys,
     );
     Ok(())
 }

@@ -203,7 +203,20 @@ impl Context {
     /// Listens on `address` (port 0 picks a free port) and serves TLS with
     /// `config`, which must hold a local certificate and key.
     pub fn listen(&mut self, address: SocketAddr, config: SslConfiguration) -> Result<ServerId> {
-        let mut server = SslServer::bind(address, config)?;
+        self.insert_server(SslServer::bind(address, config, false)?)
+    }
+
+    /// Listens on `address` beside the other reactors of a pool, each with
+    /// its own listener (`SO_REUSEPORT`).
+    pub(crate) fn listen_shared(
+        &mut self,
+        address: SocketAddr,
+        config: SslConfiguration,
+    ) -> Result<ServerId> {
+        self.insert_server(SslServer::bind(address, config, true)?)
+    }
+
+    fn insert_server(&mut self, mut server: SslServer) -> Result<ServerId> {
         let key = self.objects.insert(Entry {
             object: None,
             dirty: false,
@@ -223,6 +236,31 @@ impl Context {
             Object::Server(server) => Some(server),
             _ => None,
         }
+    }
+
+    /// Runs `configure` with the server `id` taken out of its slot, as a
+    /// slot of the server would run; a panic is held like a slot's. Returns
+    /// whether the server was there.
+    pub(crate) fn with_server(
+        &mut self,
+        id: ServerId,
+        configure: impl FnOnce(&mut SslServer, &mut Context),
+    ) -> bool {
+        let Some(entry) = self.objects.get_mut(id.0) else {
+            return false;
+        };
+        if !matches!(entry.object, Some(Object::Server(_))) {
+            return false;
+        }
+        let Some(Object::Server(mut server)) = entry.object.take() else {
+            return false;
+        };
+        let configured = catch_unwind(AssertUnwindSafe(|| configure(&mut server, self)));
+        self.restore(id.0, Object::Server(server), true);
+        if let Err(panic) = configured {
+            self.hold_panic(panic);
+        }
+        true
     }
 
     /// Stops listening and removes the server (its accepted sockets stay).

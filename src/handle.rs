@@ -110,13 +110,17 @@ impl ReactorHandle {
         id: SocketId,
         call: impl FnOnce(&mut SslSocket) -> R + Send + 'static,
     ) -> Reply<R> {
+        self.request(move |cx| cx.socket(id).map(call).ok_or(CallError::NoSuchSocket(id)))
+    }
+
+    /// Runs `task` on the reactor's thread and carries its result back.
+    pub(crate) fn request<R: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Context) -> Result<R, CallError> + Send + 'static,
+    ) -> Reply<R> {
         let (reply, answer) = Reply::new(self.reactor_thread);
-        let task = move |cx: &mut Context| {
-            let result = cx.socket(id).map(call);
-            answer.give(result.ok_or(CallError::NoSuchSocket(id)));
-        };
         // A task that cannot be posted is dropped: its answer says why.
-        let _ = self.post(task);
+        let _ = self.post(move |cx| answer.give(task(cx)));
         reply
     }
 

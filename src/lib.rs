@@ -57,6 +57,8 @@
 //! source of a [calloop](https://docs.rs/calloop) loop (`ReactorSource`).
 //! Other threads reach it through a [`ReactorHandle`]; a socket's signals
 //! can be forwarded to a channel or a closure ([`SslSocket::forward_to`]).
+//! A [`ReactorPool`] runs one reactor per core, serving one address
+//! together (each connection on one reactor, its slots on that thread).
 //! The crates whose types the API uses are re-exported ([`mio`],
 //! [`crossbeam_channel`]), so a program needs no dependency of its own on
 //! them, nor matching versions.
@@ -188,6 +190,7 @@ mod gnutls;
 mod handle;
 mod lingering;
 mod pkcs11;
+mod pool;
 mod private_key;
 mod proxy;
 mod psk;
@@ -212,7 +215,9 @@ struct ReadmeDoctests;
 #[cfg(feature = "calloop")]
 pub use calloop_source::{QuitRequested, ReactorSource};
 pub use certificate::{AlternativeName, Certificate, DigestAlgorithm, SubjectInfo};
-pub use config::{PeerVerifyMode, SslConfiguration, SslConfigurationBuilder, SslProtocol};
+pub use config::{
+    PeerVerifyMode, SessionTicketKey, SslConfiguration, SslConfigurationBuilder, SslProtocol,
+};
 pub use context::{Context, ServerId, SocketId};
 pub use error::{
     Alert, AlertLevel, Error, PskErrorKind, Result, SslError, SslErrorKind, TimeoutKind,
@@ -221,6 +226,7 @@ pub use forward::{MessageSink, SocketMessage};
 pub use gnutls::GnutlsError;
 pub use handle::{ReactorGone, ReactorHandle};
 pub use pkcs11::{PinRequest, Pkcs11ErrorKind};
+pub use pool::{PoolError, ReactorPool};
 pub use private_key::PrivateKey;
 pub use proxy::{Proxy, ProxyErrorKind, ProxyKind};
 pub use psk::{PreSharedKeyAuthenticator, PreSharedKeys};

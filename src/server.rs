@@ -26,6 +26,7 @@ use crate::config::SslConfiguration;
 use crate::context::{Context, ServerId, SocketId};
 use crate::engine::Engine;
 use crate::error::{Error, Result, TimeoutKind};
+use crate::pool::shared_listener;
 use crate::reactor::Readiness;
 use crate::signal::{emit, Signal};
 use crate::ssl_socket::{ServerLink, SslSocket, Timeouts};
@@ -136,7 +137,13 @@ pub struct SslServer {
 }
 
 impl SslServer {
-    pub(crate) fn bind(address: SocketAddr, config: SslConfiguration) -> Result<Self> {
+    /// A server listening on `address`; with `shared`, its listener joins
+    /// the others bound to it with `SO_REUSEPORT` (see `pool.rs`).
+    pub(crate) fn bind(
+        address: SocketAddr,
+        config: SslConfiguration,
+        shared: bool,
+    ) -> Result<Self> {
         if !config.can_serve() {
             return Err(Error::InvalidConfiguration(
                 "a server needs a local certificate and private key, a raw public key or \
@@ -144,8 +151,11 @@ impl SslServer {
                     .into(),
             ));
         }
-        let listener =
-            TcpListener::bind(address).map_err(|source| Error::Listen { address, source })?;
+        let listener = match shared {
+            false => TcpListener::bind(address),
+            true => shared_listener(address),
+        }
+        .map_err(|source| Error::Listen { address, source })?;
         let mut timeouts = Timeouts::default();
         timeouts.set(TimeoutKind::Handshake, Some(DEFAULT_HANDSHAKE_TIMEOUT));
         timeouts.set(TimeoutKind::Send, Some(DEFAULT_SEND_TIMEOUT));

@@ -12,6 +12,7 @@ mod key_log;
 mod load;
 mod pins;
 mod session_cache;
+mod ticket_key;
 mod verified_chains;
 
 use std::fmt;
@@ -34,6 +35,8 @@ pub(crate) use key_log::KeyLog;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 use pins::PublicKeyPins;
 pub(crate) use session_cache::{ServerKey, SessionCache};
+pub use ticket_key::SessionTicketKey;
+use ticket_key::TicketKeys;
 pub(crate) use verified_chains::{ChainKey, ChainOf, VerifiedChains};
 
 /// How a socket verifies its peer's certificate (Qt's `PeerVerifyMode`).
@@ -134,7 +137,7 @@ struct Inner {
     session_cache: Option<SessionCache>,
     verified_chains: Option<VerifiedChains>,
     /// The master key of the session tickets a server issues.
-    ticket_key: Option<Zeroizing<Vec<u8>>>,
+    ticket_keys: Option<TicketKeys>,
     /// A server's TLS 1.2 sessions by ID (with the ticket key).
     session_db: Option<Arc<SessionDb>>,
     ticket_lifetime: Duration,
@@ -337,10 +340,51 @@ impl SslConfiguration {
         self.inner.verified_chains.as_ref()
     }
 
-    /// The server's session ticket key and the tickets' lifetime.
-    pub(crate) fn session_tickets(&self) -> Option<(&[u8], Duration)> {
-        let key = self.inner.ticket_key.as_ref()?;
-        Some((key.as_slice(), self.inner.ticket_lifetime))
+    /// The server's session ticket key now and the tickets' lifetime.
+    pub(crate) fn session_tickets(&self) -> Option<(Arc<SessionTicketKey>, Duration)> {
+        let keys = self.inner.ticket_keys.as_ref()?;
+        Some((keys.current(), self.inner.ticket_lifetime))
+    }
+
+    /// Rotates a server's session ticket key: connections accepted from now
+    /// on issue tickets under `key` and accept only tickets made under it
+    /// (those set up before keep the key they had). Every clone of this
+    /// configuration, on any thread, shares the change.
+    ///
+    /// A client's ticket made under the previous key is no longer accepted:
+    /// its next connection makes a full handshake (verified as any full
+    /// one), never an error, and gets a ticket under the new key. There is
+    /// no grace window at a rotation (GnuTLS knows one master key per
+    /// session), so rotate when the key must change (a schedule, a host
+    /// that left, a suspected leak), not to age the keys: GnuTLS already
+    /// changes the key it derives from the master key every three ticket
+    /// lifetimes, accepting the previous one besides. Hosts that share a key
+    /// rotate together. TLS 1.2 sessions remembered by session ID are not
+    /// tickets and stay resumable on this host for their lifetime.
+    ///
+    /// Fails with [`Error::InvalidState`] when the configuration issues no
+    /// tickets (no server identity, or session resumption off).
+    ///
+    /// ```
+    /// use sslsocket::{SessionTicketKey, SslConfiguration};
+    /// # fn main() -> Result<(), sslsocket::Error> {
+    /// # let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/ca/");
+    /// let config = SslConfiguration::builder()
+    ///     .system_ca_certificates(false)
+    ///     .add_local_certificate_files(format!("{ca}server.pem"), format!("{ca}server.key"), None)
+    ///     .session_ticket_key(SessionTicketKey::from_bytes(&[1; 64])?)
+    ///     .build()?;
+    /// // Later, from any thread: every host of the service switches together.
+    /// config.rotate_session_ticket_key(SessionTicketKey::from_bytes(&[2; 64])?)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rotate_session_ticket_key(&self, key: SessionTicketKey) -> Result<()> {
+        let keys = self.inner.ticket_keys.as_ref().ok_or(Error::InvalidState(
+            "this configuration issues no session tickets",
+        ))?;
+        keys.rotate(key);
+        log::debug!("session ticket key rotated");
+        Ok(())
     }
 
     /// The public key pins for a connection that expects `name`, if any.
@@ -403,6 +447,7 @@ pub struct SslConfigurationBuilder {
     session_resumption: bool,
     cache_verified_chains: bool,
     ticket_lifetime: Duration,
+    ticket_key: Option<SessionTicketKey>,
     ocsp_required: bool,
     interrupt_on_error: bool,
     pins: PublicKeyPins,
@@ -426,6 +471,7 @@ impl Default for SslConfigurationBuilder {
             session_resumption: true,
             cache_verified_chains: true,
             ticket_lifetime: Duration::from_secs(6 * 3600),
+            ticket_key: None,
             ocsp_required: false,
             interrupt_on_error: false,
             pins: PublicKeyPins::default(),
@@ -728,7 +774,8 @@ impl SslConfigurationBuilder {
     /// name; a resumed session's chain, restored from the session, is
     /// verified again. With [`ocsp_stapling_required`](Self::ocsp_stapling_required)
     /// no session is resumed. A server issues session tickets under a random
-    /// key made when the configuration is built (TLS 1.3: only when the
+    /// key made when the configuration is built, or the one given with
+    /// [`session_ticket_key`](Self::session_ticket_key) (TLS 1.3: only when the
     /// client's certificate, if it asked for one, has no problem left
     /// unignored), and remembers TLS 1.2 sessions by session ID (up to 1024,
     /// for the ticket lifetime) for clients that do not use tickets.
@@ -766,6 +813,22 @@ impl SslConfigurationBuilder {
     /// 6 hours).
     pub fn session_ticket_lifetime(mut self, lifetime: Duration) -> Self {
         self.ticket_lifetime = lifetime;
+        self
+    }
+
+    /// On a server: the master key to issue session tickets under, instead
+    /// of a random one made at build (see [`SessionTicketKey`]). Give every
+    /// host of a service the same key and the same
+    /// [`session_ticket_lifetime`](Self::session_ticket_lifetime), and a
+    /// client resumes on whichever host a load balancer sends it to. What a
+    /// resumed session proves does not change: each host verifies a resumed
+    /// client's certificate again against its own configuration, and a
+    /// client verifies the resumed server's chain again. Replace the key
+    /// later with [`SslConfiguration::rotate_session_ticket_key`]. Ignored
+    /// by a configuration that serves no resumption (a client, or
+    /// [`session_resumption`](Self::session_resumption) off).
+    pub fn session_ticket_key(mut self, key: SessionTicketKey) -> Self {
+        self.ticket_key = Some(key);
         self
     }
 
@@ -888,9 +951,10 @@ impl SslConfigurationBuilder {
                 .map_err(gnutls_config_error)?;
         }
         let serves_resumption = self.session_resumption && serves;
-        let ticket_key = match serves_resumption {
-            true => Some(gnutls::ticket_key().map_err(gnutls_config_error)?),
-            false => None,
+        let ticket_keys = match (serves_resumption, self.ticket_key) {
+            (false, _) => None,
+            (true, Some(key)) => Some(TicketKeys::new(key)),
+            (true, None) => Some(TicketKeys::new(SessionTicketKey::generate()?)),
         };
         let session_db = serves_resumption.then(|| Arc::new(SessionDb::new(self.ticket_lifetime)));
         let key_log = self.key_log.as_deref().map(KeyLog::open).transpose()?;
@@ -907,7 +971,7 @@ impl SslConfigurationBuilder {
                 session_cache: self.session_resumption.then(SessionCache::default),
                 verified_chains: (self.cache_verified_chains && !self.ocsp_required)
                     .then(VerifiedChains::default),
-                ticket_key,
+                ticket_keys,
                 session_db,
                 ticket_lifetime: self.ticket_lifetime,
                 ocsp_required: self.ocsp_required,

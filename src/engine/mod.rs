@@ -253,7 +253,7 @@ impl Engine {
             let seconds = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
             engine
                 .session
-                .enable_session_tickets(key, seconds)
+                .enable_session_tickets(key.as_bytes(), seconds)
                 .map_err(Error::Handshake)?;
         }
         if let Some(db) = config.session_db() {
