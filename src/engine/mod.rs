@@ -55,8 +55,8 @@ use crate::gnutls::{
     code, ClientCertificate, GnutlsError, PeerAuthentication, PeerCheck, RawAlert, Role, Session,
     Verification,
 };
-use crate::refusal::{HandshakeParameter, HandshakeRefusal};
 use crate::pkcs11::PinRequest;
+use crate::refusal::{HandshakeParameter, HandshakeRefusal};
 use crate::send_queue::SendQueue;
 
 /// The most plaintext one `gnutls_record_recv` call may produce (one record).
