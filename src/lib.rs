@@ -180,6 +180,7 @@ mod calloop_source;
 mod certificate;
 mod config;
 mod context;
+mod dtls;
 mod engine;
 mod error;
 mod forward;
@@ -219,6 +220,9 @@ pub use config::{
     PeerVerifyMode, SessionTicketKey, SslConfiguration, SslConfigurationBuilder, SslProtocol,
 };
 pub use context::{Context, ServerId, SocketId};
+pub use dtls::{
+    DtlsClientVerifier, DtlsProtocol, DtlsServer, DtlsServerId, DtlsSocket, DtlsSocketId,
+};
 pub use error::{
     Alert, AlertLevel, Error, PskErrorKind, Result, SslError, SslErrorKind, TimeoutKind,
 };

@@ -267,7 +267,9 @@ fn our_client_tells_what_it_offered_when_the_server_refuses() {
         text.starts_with("TLS handshake refused: the server refused our hello (fatal alert: ")
             && text.contains("nothing we offered suited it; we offered protocol versions ")
             && text.contains("; key exchange groups X25519; signature algorithms ")
-            && text.contains(&format!("(priority string {priority:?}; our versions are set with")),
+            && text.contains(&format!(
+                "(priority string {priority:?}; our versions are set with"
+            )),
         "{text}"
     );
 }
