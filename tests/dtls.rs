@@ -438,3 +438,22 @@ fn a_client_without_trust_in_the_server_ca_is_refused() {
         seen.errors
     );
 }
+
+#[test]
+fn the_dtls_echo_example_runs_with_no_arguments_and_no_network() {
+    let mut run = common::Spawn::new(common::example("dtls_echo").to_str().unwrap())
+        .null_stdin()
+        .start();
+    let status = run.wait(TIMEOUT);
+    let stdout = run.stdout_text();
+    assert!(
+        status.success(),
+        "{status}\nstdout: {stdout}\nstderr: {}",
+        run.stderr_text()
+    );
+    assert!(stdout.contains("refused whole"), "{stdout}");
+    assert!(
+        stdout.contains("done: 4 datagrams echoed whole"),
+        "{stdout}"
+    );
+}

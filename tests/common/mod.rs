@@ -1,10 +1,13 @@
 //! Helpers shared by the integration tests: real peer processes under a
 //! guard that kills them, the test PKI's paths, a reactor loop bounded in
 //! time, a probe that records a socket's signals, a deterministic data
-//! pattern, temporary directories and a loopback TCP relay.
+//! pattern, temporary directories and a loopback TCP relay; `network.rs`
+//! runs a test in a private network namespace.
 //!
 //! Every test file does `mod common;` and uses a part of this module.
 #![allow(dead_code)]
+
+pub mod network;
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
