@@ -389,7 +389,7 @@ fn the_server_caps_half_open_peers_and_admits_the_next_when_one_ends() {
 }
 
 #[test]
-fn a_client_that_restarts_on_the_same_port_replaces_its_old_association() {
+fn a_client_that_restarts_on_the_same_port_replaces_its_association_a_spoofer_does_not() {
     let mut reactor = Reactor::new().unwrap();
     let (server, address, admitted) = echo_server(&mut reactor, server_config(), |_| {});
     let local: SocketAddr = {
@@ -403,6 +403,34 @@ fn a_client_that_restarts_on_the_same_port_replaces_its_old_association() {
     assert!(first.borrow().handshake_complete);
     // The client's process "restarts": its socket vanishes without a word.
     reactor.remove_dtls_socket(old);
+
+    // A ClientHello from that very address without the cookie (a
+    // spoofer's) is only challenged: the association stays.
+    let spoofer = UdpSocket::bind(local).unwrap();
+    spoofer.set_nonblocking(true).unwrap();
+    let (probe, _) = client(&mut reactor, client_config(), local, "localhost", |_| {});
+    let mut buf = [0u8; 2048];
+    let mut challenged = false;
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the spoofed hello's challenge",
+        |_| {
+            while let Ok((n, from)) = spoofer.recv_from(&mut buf) {
+                match from == address {
+                    true => challenged = buf[13] == 3, // a HelloVerifyRequest
+                    false => drop(spoofer.send_to(&buf[..n], address)), // the hello
+                }
+            }
+            challenged
+        },
+    );
+    common::run_for(&mut reactor, Duration::from_millis(100));
+    assert!(!admitted.borrow()[0].1.borrow().disconnected);
+    assert_eq!(admitted.borrow().len(), 1);
+    reactor.remove_dtls_socket(probe);
+    drop(spoofer);
+
     let (_, second) = client(&mut reactor, client_config(), address, "localhost", |s| {
         s.set_local_address(Some(local));
     });
@@ -455,5 +483,65 @@ fn the_dtls_echo_example_runs_with_no_arguments_and_no_network() {
     assert!(
         stdout.contains("done: 4 datagrams echoed whole"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn removing_the_server_ends_its_associations_with_close_notify() {
+    let mut reactor = Reactor::new().unwrap();
+    let (server, address, admitted) = echo_server(&mut reactor, server_config(), |_| {});
+    let (_, seen) = client(&mut reactor, client_config(), address, "localhost", |_| {});
+    run_handshake(&mut reactor, &seen);
+    assert!(reactor.remove_dtls_server(server));
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the client to hear the goodbye",
+        |_| seen.borrow().disconnected,
+    );
+    assert!(
+        seen.borrow().errors.is_empty(),
+        "{:?}",
+        seen.borrow().errors
+    );
+    let (_, theirs) = admitted.borrow()[0].clone();
+    assert!(theirs.borrow().disconnected && theirs.borrow().errors.is_empty());
+}
+
+#[test]
+fn an_idle_association_ends_on_its_idle_timeout_and_ipv6_loopback_serves() {
+    let mut reactor = Reactor::new().unwrap();
+    let server = reactor
+        .dtls_listen("[::1]:0".parse().unwrap(), server_config())
+        .unwrap();
+    let dtls = reactor.dtls_server(server).unwrap();
+    dtls.set_idle_timeout(Some(Duration::from_millis(300)));
+    let address = dtls.local_address();
+    let idle = Rc::new(Cell::new(false));
+    let i = idle.clone();
+    dtls.new_connection().connect(move |_, cx, &id| {
+        let i = i.clone();
+        let socket = cx.dtls(id).unwrap();
+        socket.error_occurred().connect(move |_, _, e| {
+            i.set(matches!(e, Error::Timeout(TimeoutKind::Idle)));
+        });
+    });
+    let (id, seen) = client(&mut reactor, client_config(), address, "localhost", |_| {});
+    run_handshake(&mut reactor, &seen);
+    assert!(
+        seen.borrow().handshake_complete,
+        "{:?}",
+        seen.borrow().errors
+    );
+    let socket = reactor.dtls(id).unwrap();
+    assert!(socket.local_address().unwrap().is_ipv6());
+    run_until(&mut reactor, TIMEOUT, "the server's idle timeout", |_| {
+        idle.get()
+    });
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the server to forget the peer",
+        |r| r.dtls_server(server).unwrap().connection_count() == 0,
     );
 }

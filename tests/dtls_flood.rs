@@ -6,7 +6,8 @@
 //! HelloVerifyRequest and admits none. Two meters show it keeps nothing
 //! per address: the server's own table, and the memory in use (the Rust
 //! heap, and malloc's bytes in use, which count GnuTLS's sessions too),
-//! flat from a thousand hellos to four thousand. The control: clients
+//! flat from a thousand hellos to four thousand (under valgrind, which
+//! hides malloc's statistics, the Rust heap alone). The control: clients
 //! that do echo their cookie are admitted, and each costs memory the
 //! meters see.
 //!
@@ -53,7 +54,8 @@ fn is_hello_verify_request(answer: &[u8]) -> bool {
 
 /// Sends `hello` from `count` fresh source ports in batches and waits for
 /// each port's answer; returns how many answers were HelloVerifyRequests
-/// (kept nowhere: the test's own memory stays flat too).
+/// shorter than the hello (kept nowhere: the test's own memory stays flat
+/// too).
 fn spoof(reactor: &mut Reactor, server: SocketAddr, hello: &[u8], count: usize) -> usize {
     let mut answers = 0;
     for _ in 0..count.div_ceil(BATCH) {
@@ -78,7 +80,9 @@ fn spoof(reactor: &mut Reactor, server: SocketAddr, hello: &[u8], count: usize) 
                 let mut buf = [0u8; 512];
                 match s.recv(&mut buf) {
                     Ok(n) => {
-                        answers += usize::from(is_hello_verify_request(&buf[..n]));
+                        // Shorter than the hello: nothing to amplify.
+                        let answer = &buf[..n];
+                        answers += usize::from(is_hello_verify_request(answer) && n < hello.len());
                         false
                     }
                     Err(_) => true,
@@ -137,7 +141,8 @@ fn a_flood_of_spoofed_client_hellos_keeps_no_state_in_the_server() {
     let flood = spoof(&mut reactor, address, &hello, 3000);
     let after = meters();
 
-    // Every hello got a HelloVerifyRequest, and nothing more.
+    // Every hello got a HelloVerifyRequest, shorter than itself, and
+    // nothing more.
     assert_eq!((warm_up, flood), (1000, 3000));
     let server_state = reactor.dtls_server(server).unwrap();
     assert_eq!(admitted.get(), 0);
@@ -149,6 +154,9 @@ fn a_flood_of_spoofed_client_hellos_keeps_no_state_in_the_server() {
         (0, 0)
     );
     assert_eq!(reactor.object_count(), objects);
+    // Under valgrind, which replaces malloc, glibc's statistics read 0:
+    // then only the Rust heap meter counts (GnuTLS's sessions go unseen).
+    let malloc_meter_works = before.1 > 0;
     let grown = (after.0 - before.0, after.1 - before.1);
     eprintln!(
         "3000 spoofed hellos: Rust heap {:+} bytes, malloc in use {:+} bytes",
@@ -195,7 +203,7 @@ fn a_flood_of_spoofed_client_hellos_keeps_no_state_in_the_server() {
         per_peer.0, per_peer.1
     );
     assert!(
-        per_peer.0 > 1024 && per_peer.1 > 8 * 1024,
+        per_peer.0 > 1024 && (per_peer.1 > 8 * 1024 || !malloc_meter_works),
         "an admitted peer costs {per_peer:?} bytes: the meters would not see per-peer state"
     );
 }

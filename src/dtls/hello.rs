@@ -13,13 +13,19 @@ const RECORD_HEADER: usize = 13;
 /// fragment length.
 const HANDSHAKE_HEADER: usize = 12;
 
+/// The shortest ClientHello body: version, random, empty session ID and
+/// cookie, one cipher suite, one compression method (RFC 6347 §4.2.1).
+const MIN_BODY: usize = 2 + 32 + 1 + 1 + 2 + 2 + 1 + 1;
+
 const HANDSHAKE: u8 = 22;
 const CLIENT_HELLO: u8 = 1;
 /// The first byte of every DTLS version (1.0 is 0xfeff, 1.2 0xfefd).
 const DTLS_MAJOR: u8 = 0xfe;
 
 /// Whether `datagram` starts with an initial ClientHello: a DTLS handshake
-/// record of epoch 0 whose fragment is one whole, unfragmented ClientHello.
+/// record of epoch 0 whose fragment is one whole, unfragmented ClientHello
+/// no shorter than the shortest valid one (so the HelloVerifyRequest that
+/// answers it is always shorter than it: no amplification).
 pub(super) fn is_initial_client_hello(datagram: &[u8]) -> bool {
     let Some(record) = datagram.get(..RECORD_HEADER) else {
         return false;
@@ -40,6 +46,7 @@ pub(super) fn is_initial_client_hello(datagram: &[u8]) -> bool {
         && header[0] == CLIENT_HELLO
         && offset == 0
         && fragment == message
+        && fragment >= MIN_BODY
         && HANDSHAKE_HEADER + fragment <= body.len()
 }
 
@@ -91,6 +98,11 @@ mod tests {
             "cut short"
         );
         assert!(!is_initial_client_hello(&good[..5]));
+        assert!(
+            !is_initial_client_hello(&hello(MIN_BODY - 1)),
+            "too short to be one"
+        );
+        assert!(is_initial_client_hello(&hello(MIN_BODY)));
         assert!(!is_initial_client_hello(&[]));
         assert_eq!(record_sequence(&[]), 0);
     }

@@ -22,8 +22,7 @@ use super::hello::is_initial_client_hello;
 use super::port::Port;
 use super::socket::Settings;
 use super::verifier::{DtlsClientVerifier, Verdict};
-use super::DtlsServerId;
-use super::DtlsSocketId;
+use super::{DtlsServerId, DtlsSocket, DtlsSocketId};
 use crate::config::SslConfiguration;
 use crate::context::Context;
 use crate::engine::Engine;
@@ -290,7 +289,12 @@ impl DtlsServer {
     /// progress: challenged, or, with a valid cookie, admitted.
     fn answer_hello(&mut self, cx: &mut Context, hello: &[u8], from: SocketAddr) {
         match self.verifier.check(hello, from) {
-            Ok(Verdict::Challenge(reply)) => self.port.send_once(&reply, from),
+            // Never more bytes than came: a spoofer gains nothing by
+            // aiming the answer at someone else.
+            Ok(Verdict::Challenge(reply)) if reply.len() <= hello.len() => {
+                self.port.send_once(&reply, from)
+            }
+            Ok(Verdict::Challenge(_)) => {}
             Ok(Verdict::Admit(prestate)) => self.admit(cx, prestate, hello, from),
             Err(e) => log::debug!("DTLS server {:?}: no cookie for {from}: {e}", self.id),
         }
@@ -318,7 +322,7 @@ impl DtlsServer {
         let port = Rc::clone(&self.port);
         let (config, settings) = (self.config.clone(), self.settings);
         let id = cx.insert_dtls_socket(|id| {
-            super::DtlsSocket::accepted(id, config, port, from, engine, settings)
+            DtlsSocket::accepted(id, config, port, from, engine, settings)
         });
         self.port.admit(from, id.0);
         log::debug!("DTLS server {:?}: admitted {from} as {id:?}", self.id);
