@@ -37,6 +37,22 @@ pub use server::DtlsServer;
 pub use socket::{DtlsProtocol, DtlsSocket};
 pub use verifier::DtlsClientVerifier;
 
+/// What a server does with `datagram` from `from` before keeping any
+/// state, for the fuzz targets: whether it is an initial ClientHello whose
+/// cookie admits its sender.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn admits(
+    verifier: &DtlsClientVerifier,
+    datagram: &[u8],
+    from: std::net::SocketAddr,
+) -> bool {
+    hello::is_initial_client_hello(datagram)
+        && matches!(
+            verifier.check(datagram, from),
+            Ok(verifier::Verdict::Admit(_))
+        )
+}
+
 /// A handle to a [`DtlsSocket`] owned by a reactor; it prints as `dtls#3`
 /// (`Display`) or `DtlsSocketId(3v1)` (`Debug`), as
 /// [`SocketId`](crate::SocketId) does.
