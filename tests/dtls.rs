@@ -545,3 +545,56 @@ fn an_idle_association_ends_on_its_idle_timeout_and_ipv6_loopback_serves() {
         |r| r.dtls_server(server).unwrap().connection_count() == 0,
     );
 }
+
+#[test]
+fn misuse_is_refused_with_typed_errors_and_changes_nothing() {
+    let mut reactor = Reactor::new().unwrap();
+    let (_, address, _) = echo_server(&mut reactor, server_config(), |_| {});
+    let id = reactor.dtls_socket(client_config());
+    let socket = reactor.dtls(id).unwrap();
+    assert!(matches!(
+        socket.write_datagram(b"early"),
+        Err(Error::InvalidState(_))
+    ));
+    for bad in ["127.0.0.1:0", "0.0.0.0:5684", "224.0.0.1:5684"] {
+        let error = socket.connect_to_peer(bad.parse().unwrap(), "localhost");
+        assert!(
+            matches!(error, Err(Error::InvalidInput(_))),
+            "{bad}: {error:?}"
+        );
+    }
+    assert_eq!(socket.data_mtu(), None);
+    assert_eq!(socket.mtu(), 1200);
+    socket.connect_to_peer(address, "localhost").unwrap();
+    let again = socket.connect_to_peer(address, "localhost");
+    assert!(matches!(again, Err(Error::InvalidState(_))));
+    assert!(matches!(
+        socket.write_datagram(b"still early"),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(socket
+        .export_keying_material(b"EXPERIMENTAL x", None, 16)
+        .is_err());
+    let no_dtls = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .protocols(
+            sslsocket::SslProtocol::TlsV1_3,
+            sslsocket::SslProtocol::TlsV1_3,
+        )
+        .build()
+        .unwrap();
+    let other = reactor.dtls_socket(no_dtls);
+    let error = reactor
+        .dtls(other)
+        .unwrap()
+        .connect_to_peer(address, "localhost");
+    assert!(
+        matches!(error, Err(Error::InvalidConfiguration(_))),
+        "{error:?}"
+    );
+    let error = reactor.dtls_listen("127.0.0.1:0".parse().unwrap(), client_config());
+    assert!(
+        matches!(error, Err(Error::InvalidConfiguration(_))),
+        "a server without a key"
+    );
+}

@@ -21,9 +21,6 @@ use crate::pkcs11::{PinRequest, Pkcs11ErrorKind};
 use crate::reactor::{token_of, Readiness};
 use crate::ssl_socket::SocketState;
 
-/// The largest UDP datagram.
-const MAX_DATAGRAM: usize = 65_536;
-
 /// How many datagrams one service round takes from the socket before the
 /// reactor's other objects get a turn.
 const RECEIVE_BATCH: usize = 64;
@@ -119,10 +116,9 @@ impl DtlsSocket {
         let (Some(link), Some(engine)) = (self.link.as_ref(), self.engine.as_mut()) else {
             return Ok(());
         };
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         for _ in 0..RECEIVE_BATCH {
-            match link.receive(&mut buf) {
-                Ok(Some(n)) => engine.receive_datagram(buf[..n].to_vec()),
+            match link.receive() {
+                Ok(Some(datagram)) => engine.receive_datagram(datagram),
                 Ok(None) => return Ok(()),
                 Err(e) => return network_error(self.state, e),
             }

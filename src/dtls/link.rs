@@ -6,6 +6,7 @@
 //! (a server routes its peers' datagrams, see `server.rs`). This file
 //! knows nothing of TLS.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
@@ -67,18 +68,15 @@ impl Link {
         }
     }
 
-    /// Receives one datagram into `buf` (a client's own socket): its
-    /// length, or `None` when nothing more is queued (always for a server's
-    /// peer, whose datagrams its server routes).
-    pub(super) fn receive(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    /// Receives one datagram (a client's own socket), or `None` when
+    /// nothing more is queued (always for a server's peer, whose datagrams
+    /// its server routes).
+    pub(super) fn receive(&self) -> io::Result<Option<Vec<u8>>> {
         let Self::Own { udp, .. } = self else {
             return Ok(None);
         };
-        match udp.recv(buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
+        let received = receive_datagram(|buf| udp.recv(buf).map(|n| (n, ())))?;
+        Ok(received.map(|(datagram, ())| datagram))
     }
 
     /// The peer's address.
@@ -116,6 +114,31 @@ impl Link {
             *registered = false;
         }
     }
+}
+
+/// The largest UDP datagram.
+const MAX_DATAGRAM: usize = 65_536;
+
+thread_local! {
+    /// Where datagrams land before they are copied out at their size: one
+    /// buffer per reactor thread (only ciphertext passes through it).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; MAX_DATAGRAM].into_boxed_slice());
+}
+
+/// Receives one datagram with `recv` (which returns its length and
+/// whatever else the call tells) and copies it out at its size; `None` when
+/// the socket has nothing queued.
+pub(super) fn receive_datagram<T>(
+    recv: impl FnOnce(&mut [u8]) -> io::Result<(usize, T)>,
+) -> io::Result<Option<(Vec<u8>, T)>> {
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        match recv(&mut buf) {
+            Ok((n, also)) => Ok(Some((buf[..n].to_vec(), also))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
 }
 
 /// The address a client bound for `peer` takes: loopback for a loopback

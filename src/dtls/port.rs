@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
+use super::link::receive_datagram;
 use crate::context::ObjectKey;
 
 /// An admitted peer: its socket, and whether its handshake completed.
@@ -70,14 +71,10 @@ impl Port {
         self.udp.borrow().local_addr()
     }
 
-    /// Receives one datagram into `buf`: its length and source, or `None`
-    /// when nothing more is queued.
-    pub(super) fn receive(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
-        match self.udp.borrow().recv_from(buf) {
-            Ok(received) => Ok(Some(received)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// Receives one datagram and its source, or `None` when nothing more is
+    /// queued.
+    pub(super) fn receive(&self) -> io::Result<Option<(Vec<u8>, SocketAddr)>> {
+        receive_datagram(|buf| self.udp.borrow().recv_from(buf))
     }
 
     /// Sends one datagram to `peer`: whether the kernel took it. When it

@@ -45,9 +45,6 @@ const DEFAULT_MAX_HALF_OPEN: usize = 64;
 /// How many datagrams one service round takes from the port.
 const RECEIVE_BATCH: usize = 256;
 
-/// The largest UDP datagram.
-const MAX_DATAGRAM: usize = 65_536;
-
 /// A DTLS server owned by a [`Reactor`](crate::Reactor): one UDP port, many
 /// peers (Qt's `QDtlsClientVerifier` with the demultiplexing a program
 /// writes around it); create one with
@@ -260,10 +257,9 @@ impl DtlsServer {
 
     fn receive(&mut self, cx: &mut Context) {
         self.more_to_read = false;
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         for _ in 0..RECEIVE_BATCH {
-            match self.port.receive(&mut buf) {
-                Ok(Some((n, from))) => self.route(cx, &buf[..n], from),
+            match self.port.receive() {
+                Ok(Some((datagram, from))) => self.route(cx, datagram, from),
                 Ok(None) => return,
                 Err(e) => log::debug!("DTLS server {:?}: {e}", self.id),
             }
@@ -272,12 +268,12 @@ impl DtlsServer {
     }
 
     /// Hands a datagram to its peer's socket, or to the cookie check.
-    fn route(&mut self, cx: &mut Context, datagram: &[u8], from: SocketAddr) {
-        let hello = is_initial_client_hello(datagram);
+    fn route(&mut self, cx: &mut Context, datagram: Vec<u8>, from: SocketAddr) {
+        let hello = is_initial_client_hello(&datagram);
         match self.port.peer(from) {
             Some(peer) if !(hello && peer.established) => {
                 if let Some(socket) = cx.dtls_socket_at(peer.socket) {
-                    socket.deliver(datagram.to_vec());
+                    socket.deliver(datagram);
                 }
             }
             _ if hello => self.answer_hello(cx, datagram, from),
@@ -287,8 +283,8 @@ impl DtlsServer {
 
     /// An initial ClientHello from an address with no association in
     /// progress: challenged, or, with a valid cookie, admitted.
-    fn answer_hello(&mut self, cx: &mut Context, hello: &[u8], from: SocketAddr) {
-        match self.verifier.check(hello, from) {
+    fn answer_hello(&mut self, cx: &mut Context, hello: Vec<u8>, from: SocketAddr) {
+        match self.verifier.check(&hello, from) {
             // Never more bytes than came: a spoofer gains nothing by
             // aiming the answer at someone else.
             Ok(Verdict::Challenge(reply)) if reply.len() <= hello.len() => {
@@ -302,7 +298,7 @@ impl DtlsServer {
 
     /// Makes a socket for a client that proved its address, unless a cap
     /// is reached (the client retries).
-    fn admit(&mut self, cx: &mut Context, prestate: Prestate, hello: &[u8], from: SocketAddr) {
+    fn admit(&mut self, cx: &mut Context, prestate: Prestate, hello: Vec<u8>, from: SocketAddr) {
         if let Some(old) = self.port.peer(from) {
             log::debug!("DTLS server {:?}: {from} starts over", self.id);
             if let Some(socket) = cx.dtls_socket_at(old.socket) {
@@ -315,7 +311,7 @@ impl DtlsServer {
             log::debug!("DTLS server {:?}: at its limit; {from} waits", self.id);
             return;
         }
-        let engine = match Engine::dtls_server(&self.config, prestate, hello.to_vec()) {
+        let engine = match Engine::dtls_server(&self.config, prestate, hello) {
             Ok(engine) => engine,
             Err(e) => return log::debug!("DTLS server {:?}: {from}: {e}", self.id),
         };

@@ -228,6 +228,11 @@ impl DtlsSocket {
                 "connect_to_peer needs an unconnected socket",
             ));
         }
+        if address.port() == 0 || address.ip().is_unspecified() || address.ip().is_multicast() {
+            return Err(Error::InvalidInput(format!(
+                "{address} is not one peer's address"
+            )));
+        }
         let name = match verify_name {
             "" => address.ip().to_string(),
             name => name.to_owned(),
