@@ -213,9 +213,10 @@ fn a_silent_server_times_the_handshake_out_after_a_few_retransmissions() {
         "{:?}",
         seen.errors
     );
-    // Sent at 0, 100, 300 and 700 ms (the timer doubles): the reactor's
-    // timers drive the retransmissions, not a loop.
-    assert!((3..=6).contains(&hellos), "{hellos} ClientHellos");
+    // Sent at 0, 100, 300 and 700 ms (the timer doubles; fewer on a
+    // starved machine): the reactor's timers drive the retransmissions,
+    // not a loop.
+    assert!((2..=6).contains(&hellos), "{hellos} ClientHellos");
     assert_eq!(reactor.dtls(id).unwrap().state(), SocketState::Unconnected);
 }
 
@@ -316,10 +317,11 @@ fn a_handshake_whose_flights_are_all_lost_fails_in_bounded_time() {
         "{:?}",
         seen.errors
     );
-    assert!(
-        relay.count(Way::ToClient) >= 2,
-        "the server sent its flight again"
-    );
+    // The client sent its hello again and again (50 ms, doubling), and the
+    // server challenged each without admitting anyone (the answers were
+    // lost; the last may still be on its way).
+    let (up, down) = (relay.count(Way::ToServer), relay.count(Way::ToClient));
+    assert!(up >= 3 && down + 1 >= up, "{up} hellos, {down} challenges");
 }
 
 #[test]
@@ -352,12 +354,15 @@ fn the_server_caps_half_open_peers_and_admits_the_next_when_one_ends() {
             _ => Fate::Pass,
         }),
     );
+    // It retransmits late, so it does not take the slot again at once.
     let (_, stalled) = client(
         &mut reactor,
         client_config(),
         stall.address(),
         "localhost",
-        |_| {},
+        |s| {
+            s.set_retransmission_timeout(Duration::from_secs(5));
+        },
     );
     run_until(&mut reactor, TIMEOUT, "the first peer's admission", |_| {
         admitted.borrow().len() == 1
@@ -597,4 +602,32 @@ fn misuse_is_refused_with_typed_errors_and_changes_nothing() {
         matches!(error, Err(Error::InvalidConfiguration(_))),
         "a server without a key"
     );
+}
+
+#[test]
+fn at_its_connection_cap_the_server_admits_no_one_new() {
+    let mut reactor = Reactor::new().unwrap();
+    let (server, address, admitted) = echo_server(&mut reactor, server_config(), |_| {});
+    reactor
+        .dtls_server(server)
+        .unwrap()
+        .set_max_connections(Some(1));
+    let (_, first) = client(&mut reactor, client_config(), address, "localhost", |_| {});
+    run_handshake(&mut reactor, &first);
+    let (_, second) = client(&mut reactor, client_config(), address, "localhost", |s| {
+        s.set_retransmission_timeout(Duration::from_millis(100));
+        s.set_handshake_timeout(Some(Duration::from_millis(800)));
+    });
+    run_handshake(&mut reactor, &second);
+    assert!(first.borrow().handshake_complete);
+    assert!(
+        matches!(
+            second.borrow().errors[..],
+            [Error::Timeout(TimeoutKind::Handshake)]
+        ),
+        "{:?}",
+        second.borrow().errors
+    );
+    assert_eq!(admitted.borrow().len(), 1);
+    assert_eq!(reactor.dtls_server(server).unwrap().connection_count(), 1);
 }
