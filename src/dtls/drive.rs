@@ -101,7 +101,7 @@ impl DtlsSocket {
     }
 
     /// A datagram a server routed to this peer.
-    pub(crate) fn deliver(&mut self, datagram: Vec<u8>) {
+    pub(super) fn deliver(&mut self, datagram: Vec<u8>) {
         match self.engine.as_mut() {
             Some(engine) if engine.incoming_datagrams() < MAX_QUEUED => {
                 engine.receive_datagram(datagram)

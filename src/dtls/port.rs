@@ -27,7 +27,7 @@ pub(super) struct Peer {
 
 /// A server's UDP socket and its peers.
 #[derive(Debug)]
-pub(crate) struct Port {
+pub(super) struct Port {
     /// In a cell only so the server can deregister it while its peers
     /// share the port; every other use reads it.
     udp: RefCell<UdpSocket>,

@@ -53,15 +53,15 @@ impl fmt::Display for DtlsProtocol {
 /// The settings a socket's session is made with: the ones a server passes
 /// to the sockets it admits, or a program sets on its own.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) timeouts: Timeouts,
-    pub(crate) mtu: Option<usize>,
-    pub(crate) retransmission: Duration,
+pub(super) struct Settings {
+    pub(super) timeouts: Timeouts,
+    pub(super) mtu: Option<usize>,
+    pub(super) retransmission: Duration,
 }
 
 impl Settings {
     /// What a socket has unless told otherwise.
-    pub(crate) fn with_handshake_timeout(timeout: Duration) -> Self {
+    pub(super) fn with_handshake_timeout(timeout: Duration) -> Self {
         let mut timeouts = Timeouts::default();
         timeouts.set(TimeoutKind::Handshake, Some(timeout));
         Self {
@@ -72,7 +72,7 @@ impl Settings {
     }
 
     /// Checks an MTU a program gives.
-    pub(crate) fn check_mtu(mtu: usize) -> Result<usize> {
+    pub(super) fn check_mtu(mtu: usize) -> Result<usize> {
         if mtu < MIN_MTU {
             return Err(Error::InvalidInput(format!(
                 "an MTU of {mtu} bytes: at least {MIN_MTU} are needed"
@@ -131,7 +131,7 @@ impl Settings {
 pub struct DtlsSocket {
     pub(super) id: DtlsSocketId,
     pub(super) config: SslConfiguration,
-    pub(super) mode: SslMode,
+    mode: SslMode,
     pub(super) state: SocketState,
     pub(super) link: Option<Link>,
     /// The address a client binds, if the program chose one.
@@ -139,7 +139,7 @@ pub struct DtlsSocket {
     /// The name a client expects the server's certificate to carry.
     verify_name: String,
     pub(super) engine: Option<Box<Engine>>,
-    pub(super) settings: Settings,
+    settings: Settings,
     pub(super) deadlines: Deadlines,
     ignored: Vec<SslError>,
     /// Covers one association (as in Qt).
@@ -158,7 +158,7 @@ pub struct DtlsSocket {
 }
 
 impl DtlsSocket {
-    pub(crate) fn new(id: DtlsSocketId, config: SslConfiguration) -> Self {
+    pub(super) fn new(id: DtlsSocketId, config: SslConfiguration) -> Self {
         let settings = Settings::with_handshake_timeout(DEFAULT_HANDSHAKE_TIMEOUT);
         Self {
             id,
@@ -187,7 +187,7 @@ impl DtlsSocket {
 
     /// The socket a server made for the peer at `peer`, handshaking with
     /// `engine` over the server's `port`; removed once it disconnects.
-    pub(crate) fn accepted(
+    pub(super) fn accepted(
         id: DtlsSocketId,
         config: SslConfiguration,
         port: Rc<Port>,
