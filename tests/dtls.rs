@@ -631,3 +631,36 @@ fn at_its_connection_cap_the_server_admits_no_one_new() {
     assert_eq!(admitted.borrow().len(), 1);
     assert_eq!(reactor.dtls_server(server).unwrap().connection_count(), 1);
 }
+
+#[test]
+fn a_second_association_resumes_the_session_and_one_under_another_name_does_not() {
+    let mut reactor = Reactor::new().unwrap();
+    let (_, address, _) = echo_server(&mut reactor, server_config(), |_| {});
+    let config = client_config();
+    let mut resumed = Vec::new();
+    for _ in 0..2 {
+        let (id, seen) = client(&mut reactor, config.clone(), address, "localhost", |_| {});
+        run_handshake(&mut reactor, &seen);
+        assert!(
+            seen.borrow().handshake_complete,
+            "{:?}",
+            seen.borrow().errors
+        );
+        let socket = reactor.dtls(id).unwrap();
+        resumed.push(socket.is_session_resumed());
+        assert_eq!(socket.peer_certificate_chain().len(), 2);
+        socket.disconnect_from_peer();
+        run_until(&mut reactor, TIMEOUT, "the goodbye", |_| {
+            seen.borrow().disconnected
+        });
+    }
+    assert_eq!(resumed, [false, true]);
+    // Under another name the session is not offered: a full handshake,
+    // and the name is checked.
+    let (_, other) = client(&mut reactor, config, address, "wrong.example", |_| {});
+    run_handshake(&mut reactor, &other);
+    assert_eq!(
+        other.borrow().ssl_errors,
+        [vec![SslErrorKind::HostNameMismatch]]
+    );
+}
