@@ -21,29 +21,18 @@ use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
 use common::network::{gnutls_serv, in_private_network, PORT};
-use common::{ca, ca_str, contains, require, run_until, Spawn, TempDir, TIMEOUT};
+use common::{
+    bytes, ca, ca_str, contains, require, run_until, Spawn, TempDir, KEY_HEX, TIMEOUT, WRONG_HEX,
+};
 use sslsocket::{
     Error, PeerVerifyMode, PreSharedKeys, PrivateKey, PskErrorKind, RawPublicKey, Reactor,
     SslConfiguration, SslConfigurationBuilder, SslError, SslErrorKind, SslProtocol, SslSocket,
 };
 
-/// The key `alice` holds, in hex as the tools take it.
-const KEY_HEX: &str = "00112233445566778899aabbccddeeff0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-/// Another key of the same length.
-const WRONG_HEX: &str = "ffeeddccbbaa99887766554433221100f0e1d2c3b4a5968778695a4b3c2d1e0f";
-
 const VERSIONS: [(SslProtocol, &str); 2] = [
     (SslProtocol::TlsV1_3, "+VERS-TLS1.3"),
     (SslProtocol::TlsV1_2, "+VERS-TLS1.2"),
 ];
-
-fn bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn builder(protocol: SslProtocol) -> SslConfigurationBuilder {
     SslConfiguration::builder()

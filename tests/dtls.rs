@@ -25,17 +25,28 @@ fn run_handshake(reactor: &mut Reactor, seen: &udp::Shared) {
     });
 }
 
-#[test]
-fn client_and_server_exchange_whole_datagrams() {
-    let mut reactor = Reactor::new().unwrap();
-    let (server, address, admitted) = echo_server(&mut reactor, server_config(), |_| {});
-    let (id, seen) = client(&mut reactor, client_config(), address, "localhost", |_| {});
-    run_handshake(&mut reactor, &seen);
+/// Our client to `address` as `localhost`, after `setup`, through a
+/// handshake that must complete.
+fn encrypted(
+    reactor: &mut Reactor,
+    address: SocketAddr,
+    setup: impl FnOnce(&mut sslsocket::DtlsSocket),
+) -> (sslsocket::DtlsSocketId, udp::Shared) {
+    let (id, seen) = client(reactor, client_config(), address, "localhost", setup);
+    run_handshake(reactor, &seen);
     assert!(
         seen.borrow().handshake_complete,
         "{:?}",
         seen.borrow().errors
     );
+    (id, seen)
+}
+
+#[test]
+fn client_and_server_exchange_whole_datagrams() {
+    let mut reactor = Reactor::new().unwrap();
+    let (server, address, admitted) = echo_server(&mut reactor, server_config(), |_| {});
+    let (id, seen) = encrypted(&mut reactor, address, |_| {});
     let socket = reactor.dtls(id).unwrap();
     assert_eq!(socket.state(), SocketState::Encrypted);
     assert_eq!(socket.mode(), SslMode::SslClientMode);
@@ -368,15 +379,9 @@ fn the_server_caps_half_open_peers_and_admits_the_next_when_one_ends() {
         admitted.borrow().len() == 1
     });
     assert_eq!(reactor.dtls_server(server).unwrap().half_open_count(), 1);
-    let (_, second) = client(&mut reactor, client_config(), address, "localhost", |s| {
+    encrypted(&mut reactor, address, |s| {
         s.set_retransmission_timeout(Duration::from_millis(100));
     });
-    run_handshake(&mut reactor, &second);
-    assert!(
-        second.borrow().handshake_complete,
-        "{:?}",
-        second.borrow().errors
-    );
     let (_, first) = admitted.borrow()[0].clone();
     // The second was admitted only once the first timed out (the stalled
     // client, still retransmitting, may have been admitted again since).
@@ -436,15 +441,9 @@ fn a_client_that_restarts_on_the_same_port_replaces_its_association_a_spoofer_do
     reactor.remove_dtls_socket(probe);
     drop(spoofer);
 
-    let (_, second) = client(&mut reactor, client_config(), address, "localhost", |s| {
+    encrypted(&mut reactor, address, |s| {
         s.set_local_address(Some(local));
     });
-    run_handshake(&mut reactor, &second);
-    assert!(
-        second.borrow().handshake_complete,
-        "{:?}",
-        second.borrow().errors
-    );
     run_until(&mut reactor, TIMEOUT, "the old association to end", |_| {
         admitted.borrow()[0].1.borrow().disconnected
     });
@@ -531,13 +530,7 @@ fn an_idle_association_ends_on_its_idle_timeout_and_ipv6_loopback_serves() {
             i.set(matches!(e, Error::Timeout(TimeoutKind::Idle)));
         });
     });
-    let (id, seen) = client(&mut reactor, client_config(), address, "localhost", |_| {});
-    run_handshake(&mut reactor, &seen);
-    assert!(
-        seen.borrow().handshake_complete,
-        "{:?}",
-        seen.borrow().errors
-    );
+    let (id, _) = encrypted(&mut reactor, address, |_| {});
     let socket = reactor.dtls(id).unwrap();
     assert!(socket.local_address().unwrap().is_ipv6());
     run_until(&mut reactor, TIMEOUT, "the server's idle timeout", |_| {

@@ -15,27 +15,14 @@ use std::time::Duration;
 
 use common::network::{gnutls_serv, in_private_network, PORT};
 use common::{
-    ca, ca_str, client_config, run_until, run_until_stdout, s_server, server_config, Proc, Spawn,
-    TIMEOUT,
+    bytes, ca, ca_str, client_config, run_until, run_until_stdout, s_server, server_config, Proc,
+    Spawn, KEY_HEX, TIMEOUT, WRONG_HEX,
 };
 use sslsocket::{
     DtlsProtocol, DtlsSocket, Error, PeerVerifyMode, PreSharedKeys, Reactor, SslConfiguration,
     SslErrorKind, TimeoutKind,
 };
 use udp::{client, echo_server, Shared};
-
-/// The key `alice` holds, in hex as the tools take it.
-const KEY_HEX: &str = "00112233445566778899aabbccddeeff0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-/// Another key of the same length.
-const WRONG_HEX: &str = "ffeeddccbbaa99887766554433221100f0e1d2c3b4a5968778695a4b3c2d1e0f";
-
-fn bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
