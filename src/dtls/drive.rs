@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::dispatch::DtlsEvent;
 use super::DtlsSocket;
 use crate::context::Context;
-use crate::engine::EngineEvent;
+use crate::engine::{Engine, EngineEvent};
 use crate::error::{Error, Result};
 use crate::pkcs11::{PinRequest, Pkcs11ErrorKind};
 use crate::reactor::{token_of, Readiness};
@@ -25,8 +25,9 @@ use crate::ssl_socket::SocketState;
 /// reactor's other objects get a turn.
 const RECEIVE_BATCH: usize = 64;
 
-/// How many datagrams a server's peer may have waiting for its next
-/// service; more are dropped, as a full UDP buffer would.
+/// How many received datagrams may wait for the engine (a server's peer
+/// between two services, or datagrams GnuTLS has not taken yet); more are
+/// dropped, as a full UDP buffer would.
 const MAX_QUEUED: usize = 64;
 
 impl DtlsSocket {
@@ -102,11 +103,8 @@ impl DtlsSocket {
 
     /// A datagram a server routed to this peer.
     pub(super) fn deliver(&mut self, datagram: Vec<u8>) {
-        match self.engine.as_mut() {
-            Some(engine) if engine.incoming_datagrams() < MAX_QUEUED => {
-                engine.receive_datagram(datagram)
-            }
-            _ => log::trace!("DTLS socket {:?}: datagram dropped", self.id),
+        if let Some(engine) = self.engine.as_mut() {
+            queue(engine, datagram);
         }
     }
 
@@ -118,7 +116,7 @@ impl DtlsSocket {
         };
         for _ in 0..RECEIVE_BATCH {
             match link.receive() {
-                Ok(Some(datagram)) => engine.receive_datagram(datagram),
+                Ok(Some(datagram)) => queue(engine, datagram),
                 Ok(None) => return Ok(()),
                 Err(e) => return network_error(self.state, e),
             }
@@ -287,6 +285,17 @@ impl DtlsSocket {
             }
         }
         self.engine = None;
+    }
+}
+
+/// Queues a received datagram for the engine, unless as many as
+/// [`MAX_QUEUED`] wait already: then it is dropped, as a full UDP buffer
+/// would drop it.
+fn queue(engine: &mut Engine, datagram: Vec<u8>) {
+    if engine.incoming_datagrams() < MAX_QUEUED {
+        engine.receive_datagram(datagram);
+    } else {
+        log::trace!("DTLS: {MAX_QUEUED} datagrams wait already; one dropped");
     }
 }
 
