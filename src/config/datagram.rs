@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::{SslConfiguration, SslConfigurationBuilder, SslProtocol, NOT_FORWARD_SECRET_AEAD};
+use super::{narrowing, SslConfiguration, SslConfigurationBuilder, SslProtocol};
 use crate::error::{Error, Result};
 use crate::gnutls::Priority;
 
@@ -59,10 +59,11 @@ fn datagram_protocol_priority(
              (GnuTLS has no DTLS 1.3)"
         ));
     }
-    let mut text = format!("%PROFILE_MEDIUM:-VERS-ALL:{}", versions.join(":"));
-    if minimum >= SslProtocol::TlsV1_2 {
-        text.push_str(NOT_FORWARD_SECRET_AEAD);
-    }
+    let text = format!(
+        "%PROFILE_MEDIUM:-VERS-ALL:{}{}",
+        versions.join(":"),
+        narrowing(minimum)
+    );
     Ok((text, true))
 }
 

@@ -1052,11 +1052,19 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
         text.push_str(":+");
         text.push_str(protocol.priority_token());
     }
-    if minimum >= SslProtocol::TlsV1_2 {
-        text.push_str(NOT_FORWARD_SECRET_AEAD);
-        text.push_str(SHA1_SIGNATURES);
-    }
+    text.push_str(&narrowing(minimum));
     Ok(text)
+}
+
+/// What the default priority removes beyond the versions, for a range
+/// from `minimum` on (TLS 1.0 and 1.1 have no AEAD suite: a range that
+/// reaches them keeps the system default's suites). DTLS's default
+/// (`datagram.rs`) removes the same.
+fn narrowing(minimum: SslProtocol) -> String {
+    match minimum >= SslProtocol::TlsV1_2 {
+        true => format!("{NOT_FORWARD_SECRET_AEAD}{SHA1_SIGNATURES}"),
+        false => String::new(),
+    }
 }
 
 /// A copy of a passphrase or password, wiped when dropped.

@@ -22,6 +22,7 @@ use crate::error::{Error, Result, SslError, TimeoutKind};
 use crate::gnutls::{DEFAULT_RETRANSMISSION, MIN_MTU};
 use crate::ssl_socket::{Deadlines, SocketState, SslMode, Timeouts};
 use crate::timer::Wake;
+use crate::user_data::UserData;
 
 /// The handshake timeout of a socket the program creates (RFC 6347
 /// §4.2.4.1 suggests giving up after 60 s of retransmissions).
@@ -151,7 +152,7 @@ pub struct DtlsSocket {
     pub(super) last_error: Option<Box<Error>>,
     pub(super) auto_delete: bool,
     pub(super) deleted: bool,
-    user_data: Option<Box<dyn Any>>,
+    user_data: UserData,
     pub(super) wake: Wake,
     /// The last receive stopped at its batch size, not at an empty socket.
     pub(super) more_to_read: bool,
@@ -179,7 +180,7 @@ impl DtlsSocket {
             last_error: None,
             auto_delete: false,
             deleted: false,
-            user_data: None,
+            user_data: UserData::default(),
             wake: Wake::default(),
             more_to_read: false,
         }
@@ -517,12 +518,17 @@ impl DtlsSocket {
     /// [`SslSocket::set_user_data`](crate::SslSocket::set_user_data)). A
     /// server's slots keep per-peer state this way.
     pub fn set_user_data<T: Any>(&mut self, data: T) {
-        self.user_data = Some(Box::new(data));
+        self.user_data.set(data);
     }
 
     /// The program's state, if it is a `T`.
     pub fn user_data<T: Any>(&mut self) -> Option<&mut T> {
-        self.user_data.as_mut()?.downcast_mut()
+        self.user_data.get()
+    }
+
+    /// The program's state, read only.
+    pub fn user_data_ref<T: Any>(&self) -> Option<&T> {
+        self.user_data.get_ref()
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
