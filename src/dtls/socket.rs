@@ -102,7 +102,9 @@ impl Settings {
 /// delivers the rest as they come. The peer is verified exactly as an
 /// [`SslSocket`](crate::SslSocket)'s, with the same configuration, ignore
 /// rules and trust invariant: no `handshake_complete` and no datagram
-/// before the peer was accepted.
+/// before the peer was accepted. (A key on a PKCS#11 token needs its PIN
+/// given before the handshake: a DTLS socket has no `pin_required` signal,
+/// and fails with [`Error::Pkcs11`] instead of waiting.)
 ///
 /// ```no_run
 /// use sslsocket::{Reactor, SslConfiguration};
