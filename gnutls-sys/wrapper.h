@@ -8,3 +8,4 @@
 #include <gnutls/pkcs12.h>
 #include <gnutls/ocsp.h>
 #include <gnutls/crypto.h>
+#include <gnutls/dtls.h>

@@ -17,6 +17,7 @@ use mio::Registry;
 use slotmap::{Key, SlotMap};
 
 use crate::config::SslConfiguration;
+use crate::dtls::{DtlsServer, DtlsSocket};
 use crate::error::{Error, Result};
 use crate::handle::{Mailbox, ReactorHandle};
 use crate::lingering::{Lingering, MAX_LINGERING};
@@ -61,7 +62,7 @@ pub struct ServerId(pub(crate) ObjectKey);
 /// `key` as `Display` shows it: its slot (slotmap's index, the `3` of
 /// `3v1`), followed by `.N` for the Nth object to use that slot (N > 1;
 /// slotmap's versions of a slot in use are 1, 3, 5, …).
-struct Label(ObjectKey);
+pub(crate) struct Label(pub(crate) ObjectKey);
 
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,35 +75,38 @@ impl fmt::Display for Label {
     }
 }
 
-impl fmt::Display for SocketId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "socket#{}", Label(self.0))
-    }
-}
+/// `Display` (`prefix#` and the [`Label`]) and `Debug` (`Type(3v1)`: the
+/// slot and its version) for a handle type wrapping an [`ObjectKey`].
+macro_rules! handle_format {
+    ($type:ident, $prefix:literal) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($prefix, "#{}"), $crate::context::Label(self.0))
+            }
+        }
 
-impl fmt::Debug for SocketId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SocketId({:?})", self.0.data())
-    }
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                use slotmap::Key;
+                write!(f, concat!(stringify!($type), "({:?})"), self.0.data())
+            }
+        }
+    };
 }
+pub(crate) use handle_format;
 
-impl fmt::Display for ServerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "server#{}", Label(self.0))
-    }
-}
-
-impl fmt::Debug for ServerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ServerId({:?})", self.0.data())
-    }
-}
+handle_format!(SocketId, "socket");
+handle_format!(ServerId, "server");
 
 pub(crate) enum Object {
     Socket(Box<SslSocket>),
     Server(Box<SslServer>),
     /// The stream of a socket that failed, closing after its alert.
     Lingering(Box<Lingering>),
+    /// A DTLS socket (`dtls/`).
+    Dtls(Box<DtlsSocket>),
+    /// A DTLS server's UDP port.
+    DtlsServer(Box<DtlsServer>),
 }
 
 struct Entry {
@@ -268,6 +272,52 @@ impl Context {
         self.remove(id.0)
     }
 
+    /// Inserts the object `make` builds for its key; it is serviced soon.
+    pub(crate) fn insert_object(&mut self, make: impl FnOnce(ObjectKey) -> Object) -> ObjectKey {
+        let key = self.objects.insert_with_key(|key| Entry {
+            object: Some(make(key)),
+            dirty: false,
+            doomed: false,
+        });
+        self.mark_dirty(key);
+        key
+    }
+
+    /// Inserts the object `make` builds once it registered with its key's
+    /// token; nothing is inserted when `make` fails.
+    pub(crate) fn try_insert_object<E>(
+        &mut self,
+        make: impl FnOnce(ObjectKey, &Registry) -> std::result::Result<Object, E>,
+    ) -> std::result::Result<ObjectKey, E> {
+        let key = self.objects.insert(Entry {
+            object: None,
+            dirty: false,
+            doomed: false,
+        });
+        match make(key, &self.registry) {
+            Ok(object) => {
+                self.objects[key].object = Some(object);
+                Ok(key)
+            }
+            Err(e) => {
+                self.objects.remove(key);
+                Err(e)
+            }
+        }
+    }
+
+    /// The object behind `key`; `None` when it was removed or is being
+    /// serviced. Marks it for servicing.
+    pub(crate) fn object_mut(&mut self, key: ObjectKey) -> Option<&mut Object> {
+        self.mark_dirty(key);
+        self.objects.get_mut(key)?.object.as_mut()
+    }
+
+    /// Removes an object (see [`remove_socket`](Self::remove_socket)).
+    pub(crate) fn remove_object(&mut self, key: ObjectKey) -> bool {
+        self.remove(key)
+    }
+
     /// Runs `callback` once, `after` from now.
     pub fn start_timer(
         &mut self,
@@ -400,6 +450,8 @@ impl Context {
                 self.lingering -= 1;
                 lingering.retire(&self.registry, &mut self.timers);
             }
+            Object::Dtls(mut socket) => socket.retire(self),
+            Object::DtlsServer(mut server) => server.retire(self),
         }
     }
 
@@ -469,6 +521,8 @@ impl Context {
                     lingering.service(&self.registry, token_of(key), readiness.take());
                     false
                 }
+                Object::Dtls(socket) => socket.service(self, readiness.take()),
+                Object::DtlsServer(server) => server.service(self, readiness.take()),
             };
             if !more || self.has_panic() {
                 break;
@@ -489,6 +543,8 @@ impl Context {
             Object::Socket(socket) => socket.is_deleted(),
             Object::Server(server) => server.is_closed(),
             Object::Lingering(lingering) => lingering.is_over(),
+            Object::Dtls(socket) => socket.is_deleted(),
+            Object::DtlsServer(server) => server.is_closed(),
         };
         if entry.doomed || deleted {
             self.objects.remove(key);

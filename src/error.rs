@@ -98,6 +98,16 @@ pub enum Error {
         /// The details, in a sentence.
         detail: String,
     },
+    /// A datagram was refused, unsent, because it does not fit one DTLS
+    /// record in the path MTU ([`DtlsSocket::data_mtu`](crate::DtlsSocket::data_mtu)):
+    /// DTLS never splits a datagram, and sending it whole would leave it to
+    /// IP fragmentation or the kernel's refusal.
+    DatagramTooLarge {
+        /// The datagram's length.
+        size: usize,
+        /// The largest datagram that fits.
+        limit: usize,
+    },
     /// A file could not be read.
     File {
         /// The file.
@@ -177,6 +187,10 @@ impl fmt::Display for Error {
             Error::Proxy { kind, detail } => write!(f, "proxy error ({kind}): {detail}"),
             Error::Timeout(kind) => write!(f, "{kind} timed out"),
             Error::Pkcs11 { token, detail, .. } => write!(f, "PKCS#11 token {token:?}: {detail}"),
+            Error::DatagramTooLarge { size, limit } => write!(
+                f,
+                "a datagram of {size} bytes does not fit the path MTU: at most {limit} bytes"
+            ),
             Error::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Error::InvalidCertificateData { origin, reason } => write!(f, "{origin}: {reason}"),
             Error::InvalidConfiguration(why) => write!(f, "invalid TLS configuration: {why}"),
@@ -249,6 +263,10 @@ impl Clone for Error {
                 token: token.clone(),
                 kind: *kind,
                 detail: detail.clone(),
+            },
+            Error::DatagramTooLarge { size, limit } => Error::DatagramTooLarge {
+                size: *size,
+                limit: *limit,
             },
             Error::File { path, source } => Error::File {
                 path: path.clone(),

@@ -1,14 +1,21 @@
 //! Entry points for fuzz targets and micro-benchmarks (feature `fuzzing`).
 //!
-//! Not part of the stable API: it exposes the crate-private TLS engine,
-//! proxy negotiation and signal emission so that `fuzz/` can feed them
+//! Not part of the stable API: it exposes the crate-private TLS engine (and
+//! its DTLS side with a server's cookie check), proxy negotiation and
+//! signal emission so that `fuzz/` can feed them
 //! arbitrary bytes and `benches/` can time them, without sockets.
 //! Everything here is safe; misuse yields errors, never panics.
 
+use std::collections::VecDeque;
+
+use zeroize::Zeroizing;
+
 use crate::buffer::ByteQueue;
 use crate::config::{ServerKey, SslConfiguration};
+use crate::dtls::DtlsClientVerifier;
 use crate::engine::{Engine, EngineEvent};
 use crate::error::Error;
+use crate::gnutls::Prestate;
 use crate::proxy::{Negotiation, Progress, Proxy};
 use crate::reactor::Reactor;
 use crate::signal::{emit, Signal};
@@ -90,6 +97,62 @@ impl FuzzEngine {
     /// Whether the handshake completed.
     pub fn is_established(&self) -> bool {
         self.engine.is_established()
+    }
+}
+
+/// What a DTLS server does with untrusted datagrams from one address: the
+/// stateless cookie check, then a session fed them as if the first one's
+/// cookie had been good (a fuzzer cannot forge a cookie).
+pub struct FuzzDtlsServer {
+    config: SslConfiguration,
+    verifier: DtlsClientVerifier,
+    engine: Option<Engine>,
+    records: VecDeque<Zeroizing<Vec<u8>>>,
+}
+
+impl FuzzDtlsServer {
+    /// A server with `config`'s certificate and a random cookie secret.
+    pub fn new(config: &SslConfiguration) -> Result<Self, Error> {
+        Ok(Self {
+            config: config.clone(),
+            verifier: DtlsClientVerifier::new()?,
+            engine: None,
+            records: VecDeque::new(),
+        })
+    }
+
+    /// Takes one datagram from 127.0.0.1:40000; returns whether its cookie
+    /// admitted it (never, for a fuzzer's input).
+    pub fn receive(&mut self, datagram: &[u8]) -> Result<bool, Error> {
+        let from = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+        let admitted = crate::dtls::admits(&self.verifier, datagram, from);
+        let engine = match self.engine.as_mut() {
+            Some(engine) => {
+                engine.receive_datagram(datagram.to_vec());
+                engine
+            }
+            None => {
+                let engine =
+                    Engine::dtls_server(&self.config, Prestate::new(0), datagram.to_vec())?;
+                self.engine.insert(engine)
+            }
+        };
+        engine.process_datagrams(&mut self.records)?;
+        while engine.next_datagram().is_some() {
+            engine.datagram_sent();
+        }
+        while engine.next_event().is_some() {}
+        Ok(admitted)
+    }
+
+    /// Whether the session's handshake completed.
+    pub fn is_established(&self) -> bool {
+        self.engine.as_ref().is_some_and(Engine::is_established)
+    }
+
+    /// How many application records the session delivered.
+    pub fn records(&self) -> usize {
+        self.records.len()
     }
 }
 

@@ -44,7 +44,8 @@
 //!    the program decides.
 //! 4. The loop: [`Reactor`] and [`Context`] own the objects; `tcp` drains
 //!    mio's edge-triggered readiness; [`SslSocket`] is where engine, TCP and
-//!    signals meet; [`SslServer`] accepts; [`SslConfiguration`],
+//!    signals meet; [`SslServer`] accepts; [`DtlsSocket`] and
+//!    [`DtlsServer`] do the same for DTLS over UDP; [`SslConfiguration`],
 //!    [`Certificate`], [`PrivateKey`], [`Proxy`] and [`Error`] are values.
 //!    Keys that stay on PKCS#11 tokens wait for their PIN outside any
 //!    handshake (see [`PinRequest`]).
@@ -125,6 +126,19 @@
 //! the invariant, the review of every trust path, and how to report a
 //! problem.
 //!
+//! # DTLS
+//!
+//! [`DtlsSocket`] speaks DTLS 1.2 over UDP in the same reactor, with the
+//! same configuration, signals and trust invariant: each datagram written
+//! is one record ([`Error::DatagramTooLarge`] above
+//! [`DtlsSocket::data_mtu`]), each received comes whole through
+//! `datagram_received`, and the handshake's lost flights are sent again on
+//! the reactor's timers. A [`DtlsServer`] serves many peers on one UDP
+//! port and keeps nothing for an address until its ClientHello echoed the
+//! stateless cookie ([`DtlsClientVerifier`]) made for it, so spoofed
+//! ClientHellos cost it no state. See the README's DTLS section and
+//! `examples/dtls_echo.rs`.
+//!
 //! # Exported keys and channel binding
 //!
 //! Once a socket is encrypted, in either role,
@@ -180,6 +194,7 @@ mod calloop_source;
 mod certificate;
 mod config;
 mod context;
+mod dtls;
 mod engine;
 mod error;
 mod forward;
@@ -219,6 +234,9 @@ pub use config::{
     PeerVerifyMode, SessionTicketKey, SslConfiguration, SslConfigurationBuilder, SslProtocol,
 };
 pub use context::{Context, ServerId, SocketId};
+pub use dtls::{
+    DtlsClientVerifier, DtlsProtocol, DtlsServer, DtlsServerId, DtlsSocket, DtlsSocketId,
+};
 pub use error::{
     Alert, AlertLevel, Error, PskErrorKind, Result, SslError, SslErrorKind, TimeoutKind,
 };

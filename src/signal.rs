@@ -105,6 +105,35 @@ impl<O, T> Signal<O, T> {
     }
 }
 
+/// Declares an object's signals: a struct `$signals` with one
+/// [`Signal`] per name, which the object keeps in its field `signals`, and
+/// a public method per name, with the docs given, that returns the signal
+/// for slots to connect to.
+macro_rules! declare_signals {
+    ($owner:ident, $signals:ident; $( $(#[$doc:meta])* $name:ident : $payload:ty ),* $(,)?) => {
+        /// The signals of one object.
+        #[derive(Default)]
+        pub(super) struct $signals {
+            $( $name: $crate::signal::Signal<$owner, $payload>, )*
+        }
+
+        /// # Signals
+        ///
+        /// Each method returns a signal to [`connect`](crate::Signal::connect)
+        /// slots to. A slot gets the object that emits, the reactor's
+        /// [`Context`](crate::Context) and the payload.
+        impl $owner {
+            $(
+                $(#[$doc])*
+                pub fn $name(&mut self) -> &mut $crate::signal::Signal<$owner, $payload> {
+                    &mut self.signals.$name
+                }
+            )*
+        }
+    };
+}
+pub(crate) use declare_signals;
+
 /// Emits the signal that `select` picks out of `owner` to every connected
 /// slot, in connection order.
 pub(crate) fn emit<O, T>(

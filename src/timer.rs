@@ -134,6 +134,34 @@ impl Timers {
     }
 }
 
+/// The one reactor wake-up an object keeps: the earliest moment asked for
+/// since the last one fired. An object asks again on every service for
+/// each moment it still needs, so a later moment is not lost when an
+/// earlier one replaces it.
+#[derive(Debug, Default)]
+pub(crate) struct Wake(Option<(Instant, TimerId)>);
+
+impl Wake {
+    /// Makes sure the reactor services the object `key` at `when`.
+    pub(crate) fn at(&mut self, cx: &mut Context, key: ObjectKey, when: Instant) {
+        let pending = self.0.filter(|&(at, _)| at > Instant::now());
+        if pending.is_some_and(|(at, _)| at <= when) {
+            return;
+        }
+        if let Some((_, timer)) = self.0.take() {
+            cx.cancel_timer(timer);
+        }
+        self.0 = Some((when, cx.wake_at(key, when)));
+    }
+
+    /// Cancels the wake-up, if one is pending.
+    pub(crate) fn cancel(&mut self, timers: &mut Timers) {
+        if let Some((_, timer)) = self.0.take() {
+            timers.cancel(timer);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,42 +16,23 @@ mod common;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
-use common::{ca, ca_str, contains, require, run_until, Proc, Spawn, TempDir, TIMEOUT};
+use common::network::{gnutls_serv, in_private_network, PORT};
+use common::{
+    bytes, ca, ca_str, contains, require, run_until, Spawn, TempDir, KEY_HEX, TIMEOUT, WRONG_HEX,
+};
 use sslsocket::{
     Error, PeerVerifyMode, PreSharedKeys, PrivateKey, PskErrorKind, RawPublicKey, Reactor,
     SslConfiguration, SslConfigurationBuilder, SslError, SslErrorKind, SslProtocol, SslSocket,
 };
 
-/// The key `alice` holds, in hex as the tools take it.
-const KEY_HEX: &str = "00112233445566778899aabbccddeeff0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-/// Another key of the same length.
-const WRONG_HEX: &str = "ffeeddccbbaa99887766554433221100f0e1d2c3b4a5968778695a4b3c2d1e0f";
-
-/// The port `gnutls-serv` listens on inside a test's own network namespace
-/// (nothing else can be there).
-const PORT: u16 = 5556;
-
-/// Set in the child that runs one test in a private network namespace.
-const PRIVATE_NETWORK: &str = "SSLSOCKET_TEST_PRIVATE_NETWORK";
-
 const VERSIONS: [(SslProtocol, &str); 2] = [
     (SslProtocol::TlsV1_3, "+VERS-TLS1.3"),
     (SslProtocol::TlsV1_2, "+VERS-TLS1.2"),
 ];
-
-fn bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn builder(protocol: SslProtocol) -> SslConfigurationBuilder {
     SslConfiguration::builder()
@@ -76,73 +57,6 @@ fn public_key_file(dir: &TempDir, name: &str) -> String {
     // Our derivation of the public key agrees with OpenSSL's.
     assert_eq!(RawPublicKey::from_file(&out).unwrap(), raw_key(name));
     out.to_str().unwrap().to_owned()
-}
-
-// ---------------------------------------------------------------------------
-// A private network namespace
-// ---------------------------------------------------------------------------
-
-/// Runs `body` in a private network namespace: here, if this process is
-/// already the child made for the test `name`, else in a child process that
-/// runs only that test under `unshare --net` with its loopback up.
-fn in_private_network(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(PRIVATE_NETWORK).is_some() {
-        let interfaces = std::fs::read_to_string("/proc/self/net/dev").expect("/proc/self/net/dev");
-        let names: Vec<&str> = interfaces
-            .lines()
-            .skip(2)
-            .filter_map(|l| l.split(':').next())
-            .map(str::trim)
-            .collect();
-        assert_eq!(names, ["lo"], "not in a private network namespace");
-        return body();
-    }
-    let unshare = require("unshare", "util-linux");
-    require("ip", "iproute2");
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let mut command = Command::new(unshare);
-    if !root {
-        command.args(["--user", "--map-root-user"]);
-    }
-    command
-        .args(["--net", "--"])
-        .arg(require("sh", "dash"))
-        .arg("-c")
-        .arg(r#"ip link set lo up && exec "$0" --exact "$1" --nocapture --test-threads=1"#)
-        .arg(std::env::current_exe().expect("current_exe"))
-        .arg(name)
-        .env(PRIVATE_NETWORK, "1");
-    let mut child = Proc::in_own_group("the test in a private network namespace", command);
-    let status = child.wait(Duration::from_secs(90));
-    let stdout = child.stdout_text();
-    let stderr = child.stderr_text();
-    assert!(
-        status.success() && stdout.contains("test result: ok. 1 passed"),
-        "the test {name} in a private network namespace failed ({status})\n\
-         stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-}
-
-/// Starts `gnutls-serv --echo` on [`PORT`] with `args`, once it listens
-/// (it says so on stderr).
-fn gnutls_serv(args: &[&str]) -> Proc {
-    let mut server = Spawn::new("gnutls-serv")
-        .args(["--echo", "--port", &PORT.to_string()])
-        .args(args)
-        .null_stdin()
-        .start();
-    let listening = format!("IPv4 0.0.0.0 port {PORT}...done");
-    let deadline = Instant::now() + TIMEOUT;
-    while !server.stderr_text().contains(&listening) {
-        assert!(
-            server.try_wait().is_none() && Instant::now() < deadline,
-            "gnutls-serv is not listening\nstdout: {}\nstderr: {}",
-            server.stdout_text(),
-            server.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    server
 }
 
 // ---------------------------------------------------------------------------

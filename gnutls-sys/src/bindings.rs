@@ -347,6 +347,7 @@ pub const GNUTLS_PKCS12_SP_INCLUDE_SELF_SIGNED: u32 = 1;
 pub const GNUTLS_OCSP_NONCE: &[u8; 21] = b"1.3.6.1.5.5.7.48.1.2\0";
 pub const GNUTLS_OCSP_RESP_ID_KEY: u32 = 1;
 pub const GNUTLS_OCSP_RESP_ID_DN: u32 = 2;
+pub const GNUTLS_COOKIE_KEY_SIZE: u32 = 16;
 pub type __off_t = ::core::ffi::c_long;
 pub type __time_t = ::core::ffi::c_long;
 pub type off_t = __off_t;
@@ -10095,4 +10096,65 @@ unsafe extern "C" {
         r: *mut gnutls_datum_t,
         s: *mut gnutls_datum_t,
     ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_set_timeouts(
+        session: gnutls_session_t,
+        retrans_timeout: ::core::ffi::c_uint,
+        total_timeout: ::core::ffi::c_uint,
+    );
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_get_mtu(session: gnutls_session_t) -> ::core::ffi::c_uint;
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_get_data_mtu(session: gnutls_session_t) -> ::core::ffi::c_uint;
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_set_mtu(session: gnutls_session_t, mtu: ::core::ffi::c_uint);
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_set_data_mtu(
+        session: gnutls_session_t,
+        mtu: ::core::ffi::c_uint,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_get_timeout(session: gnutls_session_t) -> ::core::ffi::c_uint;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct gnutls_dtls_prestate_st {
+    pub record_seq: ::core::ffi::c_uint,
+    pub hsk_read_seq: ::core::ffi::c_uint,
+    pub hsk_write_seq: ::core::ffi::c_uint,
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_cookie_send(
+        key: *mut gnutls_datum_t,
+        client_data: *mut ::core::ffi::c_void,
+        client_data_size: usize,
+        prestate: *mut gnutls_dtls_prestate_st,
+        ptr: gnutls_transport_ptr_t,
+        push_func: gnutls_push_func,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_cookie_verify(
+        key: *mut gnutls_datum_t,
+        client_data: *mut ::core::ffi::c_void,
+        client_data_size: usize,
+        _msg: *mut ::core::ffi::c_void,
+        msg_size: usize,
+        prestate: *mut gnutls_dtls_prestate_st,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_dtls_prestate_set(
+        session: gnutls_session_t,
+        prestate: *mut gnutls_dtls_prestate_st,
+    );
+}
+unsafe extern "C" {
+    pub fn gnutls_record_get_discarded(session: gnutls_session_t) -> ::core::ffi::c_uint;
 }

@@ -1,6 +1,6 @@
 //! Raw declarations of the system's GnuTLS: the functions, types and
 //! constants of `gnutls/gnutls.h`, `x509.h`, `x509-ext.h`, `abstract.h`,
-//! `pkcs12.h`, `ocsp.h` and `crypto.h`, as bindgen writes them.
+//! `pkcs12.h`, `ocsp.h`, `crypto.h` and `dtls.h`, as bindgen writes them.
 //!
 //! This crate holds declarations only. Everything here is `unsafe` to call
 //! and follows GnuTLS's C contract; the safe layer lives in the `sslsocket`

@@ -8,6 +8,7 @@
 //! no network I/O.
 
 mod authentication;
+mod datagram;
 mod key_log;
 mod load;
 mod pins;
@@ -31,6 +32,7 @@ use crate::pkcs11::{PinRequest, TokenLogin};
 use crate::private_key::PrivateKey;
 pub(crate) use authentication::Authentication;
 use authentication::AuthenticationSettings;
+use datagram::DatagramPriority;
 pub(crate) use key_log::KeyLog;
 use load::{CaSource, KeySource, LoadedAnchors, LocalIdentity, Secret};
 use pins::PublicKeyPins;
@@ -128,6 +130,8 @@ pub struct SslConfiguration {
 struct Inner {
     credentials: Arc<CertificateCredentials>,
     priority: Arc<Priority>,
+    /// What DTLS sessions negotiate with (see `datagram.rs`).
+    datagram_priority: DatagramPriority,
     verify_mode: PeerVerifyMode,
     anchors: LoadedAnchors,
     local_chains: Vec<Vec<Certificate>>,
@@ -923,6 +927,7 @@ impl SslConfigurationBuilder {
         }
         self.check_alpn()?;
         let priority = self.build_priority()?;
+        let datagram_priority = self.datagram_priority();
         let mut credentials = CertificateCredentials::new().map_err(gnutls_config_error)?;
         if let Some(depth) = self.verify_depth {
             credentials.set_verify_limits(16384, depth);
@@ -962,6 +967,7 @@ impl SslConfigurationBuilder {
             inner: Arc::new(Inner {
                 credentials: Arc::new(credentials),
                 priority: Arc::new(priority),
+                datagram_priority,
                 verify_mode: self.verify_mode,
                 anchors,
                 local_chains,
@@ -1046,11 +1052,19 @@ fn protocol_priority((minimum, maximum): (SslProtocol, SslProtocol)) -> Result<S
         text.push_str(":+");
         text.push_str(protocol.priority_token());
     }
-    if minimum >= SslProtocol::TlsV1_2 {
-        text.push_str(NOT_FORWARD_SECRET_AEAD);
-        text.push_str(SHA1_SIGNATURES);
-    }
+    text.push_str(&narrowing(minimum));
     Ok(text)
+}
+
+/// What the default priority removes beyond the versions, for a range
+/// from `minimum` on (TLS 1.0 and 1.1 have no AEAD suite: a range that
+/// reaches them keeps the system default's suites). DTLS's default
+/// (`datagram.rs`) removes the same.
+fn narrowing(minimum: SslProtocol) -> String {
+    match minimum >= SslProtocol::TlsV1_2 {
+        true => format!("{NOT_FORWARD_SECRET_AEAD}{SHA1_SIGNATURES}"),
+        false => String::new(),
+    }
 }
 
 /// A copy of a passphrase or password, wiped when dropped.

@@ -20,14 +20,17 @@ use zeroize::Zeroizing;
 const CAPACITY: usize = 256;
 
 /// What a client session is remembered under: the server as the program
-/// named it (host and port) and the name its certificate was verified for
-/// (also the name sent in SNI). A session is offered again only to a
-/// connection that expects the very same server under the very same name.
+/// named it (host and port, over TCP or UDP) and the name its certificate
+/// was verified for (also the name sent in SNI). A session is offered again
+/// only to a connection that expects the very same server under the very
+/// same name, over the same transport (a TLS session is never offered to a
+/// DTLS server on the same port, nor the reverse).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServerKey {
     host: String,
     port: u16,
     name: String,
+    datagram: bool,
 }
 
 impl ServerKey {
@@ -37,6 +40,15 @@ impl ServerKey {
             host: host.to_owned(),
             port,
             name: name.to_owned(),
+            datagram: false,
+        }
+    }
+
+    /// The same server over UDP (DTLS).
+    pub(crate) fn datagram(self) -> Self {
+        Self {
+            datagram: true,
+            ..self
         }
     }
 }
@@ -55,7 +67,12 @@ impl ServerKey {
 
 impl fmt::Display for ServerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} as {:?}", self.host, self.port, self.name)
+        let transport = if self.datagram { "/udp" } else { "" };
+        write!(
+            f,
+            "{}:{}{transport} as {:?}",
+            self.host, self.port, self.name
+        )
     }
 }
 
@@ -121,5 +138,8 @@ mod tests {
             cache.get(&ServerKey::new("127.0.0.1", 444, "localhost")),
             None
         );
+        let over_udp = key("127.0.0.1", "localhost").datagram();
+        assert_eq!(cache.get(&over_udp), None, "a TLS session for DTLS");
+        assert_eq!(over_udp.to_string(), "127.0.0.1:443/udp as \"localhost\"");
     }
 }

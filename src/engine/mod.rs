@@ -37,6 +37,9 @@ mod authentication_tests;
 mod checks;
 mod client_hello;
 mod code_points;
+mod datagram;
+#[cfg(test)]
+mod datagram_tests;
 mod keying;
 mod refusal;
 #[cfg(test)]
@@ -52,8 +55,8 @@ use crate::certificate::Certificate;
 use crate::config::{ChainKey, ChainOf, PeerVerifyMode, ServerKey, SslConfiguration, SslProtocol};
 use crate::error::{Alert, Error, PskErrorKind, SslError, SslErrorKind};
 use crate::gnutls::{
-    code, ClientCertificate, GnutlsError, PeerAuthentication, PeerCheck, RawAlert, Role, Session,
-    Verification,
+    code, ClientCertificate, Framing, GnutlsError, PeerAuthentication, PeerCheck, RawAlert, Role,
+    Session, Verification,
 };
 use crate::pkcs11::PinRequest;
 use crate::refusal::{HandshakeParameter, HandshakeRefusal};
@@ -196,7 +199,16 @@ impl Engine {
     /// carry; it resumes (then remembers) the session stored for `server`
     /// when the configuration keeps sessions.
     pub(crate) fn client(config: &SslConfiguration, server: ServerKey) -> Result<Self, Error> {
-        let mut engine = Self::new(config, Role::Client)?;
+        Self::client_framed(config, server, Framing::Stream)
+    }
+
+    /// [`client`](Self::client) over a stream (TLS) or datagrams (DTLS).
+    fn client_framed(
+        config: &SslConfiguration,
+        server: ServerKey,
+        framing: Framing,
+    ) -> Result<Self, Error> {
+        let mut engine = Self::new(config, Role::Client, framing)?;
         let name = server.name().to_owned();
         let name = name.as_str();
         let is_address = name.parse::<std::net::IpAddr>().is_ok();
@@ -242,7 +254,12 @@ impl Engine {
 
     /// A server session.
     pub(crate) fn server(config: &SslConfiguration) -> Result<Self, Error> {
-        let mut engine = Self::new(config, Role::Server)?;
+        Self::server_framed(config, Framing::Stream)
+    }
+
+    /// [`server`](Self::server) over a stream (TLS) or datagrams (DTLS).
+    fn server_framed(config: &SslConfiguration, framing: Framing) -> Result<Self, Error> {
+        let mut engine = Self::new(config, Role::Server, framing)?;
         let request = match engine.enforcement {
             Enforcement::Off => ClientCertificate::Ignore,
             Enforcement::Report => ClientCertificate::Request,
@@ -268,11 +285,16 @@ impl Engine {
         Ok(engine)
     }
 
-    fn new(config: &SslConfiguration, role: Role) -> Result<Self, Error> {
+    fn new(config: &SslConfiguration, role: Role, framing: Framing) -> Result<Self, Error> {
+        let priority = match framing {
+            Framing::Stream => config.priority().clone(),
+            Framing::Datagram => config.dtls_priority()?,
+        };
         let mut session = Session::new(
             role,
+            framing,
             config.credentials().clone(),
-            config.priority().clone(),
+            priority,
             config.authentication().session_options(role),
         )
         .map_err(Error::Handshake)?;
@@ -427,18 +449,26 @@ impl Engine {
     /// `plaintext`, stopping once it holds `limit` bytes or more (the rest
     /// stays buffered until the next call).
     pub(crate) fn process(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
-        let result = self.advance(plaintext, limit);
+        self.drive(|engine| engine.decrypt(plaintext, limit))
+    }
+
+    /// Advances the handshake and, once established, runs `decrypt`.
+    fn drive(&mut self, decrypt: impl FnOnce(&mut Self) -> Result<(), Error>) -> Result<(), Error> {
+        let result = self.advance(decrypt);
         // The secrets these GnuTLS calls derived, now that they returned.
         self.write_key_log();
         result
     }
 
-    fn advance(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
+    fn advance(
+        &mut self,
+        decrypt: impl FnOnce(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if self.phase == Phase::Handshaking {
             self.handshake()?;
         }
         if self.phase == Phase::Established {
-            self.decrypt(plaintext, limit)?;
+            decrypt(self)?;
         }
         Ok(())
     }
@@ -905,11 +935,7 @@ impl Engine {
             let session = &mut self.session;
             let result = plaintext.fill_with(RECORD_ROOM, |room| session.recv(room));
             match result {
-                Ok(0) => {
-                    log::debug!("peer sent close_notify");
-                    self.peer_closed = true;
-                    self.events.push_back(EngineEvent::CloseNotify);
-                }
+                Ok(0) => self.close_notify_received(),
                 Ok(n) => {
                     self.records.0 += 1;
                     log::trace!("decrypted {n} bytes");
@@ -923,6 +949,13 @@ impl Engine {
         }
         self.remember_session(false);
         Ok(())
+    }
+
+    /// `gnutls_record_recv` returned 0: the peer sent `close_notify`.
+    fn close_notify_received(&mut self) {
+        log::debug!("peer sent close_notify");
+        self.peer_closed = true;
+        self.events.push_back(EngineEvent::CloseNotify);
     }
 
     /// After `GNUTLS_E_AGAIN`: whether calling GnuTLS again can make
@@ -947,7 +980,7 @@ impl Engine {
     /// plaintext.
     fn buffered(&self) -> (usize, usize) {
         (
-            self.session.transport().incoming.len(),
+            self.session.transport().incoming_len(),
             self.session.pending(),
         )
     }

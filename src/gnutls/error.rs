@@ -134,6 +134,8 @@ pub(crate) mod code {
     pub(crate) const PKCS11_PIN_LOCKED: i32 = sys::GNUTLS_E_PKCS11_PIN_LOCKED;
     pub(crate) const PKCS11_PIN_EXPIRED: i32 = sys::GNUTLS_E_PKCS11_PIN_EXPIRED;
     pub(crate) const PKCS11_USER_ERROR: i32 = sys::GNUTLS_E_PKCS11_USER_ERROR;
+    // DTLS: a handshake that ran out of GnuTLS's total time.
+    pub(crate) const TIMEDOUT: i32 = sys::GNUTLS_E_TIMEDOUT;
 }
 
 #[cfg(test)]

@@ -11,14 +11,19 @@
 //! filled beforehand), `key_log.rs` (they only queue key log lines),
 //! `pkcs11.rs` (the PIN callback, which only copies a PIN given beforehand)
 //! and `stand_in.rs` (a token key's operations, passed on to the token);
-//! they never run code from the layers above.
+//! they never run code from the layers above. DTLS adds datagram framing
+//! to the transport (`datagrams.rs`), the retransmission timer and MTU
+//! (`dtls.rs`) and stateless cookies (`cookie.rs`).
 //!
 //! This module must not know about sockets, the reactor or user callbacks.
 #![allow(unsafe_code)]
 
 mod auth;
+mod cookie;
 mod credentials;
+mod datagrams;
 mod datum;
+mod dtls;
 mod end_point;
 mod error;
 mod global;
@@ -39,7 +44,9 @@ mod verify;
 mod x509;
 
 pub(crate) use auth::{PeerAuthentication, SessionOptions};
+pub(crate) use cookie::{hello_verify_request, verify_cookie, CookieKey};
 pub(crate) use credentials::CertificateCredentials;
+pub(crate) use dtls::{Prestate, DEFAULT_RETRANSMISSION, MIN_MTU};
 pub(crate) use end_point::server_end_point;
 pub(crate) use error::code;
 pub use error::GnutlsError;
@@ -53,7 +60,7 @@ pub(crate) use rawpk::{digest, PubKey};
 pub(crate) use secret::wipe;
 pub(crate) use session::{alert_name, ticket_key, ClientCertificate, RawAlert, Role, Session};
 pub(crate) use session_db::SessionDb;
-pub(crate) use transport::{PeerCheck, Purpose};
+pub(crate) use transport::{Framing, PeerCheck, Purpose};
 pub(crate) use trust::{verify_chain, Anchors};
 pub(crate) use verify::{PathStep, Verification, VerifyStatus};
 pub(crate) use x509::{AltName, Encoding, X509Crt};

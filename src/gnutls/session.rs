@@ -20,7 +20,7 @@ use super::datum::{borrowed, OwnedDatum};
 use super::error::{check, check_size, code, static_str, GnutlsError};
 use super::priority::Priority;
 use super::session_db::{self, SessionDb};
-use super::transport::{self, PeerCheck, Purpose, Transport};
+use super::transport::{self, Framing, PeerCheck, Purpose, Transport};
 use super::verify::{self, Verification, VerifyStatus};
 
 /// Which end of the connection a session is.
@@ -67,11 +67,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A non-blocking session for `role`, with certificate credentials (and
-    /// those `options` add) and priorities set and the transport callbacks
-    /// installed.
+    /// A non-blocking session for `role`, TLS or DTLS as `framing` says,
+    /// with certificate credentials (and those `options` add) and priorities
+    /// set and the transport callbacks installed.
     pub(crate) fn new(
         role: Role,
+        framing: Framing,
         credentials: Arc<CertificateCredentials>,
         priority: Arc<Priority>,
         options: SessionOptions,
@@ -86,6 +87,9 @@ impl Session {
         if options.raw_public_keys {
             flags |= sys::GNUTLS_ENABLE_RAWPK;
         }
+        if framing == Framing::Datagram {
+            flags |= sys::GNUTLS_DATAGRAM;
+        }
         let mut raw = ptr::null_mut();
         // SAFETY: `raw` is a valid out-pointer; on success we own the session.
         check(unsafe { sys::gnutls_init(&mut raw, flags) })?;
@@ -94,10 +98,10 @@ impl Session {
             Role::Client => Purpose::Server,
             Role::Server => Purpose::Client,
         };
-        let mut transport = Box::new(Transport::new(purpose));
+        let mut transport = Box::new(Transport::new(purpose, framing));
         transport.psk = options.psk;
         let transport = NonNull::from(Box::leak(transport));
-        let session = Self {
+        let mut session = Self {
             raw,
             transport,
             _credentials: credentials,
@@ -105,6 +109,9 @@ impl Session {
             session_db: None,
         };
         session.install()?;
+        if framing == Framing::Datagram {
+            session.install_datagram_timeouts();
+        }
         Ok(session)
     }
 

@@ -2,7 +2,8 @@
 //! the `extern "C"` callbacks themselves.
 //!
 //! The callbacks only move bytes between GnuTLS and the two ciphertext
-//! queues, or record the peer's verification status (the pre-shared key
+//! queues (for DTLS, whole datagrams: see `datagrams.rs`), or record the
+//! peer's verification status (the pre-shared key
 //! callbacks, in `psk.rs`, reach the transport the same way); they never
 //! call user code. Each body runs under `catch_unwind`; a caught panic is stored here
 //! and re-raised by the session after the GnuTLS call returns, so nothing
@@ -14,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gnutls_sys as sys;
 
+use super::datagrams::Datagrams;
 use super::error::code;
 use super::key_log::KeyLogLine;
 use super::psk::{Psk, PskLookup};
@@ -39,6 +41,14 @@ pub(crate) enum PeerCheck {
     Rejected,
 }
 
+/// How the session's records travel: TLS over a byte stream, or DTLS in
+/// datagrams (`GNUTLS_DATAGRAM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Stream,
+    Datagram,
+}
+
 /// Which key purpose the peer's certificate must allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -56,6 +66,8 @@ pub(crate) struct Transport {
     pub(crate) incoming: ByteQueue,
     /// Ciphertext GnuTLS pushed, not yet sent to the peer.
     pub(crate) outgoing: SendQueue,
+    /// For DTLS: whole datagrams in and out, instead of the two queues above.
+    pub(crate) datagrams: Option<Box<Datagrams>>,
     /// The peer's stream ended: once `incoming` is empty, pull reports EOF.
     pub(crate) eof: bool,
     /// The peer check and what it verifies against.
@@ -83,10 +95,11 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(purpose: Purpose) -> Self {
+    pub(crate) fn new(purpose: Purpose, framing: Framing) -> Self {
         Self {
             incoming: ByteQueue::ciphertext(),
             outgoing: SendQueue::new(),
+            datagrams: (framing == Framing::Datagram).then(Box::default),
             eof: false,
             peer_check: PeerCheck::Idle,
             check_name: None,
@@ -107,7 +120,21 @@ impl Transport {
         self.panic.take()
     }
 
+    /// Received ciphertext not yet pulled by GnuTLS, in bytes.
+    pub(crate) fn incoming_len(&self) -> usize {
+        self.incoming.len() + self.datagrams.as_ref().map_or(0, |d| d.incoming_len())
+    }
+
     fn pull(&mut self, out: &mut [u8]) -> isize {
+        if let Some(datagrams) = self.datagrams.as_mut() {
+            return match datagrams.pull(out) {
+                Some(n) => n as isize,
+                None => {
+                    self.errno = libc::EAGAIN;
+                    -1
+                }
+            };
+        }
         if self.incoming.is_empty() {
             if self.eof {
                 return 0;
@@ -118,12 +145,17 @@ impl Transport {
         self.incoming.take_into(out) as isize
     }
 
+    /// Queues one push's bytes: for DTLS, one datagram.
     fn push(&mut self, data: &[u8]) {
-        self.outgoing.extend(data);
+        match self.datagrams.as_mut() {
+            Some(datagrams) => datagrams.push(data.to_vec()),
+            None => self.outgoing.extend(data),
+        }
     }
 
     fn readable(&self) -> bool {
-        !self.incoming.is_empty() || self.eof
+        let datagram = self.datagrams.as_ref().is_some_and(|d| d.has_incoming());
+        datagram || !self.incoming.is_empty() || self.eof
     }
 }
 
@@ -181,7 +213,8 @@ pub(crate) unsafe extern "C" fn push(
     }
 }
 
-/// `gnutls_vec_push_func`: queues a record's pieces in one call.
+/// `gnutls_vec_push_func`: queues a record's pieces in one call (for DTLS,
+/// as one datagram).
 pub(crate) unsafe extern "C" fn vec_push(
     ptr: sys::gnutls_transport_ptr_t,
     iov: *const sys::giovec_t,
@@ -192,6 +225,9 @@ pub(crate) unsafe extern "C" fn vec_push(
     unsafe {
         with_transport(ptr, -1, |t| {
             let pieces = std::slice::from_raw_parts(iov, usize::try_from(iovcnt).unwrap_or(0));
+            if let Some(datagrams) = t.datagrams.as_mut() {
+                return push_datagram(datagrams, pieces);
+            }
             let mut total = 0usize;
             for piece in pieces.iter().filter(|p| p.iov_len > 0) {
                 t.push(std::slice::from_raw_parts(
@@ -203,6 +239,24 @@ pub(crate) unsafe extern "C" fn vec_push(
             total as isize
         })
     }
+}
+
+/// Queues the pieces of one vectored push as one datagram: its records
+/// travel together.
+///
+/// # Safety
+/// Each piece must describe `iov_len` readable bytes at `iov_base`.
+unsafe fn push_datagram(datagrams: &mut Datagrams, pieces: &[sys::giovec_t]) -> isize {
+    let mut datagram = Vec::with_capacity(pieces.iter().map(|p| p.iov_len).sum());
+    for piece in pieces.iter().filter(|p| p.iov_len > 0) {
+        // SAFETY: guaranteed by the caller.
+        datagram.extend_from_slice(unsafe {
+            std::slice::from_raw_parts(piece.iov_base.cast::<u8>(), piece.iov_len)
+        });
+    }
+    let len = datagram.len();
+    datagrams.push(datagram);
+    len as isize
 }
 
 /// `gnutls_pull_timeout_func`: never waits; says whether pull has something.

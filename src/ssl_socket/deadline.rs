@@ -6,7 +6,7 @@
 //! progress in either direction (idle), output the peer takes none of
 //! (send), a graceful close, and a deadline of the program's own. This file
 //! only keeps time; `drive.rs` tells it what happened and fails the socket
-//! when a deadline passed.
+//! when a deadline passed (DTLS sockets keep theirs the same way).
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -69,8 +69,8 @@ fn encode(timeout: Option<Duration>) -> Option<NonZeroU32> {
 
 /// The timeouts and the moments they count from.
 #[derive(Debug)]
-pub(super) struct Deadlines {
-    pub(super) timeouts: Timeouts,
+pub(crate) struct Deadlines {
+    pub(crate) timeouts: Timeouts,
     /// When the current lookup, handshake or close began.
     phase_started: Instant,
     /// When bytes last moved, either way.
@@ -82,7 +82,7 @@ pub(super) struct Deadlines {
 }
 
 impl Deadlines {
-    pub(super) fn new(timeouts: Timeouts) -> Self {
+    pub(crate) fn new(timeouts: Timeouts) -> Self {
         let now = Instant::now();
         Self {
             timeouts,
@@ -94,7 +94,7 @@ impl Deadlines {
     }
 
     /// The socket entered `state`.
-    pub(super) fn entered(&mut self, state: SocketState) {
+    pub(crate) fn entered(&mut self, state: SocketState) {
         let now = Instant::now();
         match state {
             SocketState::HostLookup | SocketState::Handshaking | SocketState::Closing => {
@@ -107,13 +107,13 @@ impl Deadlines {
     }
 
     /// Bytes moved (received, or taken by the peer).
-    pub(super) fn progressed(&mut self) {
+    pub(crate) fn progressed(&mut self) {
         self.last_progress = Instant::now();
     }
 
     /// After a write to the network: whether output is still waiting, and
     /// whether the peer took some of it.
-    pub(super) fn output(&mut self, waiting: bool, sent: bool) {
+    pub(crate) fn output(&mut self, waiting: bool, sent: bool) {
         self.output_waiting_since = match (waiting, self.output_waiting_since) {
             (false, _) => None,
             (true, since) if sent || since.is_none() => Some(Instant::now()),
@@ -122,17 +122,17 @@ impl Deadlines {
     }
 
     /// Sets (from now) or clears the program's deadline.
-    pub(super) fn set_program(&mut self, after: Option<Duration>) {
+    pub(crate) fn set_program(&mut self, after: Option<Duration>) {
         self.program = after.map(|after| later(Instant::now(), after));
     }
 
     /// The program's deadline.
-    pub(super) fn program(&self) -> Option<Instant> {
+    pub(crate) fn program(&self) -> Option<Instant> {
         self.program
     }
 
     /// The first deadline that applies in `state`, and its kind.
-    pub(super) fn next(&self, state: SocketState) -> Option<(Instant, TimeoutKind)> {
+    pub(crate) fn next(&self, state: SocketState) -> Option<(Instant, TimeoutKind)> {
         let after = |start: Instant, kind| Some((start + self.timeouts.get(kind)?, kind));
         let waiting = |kind| after(self.output_waiting_since?, kind);
         let program = self.program.map(|at| (at, TimeoutKind::Deadline));

@@ -10,7 +10,7 @@ use crate::error::{Alert, Error, SslError};
 use crate::pkcs11::PinRequest;
 use crate::proxy::Proxy;
 use crate::psk::PreSharedKeyAuthenticator;
-use crate::signal::{emit, Signal};
+use crate::signal::{declare_signals, emit};
 
 /// Something that happened to a socket, waiting to be emitted.
 #[derive(Debug)]
@@ -37,31 +37,8 @@ pub(super) enum SocketEvent {
     Error(Box<Error>),
 }
 
-macro_rules! socket_signals {
-    ($( $(#[$doc:meta])* $name:ident : $payload:ty ),* $(,)?) => {
-        /// The signals of one socket.
-        #[derive(Default)]
-        pub(super) struct SocketSignals {
-            $( $name: Signal<SslSocket, $payload>, )*
-        }
-
-        /// # Signals
-        ///
-        /// Each method returns a signal to [`connect`](Signal::connect)
-        /// slots to. A slot gets the socket, the reactor's
-        /// [`Context`] and the payload.
-        impl SslSocket {
-            $(
-                $(#[$doc])*
-                pub fn $name(&mut self) -> &mut Signal<SslSocket, $payload> {
-                    &mut self.signals.$name
-                }
-            )*
-        }
-    };
-}
-
-socket_signals! {
+declare_signals! {
+    SslSocket, SocketSignals;
     /// The state changed; the payload is the new state.
     ///
     /// ```

@@ -39,8 +39,7 @@ use crate::user_data::UserData;
 
 pub(crate) use accepted::ServerLink;
 use connect::Connect;
-use deadline::Deadlines;
-pub(crate) use deadline::Timeouts;
+pub(crate) use deadline::{Deadlines, Timeouts};
 use dispatch::{SocketEvent, SocketSignals};
 pub use keying::ChannelBinding;
 use statistics::Statistics;

@@ -1,10 +1,13 @@
 //! Helpers shared by the integration tests: real peer processes under a
 //! guard that kills them, the test PKI's paths, a reactor loop bounded in
 //! time, a probe that records a socket's signals, a deterministic data
-//! pattern, temporary directories and a loopback TCP relay.
+//! pattern, temporary directories and a loopback TCP relay; `network.rs`
+//! runs a test in a private network namespace.
 //!
 //! Every test file does `mod common;` and uses a part of this module.
 #![allow(dead_code)]
+
+pub mod network;
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -57,6 +60,21 @@ pub fn server_config() -> SslConfiguration {
         .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
         .build()
         .expect("server configuration")
+}
+
+/// The pre-shared key `alice` holds in the tests, in hex as the tools
+/// take it.
+pub const KEY_HEX: &str = "00112233445566778899aabbccddeeff0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+/// Another key of the same length.
+pub const WRONG_HEX: &str = "ffeeddccbbaa99887766554433221100f0e1d2c3b4a5968778695a4b3c2d1e0f";
+
+/// The bytes a hex string spells.
+pub fn bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// The certificates of a PEM file, each as its own PEM text.
