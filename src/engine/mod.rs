@@ -1007,9 +1007,15 @@ impl Engine {
         }
     }
 
-    /// The next event, oldest first.
+    /// The next event, oldest first. Once none is left, the queue gives
+    /// its memory back: events come with the handshake, alerts and the
+    /// close, not with data.
     pub(crate) fn next_event(&mut self) -> Option<EngineEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Whether application data may flow.

@@ -19,7 +19,6 @@ mod statistics;
 mod write_progress;
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,7 @@ pub(crate) use accepted::ServerLink;
 use connect::Connect;
 use deadline::Deadlines;
 pub(crate) use deadline::Timeouts;
-use dispatch::{SocketEvent, SocketSignals};
+use dispatch::{Events, SocketEvent, SocketSignals};
 pub use keying::ChannelBinding;
 use statistics::Statistics;
 pub use statistics::{ConnectionStatistics, PeerClose};
@@ -144,7 +143,7 @@ pub struct SslSocket {
     ignored: Vec<SslError>,
     ignore_all: bool,
     close: drive::Close,
-    events: VecDeque<SocketEvent>,
+    events: Events,
     signals: SocketSignals,
     last_error: Option<Box<Error>>,
     /// The connection ended (closed or failed): writing is refused until
@@ -190,7 +189,7 @@ impl SslSocket {
             ignored: Vec::new(),
             ignore_all: false,
             close: drive::Close::default(),
-            events: VecDeque::new(),
+            events: Events::default(),
             signals: SocketSignals::default(),
             last_error: None,
             ended: false,
