@@ -95,6 +95,9 @@ URL, fetches / from an HTTPS server it starts on 127.0.0.1 itself.
 Exit status: 0 when the whole response arrived, 1 when not, 2 for bad usage.
 ";
 
+/// How much of the response one read takes from the socket.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// How long the server may keep the connection open after a complete
 /// response before getslash closes it and exits 0.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -391,11 +394,15 @@ fn start_fetch(socket: &mut SslSocket, url: &Url, fetch: Fetch) -> Result<(), St
             s.session_cipher().unwrap_or_default()
         );
     });
-    socket.ready_read().connect(|s, cx, _| {
-        let data = s.read_all();
+    // The slot's own buffer, reused for every read: the response streams
+    // through it without an allocation per event.
+    let mut buffer = vec![0; READ_CHUNK];
+    socket.ready_read().connect(move |s, cx, _| {
+        let was_complete = fetch_of(s).response.is_complete();
+        while let Ok(n @ 1..) = s.read(&mut buffer) {
+            fetch_of(s).receive(&buffer[..n]);
+        }
         let fetch = fetch_of(s);
-        let was_complete = fetch.response.is_complete();
-        fetch.receive(&data);
         if fetch.failure.is_some() {
             s.abort();
             cx.quit();
@@ -442,12 +449,10 @@ impl Fetch {
         if self.failure.is_some() {
             return;
         }
-        let mut out = Vec::new();
-        let result = self.response.feed(data, &mut out, self.include_headers);
-        if let Err(e) = self.output.write_all(&out) {
-            return self.fail(format!("cannot write the output: {e}"));
-        }
-        if let Err(message) = result {
+        if let Err(message) = self
+            .response
+            .feed(data, &mut self.output, self.include_headers)
+        {
             self.fail(message);
         }
     }
@@ -523,12 +528,13 @@ enum Chunked {
 const MAX_HEAD: usize = 64 * 1024;
 
 impl Response {
-    /// Consumes `data`, appending what should be output to `out`. Bytes
-    /// after a complete response are an error.
+    /// Consumes `data`, writing what should be output to `out` as it goes
+    /// (the body in place, without collecting it first). Bytes after a
+    /// complete response are an error.
     fn feed(
         &mut self,
         mut data: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut dyn Write,
         include_headers: bool,
     ) -> Result<(), String> {
         while self.body.is_none() {
@@ -545,12 +551,12 @@ impl Response {
                 }
                 Body::Length(left) => {
                     let n = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    out.extend_from_slice(&data[..n]);
+                    output(out, &data[..n])?;
                     *left -= n as u64;
                     data = &data[n..];
                 }
                 Body::UntilClose => {
-                    out.extend_from_slice(data);
+                    output(out, data)?;
                     data = &[];
                 }
                 Body::Chunked(state) => match feed_chunked(state, data, out)? {
@@ -572,7 +578,7 @@ impl Response {
     fn read_head<'a>(
         &mut self,
         data: &'a [u8],
-        out: &mut Vec<u8>,
+        out: &mut dyn Write,
         include: bool,
     ) -> Result<Option<&'a [u8]>, String> {
         let old = self.head.len();
@@ -586,7 +592,7 @@ impl Response {
         };
         let head = String::from_utf8_lossy(&self.head[..head_len]).into_owned();
         if include {
-            out.extend_from_slice(&self.head[..head_len]);
+            output(out, &self.head[..head_len])?;
         }
         self.body = parse_head(&head)?;
         self.head.clear();
@@ -794,7 +800,7 @@ fn trim_whitespace(text: &str) -> &str {
 fn feed_chunked<'a>(
     state: &mut Chunked,
     mut data: &'a [u8],
-    out: &mut Vec<u8>,
+    out: &mut dyn Write,
 ) -> Result<Option<&'a [u8]>, String> {
     while !data.is_empty() {
         match state {
@@ -811,7 +817,7 @@ fn feed_chunked<'a>(
             }
             Chunked::Data(left) => {
                 let n = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                out.extend_from_slice(&data[..n]);
+                output(out, &data[..n])?;
                 *left -= n as u64;
                 data = &data[n..];
                 if *left == 0 {
@@ -842,6 +848,12 @@ fn feed_chunked<'a>(
         }
     }
     Ok(None)
+}
+
+/// Writes `data` to the output.
+fn output(out: &mut dyn Write, data: &[u8]) -> Result<(), String> {
+    out.write_all(data)
+        .map_err(|e| format!("cannot write the output: {e}"))
 }
 
 /// Moves bytes into `line` up to a CRLF; returns the line without it once
@@ -908,10 +920,11 @@ fn serve_page(cx: &mut Context, id: SocketId) {
     let Some(socket) = cx.socket(id) else { return };
     socket.set_user_data(Vec::<u8>::new());
     socket.ready_read().connect(|s, _, _| {
-        let data = s.read_all();
-        let request = s.user_data::<Vec<u8>>().expect("request buffer");
-        request.extend_from_slice(&data);
-        if find(request, b"\r\n\r\n").is_none() {
+        let mut request = std::mem::take(s.user_data::<Vec<u8>>().expect("request buffer"));
+        s.read_all_into(&mut request);
+        let complete = find(&request, b"\r\n\r\n").is_some();
+        *s.user_data::<Vec<u8>>().expect("request buffer") = request;
+        if !complete {
             return;
         }
         let response = format!(

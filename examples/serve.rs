@@ -313,8 +313,8 @@ struct Response {
     head_len: u64,
     /// Plaintext bytes the socket handed to the network (head included).
     written: u64,
-    /// The file whose rest is the body still to send, and how much is left.
-    body: Option<(File, u64)>,
+    /// The body still to send.
+    body: Option<Body>,
 }
 
 impl Exchange {
@@ -347,12 +347,14 @@ impl Exchange {
 }
 
 fn on_ready_read(s: &mut SslSocket) {
-    let data = s.read_all();
-    let current = exchange(s);
-    if current.response.is_some() {
+    if exchange(s).response.is_some() {
+        s.skip(s.bytes_available());
         return; // one request per connection: the rest is ignored
     }
-    current.head.extend_from_slice(&data);
+    let mut head = std::mem::take(&mut exchange(s).head);
+    s.read_all_into(&mut head);
+    let current = exchange(s);
+    current.head = head;
     let Some(request) = request_head(&current.head) else {
         return;
     };
@@ -367,19 +369,21 @@ fn on_ready_read(s: &mut SslSocket) {
 
 /// Tops the socket's queue up from the file, and closes once all is queued.
 fn send_body(s: &mut SslSocket) {
+    let Some(response) = &mut exchange(s).response else {
+        return;
+    };
+    // Out of the exchange while the socket takes its chunks.
+    let mut body = response.body.take();
     while s.bytes_to_write() < LOW_WATER {
-        let Some(response) = &mut exchange(s).response else {
+        let Some(rest) = &mut body else {
+            s.disconnect_from_host();
             return;
         };
-        match next_chunk(&mut response.body) {
-            Ok(Some(chunk)) => {
-                if s.write(&chunk).is_err() {
+        match rest.next_chunk() {
+            Ok(chunk) => {
+                if s.write(chunk).is_err() {
                     return;
                 }
-            }
-            Ok(None) => {
-                s.disconnect_from_host();
-                return;
             }
             Err(e) => {
                 log_line(format_args!(
@@ -390,25 +394,45 @@ fn send_body(s: &mut SslSocket) {
                 return;
             }
         }
+        if rest.left == 0 {
+            body = None;
+        }
+    }
+    if let Some(response) = &mut exchange(s).response {
+        response.body = body;
     }
 }
 
-/// The next piece of the body; `None` once it is all read.
-fn next_chunk(body: &mut Option<(File, u64)>) -> io::Result<Option<Vec<u8>>> {
-    let Some((file, left)) = body else {
-        return Ok(None);
-    };
-    let mut chunk = vec![0; CHUNK.min(usize::try_from(*left).unwrap_or(CHUNK))];
-    let n = file.read(&mut chunk)?;
-    if n == 0 && !chunk.is_empty() {
-        return Err(io::Error::new(ErrorKind::UnexpectedEof, "the file shrank"));
+/// The rest of a file to send as a body, read through one buffer that
+/// every chunk reuses.
+struct Body {
+    file: File,
+    /// Bytes of the file still to send.
+    left: u64,
+    chunk: Vec<u8>,
+}
+
+impl Body {
+    fn new(file: File, length: u64) -> Self {
+        Body {
+            file,
+            left: length,
+            chunk: Vec::new(),
+        }
     }
-    chunk.truncate(n);
-    *left -= n as u64;
-    if *left == 0 {
-        *body = None;
+
+    /// The next piece of the file (at most [`CHUNK`] bytes, never none
+    /// while some is left).
+    fn next_chunk(&mut self) -> io::Result<&[u8]> {
+        let wanted = usize::try_from(self.left).map_or(CHUNK, |left| left.min(CHUNK));
+        self.chunk.resize(wanted, 0);
+        let n = self.file.read(&mut self.chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(ErrorKind::UnexpectedEof, "the file shrank"));
+        }
+        self.left -= n as u64;
+        Ok(&self.chunk[..n])
     }
-    Ok(Some(chunk))
 }
 
 /// A parsed request line.
@@ -468,7 +492,7 @@ fn respond(root: &Path, request: Result<Request, Status>) -> (Response, Vec<u8>)
     let (status, mut bytes, text, body) = match file {
         Ok((file, length, content_type)) => {
             let head = response_head(Status::Ok, content_type, length);
-            let body = (send_body && length > 0).then_some((file, length));
+            let body = (send_body && length > 0).then(|| Body::new(file, length));
             (Status::Ok, head, String::new(), body)
         }
         Err(status) => {

@@ -364,15 +364,16 @@ impl Engine {
     /// connection's verification found nothing wrong (a session accepted by
     /// ignoring problems is not offered again).
     fn remember_session(&mut self, at_handshake: bool) {
-        let config = self.config.clone();
-        let (Some(key), Some(cache)) = (self.session_key().cloned(), config.session_cache()) else {
-            return;
-        };
+        // Checked first: this runs after every decryption.
         let ticket = std::mem::take(&mut self.session.transport_mut().ticket_received);
         let tls12 = self.session.protocol_name() != "TLS1.3";
         if !(ticket || at_handshake && tls12) {
             return;
         }
+        let config = self.config.clone();
+        let (Some(key), Some(cache)) = (self.session_key().cloned(), config.session_cache()) else {
+            return;
+        };
         if !self.verified_clean {
             log::debug!("not remembering the session for {key}: verification found problems");
             return;
@@ -1101,9 +1102,15 @@ impl Engine {
         }
     }
 
-    /// The next event, oldest first.
+    /// The next event, oldest first. Once none is left, the queue gives
+    /// its memory back: events come with the handshake, alerts and the
+    /// close, not with data.
     pub(crate) fn next_event(&mut self) -> Option<EngineEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Whether application data may flow.

@@ -4,6 +4,9 @@
 //! turns them into signal emissions afterwards, when no GnuTLS call and no
 //! borrow of the socket's internals is in progress.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
 use super::{ConnectionStatistics, SocketState, SslSocket};
 use crate::context::Context;
 use crate::error::{Alert, Error, SslError};
@@ -35,6 +38,74 @@ pub(super) enum SocketEvent {
     Disconnected(Box<ConnectionStatistics>),
     /// Boxed: errors are rare and large, events frequent.
     Error(Box<Error>),
+}
+
+/// Empty event queues kept per thread for the next socket with events.
+const SPARE_QUEUES: usize = 16;
+
+/// Queues that grew beyond this many events (a handshake's burst) are
+/// freed, not kept.
+const SPARE_QUEUE_CAPACITY: usize = 16;
+
+thread_local! {
+    /// Empty event queues, with their memory, given back by sockets of this
+    /// thread (the reactor's) once their events were emitted.
+    static SPARE: RefCell<Vec<VecDeque<SocketEvent>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A socket's events waiting to be emitted.
+///
+/// The queue holds memory only while events wait: once they are emitted
+/// its memory goes to a small per-thread stock, which the next socket with
+/// events takes from. An idle socket holds no queue; a busy one allocates
+/// none per event.
+#[derive(Debug, Default)]
+pub(super) struct Events(VecDeque<SocketEvent>);
+
+impl Events {
+    pub(super) fn push_back(&mut self, event: SocketEvent) {
+        if self.0.capacity() == 0 {
+            let spare = SPARE.try_with(|spare| spare.borrow_mut().pop());
+            if let Ok(Some(queue)) = spare {
+                self.0 = queue;
+            }
+        }
+        self.0.push_back(event);
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<SocketEvent> {
+        self.0.pop_front()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &SocketEvent> {
+        self.0.iter()
+    }
+
+    /// Gives the queue's memory to the stock once every event was emitted.
+    fn release_if_empty(&mut self) {
+        let capacity = self.0.capacity();
+        if !self.0.is_empty() || capacity == 0 {
+            return;
+        }
+        let queue = std::mem::take(&mut self.0);
+        if capacity > SPARE_QUEUE_CAPACITY {
+            return;
+        }
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_QUEUES {
+                spare.push(queue);
+            }
+        });
+    }
 }
 
 declare_signals! {
@@ -351,6 +422,7 @@ impl SslSocket {
                 self.events.clear();
             }
         }
+        self.events.release_if_empty();
     }
 
     /// Keeps `event` for the program, if no slot hears it while the socket

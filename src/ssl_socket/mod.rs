@@ -19,7 +19,6 @@ mod statistics;
 mod write_progress;
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ use crate::user_data::UserData;
 pub(crate) use accepted::ServerLink;
 use connect::Connect;
 pub(crate) use deadline::{Deadlines, Timeouts};
-use dispatch::{SocketEvent, SocketSignals};
+use dispatch::{Events, SocketEvent, SocketSignals};
 pub use keying::ChannelBinding;
 use statistics::Statistics;
 pub use statistics::{ConnectionStatistics, PeerClose};
@@ -93,7 +92,8 @@ pub enum SslMode {
 ///
 /// Received plaintext waits in the socket until the program takes it,
 /// typically from a `ready_read` slot: [`read_all`](Self::read_all),
-/// [`read`](Self::read), [`take_line`](Self::take_line) (with
+/// [`read`](Self::read), [`read_all_into`](Self::read_all_into),
+/// [`take_line`](Self::take_line) (with
 /// [`can_read_line`](Self::can_read_line)), [`skip`](Self::skip). The
 /// socket also implements [`std::io::Read`] and [`std::io::BufRead`]
 /// (import them to call their methods). They never block: with nothing
@@ -105,6 +105,11 @@ pub enum SslMode {
 /// lost when a slot drops its buffer after `WouldBlock`; `read_to_end` and
 /// `read_to_string` move what is there into the caller's buffer before
 /// `WouldBlock`, as the standard library says they do.
+///
+/// A long stream is best read into memory the program keeps (`read` into
+/// its own buffer, `read_all_into` a vector it reuses, or `fill_buf` and
+/// `consume` where the data lies): then reading allocates nothing once the
+/// transfer runs, where `read_all` allocates a vector per call.
 pub struct SslSocket {
     id: SocketId,
     config: SslConfiguration,
@@ -139,7 +144,7 @@ pub struct SslSocket {
     ignored: Vec<SslError>,
     ignore_all: bool,
     close: drive::Close,
-    events: VecDeque<SocketEvent>,
+    events: Events,
     signals: SocketSignals,
     last_error: Option<Box<Error>>,
     /// The connection ended (closed or failed): writing is refused until
@@ -187,7 +192,7 @@ impl SslSocket {
             ignored: Vec::new(),
             ignore_all: false,
             close: drive::Close::default(),
-            events: VecDeque::new(),
+            events: Events::default(),
             signals: SocketSignals::default(),
             last_error: None,
             ended: false,
@@ -477,9 +482,42 @@ impl SslSocket {
         n
     }
 
-    /// Takes all buffered plaintext.
+    /// Takes all buffered plaintext, in a vector allocated for it.
+    ///
+    /// A program that reads a stream for long should rather read into
+    /// memory it keeps: [`read`](Self::read) into its own buffer,
+    /// [`read_all_into`](Self::read_all_into) a vector it reuses, or
+    /// [`BufRead::fill_buf`](std::io::BufRead::fill_buf) and
+    /// [`consume`](std::io::BufRead::consume) to take the data where it
+    /// lies. A vector per event costs more than the copy: with large
+    /// reads the allocator may return the memory to the system and fault
+    /// in fresh pages for the next one.
     pub fn read_all(&mut self) -> Vec<u8> {
         self.read_buffer.take_all()
+    }
+
+    /// Appends all buffered plaintext to `buf`; returns how many bytes.
+    /// Reusing `buf` (cleared, or emptied by the program) keeps reading
+    /// free of allocations once it is large enough.
+    ///
+    /// ```
+    /// # let mut reactor = sslsocket::Reactor::new().unwrap();
+    /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+    /// # let id = reactor.ssl_socket(config);
+    /// let mut message = Vec::new();
+    /// reactor.socket(id).unwrap().ready_read().connect(move |s, _, _| {
+    ///     s.read_all_into(&mut message);
+    ///     if message.ends_with(b"\n") {
+    ///         print!("{}", String::from_utf8_lossy(&message));
+    ///         message.clear(); // the memory stays for the next one
+    ///     }
+    /// });
+    /// ```
+    pub fn read_all_into(&mut self, buf: &mut Vec<u8>) -> usize {
+        let n = self.read_buffer.len();
+        buf.extend_from_slice(self.read_buffer.as_slice());
+        self.read_buffer.consume(n);
+        n
     }
 
     /// Bytes of plaintext ready to read.

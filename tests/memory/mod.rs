@@ -1,7 +1,7 @@
-//! Memory meters shared by the soak and flow-control tests: a counting
-//! global allocator (installed in every test binary that includes this
-//! module), the resident set from `/proc/self/status`, and glibc's bytes in
-//! use.
+//! Memory meters shared by the soak, flow-control and steady-state tests:
+//! a counting global allocator (installed in every test binary that
+//! includes this module: bytes live, their peak, and calls), the resident
+//! set from `/proc/self/status`, and glibc's bytes in use.
 //!
 //! This is the only unsafe code of the test suite, in one place: an
 //! allocator wrapper must implement the unsafe `GlobalAlloc` trait (it
@@ -18,12 +18,15 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Calls that asked for memory: `alloc`, `alloc_zeroed` and `realloc`.
+static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
 impl Counting {
     fn grew(by: usize) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
         let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
         PEAK.fetch_max(live, Ordering::Relaxed);
     }
@@ -64,6 +67,7 @@ unsafe impl GlobalAlloc for Counting {
             if new_size >= layout.size() {
                 Self::grew(new_size - layout.size());
             } else {
+                CALLS.fetch_add(1, Ordering::Relaxed);
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
             }
         }
@@ -80,6 +84,12 @@ pub fn live_heap() -> u64 {
 /// [`reset_peak`].
 pub fn peak_heap() -> u64 {
     PEAK.load(Ordering::Relaxed) as u64
+}
+
+/// How many times the Rust heap was asked for memory (allocations and
+/// reallocations) so far, by every thread.
+pub fn allocation_calls() -> u64 {
+    CALLS.load(Ordering::Relaxed) as u64
 }
 
 /// Starts measuring the peak from what is live now; returns that.
