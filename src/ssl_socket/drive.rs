@@ -333,11 +333,10 @@ impl SslSocket {
     /// still unread), to the slots the program connected when it took it.
     fn announce_again(&mut self, cx: &mut Context, unheard: Vec<SocketEvent>) {
         let unread = !self.read_buffer.is_empty();
-        self.events.extend(
-            unheard
-                .into_iter()
-                .filter(|e| unread || !matches!(e, SocketEvent::ReadyRead)),
-        );
+        unheard
+            .into_iter()
+            .filter(|e| unread || !matches!(e, SocketEvent::ReadyRead))
+            .for_each(|event| self.events.push_back(event));
         self.dispatch(cx);
     }
 
