@@ -43,6 +43,17 @@
 //!   server's own CPU (`server_user_s`, `server_sys_s`: its reactor
 //!   threads in handshakes mode, its process in connections mode).
 //!
+//! Every mode reports what the work cost beside how fast it went: CPU
+//! seconds (user + system, every thread) per GiB moved, CPU milliseconds per
+//! handshake or per connection, and KiB of resident memory per connection
+//! pair. The JSON keeps the contract's fields (`user_s`, `sys_s`, `bytes`,
+//! `count`, rates, `kib_per_conn`, ...) and adds the costs computed from
+//! them: `cpu_s`, and `cpu_s_per_gib` (throughput), `cpu_ms_per_handshake`
+//! (handshakes), `cpu_ms_per_connection`, `server_cpu_ms_per_connection`,
+//! `client_cpu_ms_per_connection` and `kib_per_connection_pair` (the
+//! contract's `kib_per_conn` under the cost table's name; connections).
+//! Without `--quiet` a line on stdout says the same in words.
+//!
 //! Diagnostics go to stderr; the last line of stdout is one JSON object; the
 //! exit status is 0 on success, 1 on any failure, 2 on bad arguments.
 
@@ -76,6 +87,10 @@ const STALL: Duration = Duration::from_secs(20);
 
 /// `/proc/self/stat` counts CPU time in ticks of USER_HZ (100 on Linux).
 const USER_HZ: f64 = 100.0;
+
+/// Bytes in a GiB and a MiB, for costs and rates.
+const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
 
 /// The server's one byte: the greeting (handshakes, connections) or the
 /// upload's acknowledgement.
@@ -366,6 +381,11 @@ impl Cpu {
         Cpu { user, sys: ticks() }
     }
 
+    /// User and system time together: what the work cost.
+    fn total(self) -> f64 {
+        self.user + self.sys
+    }
+
     fn since(self, earlier: Cpu) -> Cpu {
         Cpu {
             user: self.user - earlier.user,
@@ -392,6 +412,68 @@ impl Stamp {
     /// Seconds and CPU from `self` to `end`.
     fn until(self, end: Stamp) -> (f64, Cpu) {
         ((end.at - self.at).as_secs_f64(), end.cpu.since(self.cpu))
+    }
+}
+
+/// What a run cost, from what it measured: CPU seconds per GiB, CPU
+/// milliseconds per item (handshake, connection).
+fn cpu_s_per_gib(cpu: Cpu, bytes: u64) -> f64 {
+    cpu.total() / (bytes as f64 / GIB)
+}
+
+fn cpu_ms_per(cpu: Cpu, count: usize) -> f64 {
+    1000.0 * cpu.total() / count as f64
+}
+
+/// The JSON object a run ends with: the contract's fields in its order,
+/// then the costs. Keys and text values are ours (options are checked
+/// before they get here), so nothing needs escaping.
+struct Report {
+    fields: Vec<String>,
+}
+
+impl Report {
+    fn new(mode: &str) -> Self {
+        let mut report = Report { fields: Vec::new() };
+        report.text("impl", IMPL).text("mode", mode);
+        report
+    }
+
+    fn text(&mut self, key: &str, value: &str) -> &mut Self {
+        self.fields.push(format!("\"{key}\":\"{value}\""));
+        self
+    }
+
+    /// An integer or a boolean, written as it displays.
+    fn value(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
+        self.fields.push(format!("\"{key}\":{value}"));
+        self
+    }
+
+    /// A number with `decimals` digits after the point; `null` if it is not
+    /// finite (a run too short to time).
+    fn number(&mut self, key: &str, value: f64, decimals: usize) -> &mut Self {
+        match value.is_finite() {
+            true => self.fields.push(format!("\"{key}\":{value:.decimals$}")),
+            false => self.fields.push(format!("\"{key}\":null")),
+        }
+        self
+    }
+
+    /// `user_s`, `sys_s` and their sum `cpu_s`.
+    fn cpu(&mut self, cpu: Cpu) -> &mut Self {
+        self.number("user_s", cpu.user, 3)
+            .number("sys_s", cpu.sys, 3)
+            .number("cpu_s", cpu.total(), 3)
+    }
+
+    /// Prints the run's result: unless `quiet`, `words` (the costs first,
+    /// the rate beside them); then the JSON object, the last line of stdout.
+    fn publish(&self, quiet: bool, words: &str) {
+        if !quiet {
+            println!("{IMPL}: {words}");
+        }
+        println!("{{{}}}", self.fields.join(","));
     }
 }
 
@@ -705,18 +787,39 @@ fn throughput(options: &Options) -> Result<(), String> {
         eprintln!("{IMPL}: session {}", transfer.session.unwrap_or_default());
     }
     let (seconds, cpu) = started.until(finished);
-    println!(
-        "{{\"impl\":\"{IMPL}\",\"mode\":\"throughput\",\"direction\":\"{}\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"transport\":\"{TRANSPORT}\",\"chunk\":{},\"ktls\":false,\"bytes\":{},\"seconds\":{seconds:.4},\"mib_per_s\":{:.1},\"user_s\":{:.3},\"sys_s\":{:.3}}}",
-        if options.download { "download" } else { "upload" },
-        options.cipher,
-        options.tls,
-        options.group,
-        options.chunk,
-        options.bytes,
-        options.bytes as f64 / 1048576.0 / seconds,
-        cpu.user,
-        cpu.sys,
+    let direction = if options.download {
+        "download"
+    } else {
+        "upload"
+    };
+    let (rate, cost) = (
+        options.bytes as f64 / MIB / seconds,
+        cpu_s_per_gib(cpu, options.bytes),
     );
+    Report::new("throughput")
+        .text("direction", direction)
+        .text("cipher", &options.cipher)
+        .text("tls", &options.tls)
+        .text("group", &options.group)
+        .text("transport", TRANSPORT)
+        .value("chunk", options.chunk)
+        .value("ktls", false)
+        .value("bytes", options.bytes)
+        .number("seconds", seconds, 4)
+        .number("mib_per_s", rate, 1)
+        .cpu(cpu)
+        .number("cpu_s_per_gib", cost, 3)
+        .publish(
+            options.quiet,
+            &format!(
+                "{direction} {} TLS {}: {cost:.3} CPU s per GiB (user {:.2} s + sys {:.2} s for {:.2} GiB), {rate:.1} MiB/s",
+                options.cipher,
+                options.tls,
+                cpu.user,
+                cpu.sys,
+                options.bytes as f64 / GIB,
+            ),
+        );
     Ok(())
 }
 
@@ -805,20 +908,32 @@ fn handshakes(options: &Options) -> Result<(), String> {
         ));
     }
     let (seconds, cpu) = start.until(end);
-    println!(
-        "{{\"impl\":\"{IMPL}\",\"mode\":\"handshakes\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"count\":{},\"resume\":{},\"resumed\":{resumed},\"seconds\":{seconds:.4},\"per_s\":{:.1},\"user_s\":{:.3},\"sys_s\":{:.3},\"reactors\":{},\"server_user_s\":{:.3},\"server_sys_s\":{:.3}}}",
-        options.cipher,
-        options.tls,
-        options.group,
-        options.count,
-        options.resume,
+    let (rate, cost) = (
         options.count as f64 / seconds,
-        cpu.user,
-        cpu.sys,
-        options.reactors,
-        server_cpu.user,
-        server_cpu.sys,
+        cpu_ms_per(cpu, options.count),
     );
+    let kind = if options.resume { "resumed" } else { "full" };
+    Report::new("handshakes")
+        .text("cipher", &options.cipher)
+        .text("tls", &options.tls)
+        .text("group", &options.group)
+        .value("count", options.count)
+        .value("resume", options.resume)
+        .value("resumed", resumed)
+        .number("seconds", seconds, 4)
+        .number("per_s", rate, 1)
+        .cpu(cpu)
+        .number("cpu_ms_per_handshake", cost, 4)
+        .value("reactors", options.reactors)
+        .number("server_user_s", server_cpu.user, 3)
+        .number("server_sys_s", server_cpu.sys, 3)
+        .publish(
+            options.quiet,
+            &format!(
+                "{} handshakes ({kind}, {resumed} resumed): {cost:.3} CPU ms per handshake (client and server), {rate:.1}/s",
+                options.count
+            ),
+        );
     Ok(())
 }
 
@@ -925,29 +1040,49 @@ fn connections(options: &Options, args: &[String]) -> Result<(), String> {
     let n = options.count as f64;
     let server_kib = (server.rss_after - server.rss_before) as f64 / n;
     let client_kib = (client.rss_after - client.rss_before) as f64 / n;
-    println!(
-        "{{\"impl\":\"{IMPL}\",\"mode\":\"connections\",\"cipher\":\"{}\",\"tls\":\"{}\",\"group\":\"{}\",\"count\":{},\"inflight\":{},\"seconds\":{:.4},\"per_s\":{:.1},\"kib_per_conn\":{:.2},\"server_kib_per_conn\":{server_kib:.2},\"client_kib_per_conn\":{client_kib:.2},\"peak_rss_kib\":{},\"server_peak_rss_kib\":{},\"client_peak_rss_kib\":{},\"server_rss_before_kib\":{},\"server_rss_after_kib\":{},\"client_rss_before_kib\":{},\"client_rss_after_kib\":{},\"user_s\":{:.3},\"sys_s\":{:.3},\"reactors\":{},\"server_user_s\":{:.3},\"server_sys_s\":{:.3}}}",
-        options.cipher,
-        options.tls,
-        options.group,
-        options.count,
-        options.inflight,
-        client.seconds,
-        n / client.seconds,
-        server_kib + client_kib,
-        server.hwm + client.hwm,
-        server.hwm,
-        client.hwm,
-        server.rss_before,
-        server.rss_after,
-        client.rss_before,
-        client.rss_after,
-        server.cpu.user + client.cpu.user,
-        server.cpu.sys + client.cpu.sys,
-        options.reactors,
-        server.cpu.user,
-        server.cpu.sys,
+    let (pair_kib, rate) = (server_kib + client_kib, n / client.seconds);
+    let cpu = Cpu {
+        user: server.cpu.user + client.cpu.user,
+        sys: server.cpu.sys + client.cpu.sys,
+    };
+    let (cost, server_cost, client_cost) = (
+        cpu_ms_per(cpu, options.count),
+        cpu_ms_per(server.cpu, options.count),
+        cpu_ms_per(client.cpu, options.count),
     );
+    Report::new("connections")
+        .text("cipher", &options.cipher)
+        .text("tls", &options.tls)
+        .text("group", &options.group)
+        .value("count", options.count)
+        .value("inflight", options.inflight)
+        .number("seconds", client.seconds, 4)
+        .number("per_s", rate, 1)
+        .number("kib_per_conn", pair_kib, 2)
+        .number("server_kib_per_conn", server_kib, 2)
+        .number("client_kib_per_conn", client_kib, 2)
+        .value("peak_rss_kib", server.hwm + client.hwm)
+        .value("server_peak_rss_kib", server.hwm)
+        .value("client_peak_rss_kib", client.hwm)
+        .value("server_rss_before_kib", server.rss_before)
+        .value("server_rss_after_kib", server.rss_after)
+        .value("client_rss_before_kib", client.rss_before)
+        .value("client_rss_after_kib", client.rss_after)
+        .cpu(cpu)
+        .number("cpu_ms_per_connection", cost, 4)
+        .number("server_cpu_ms_per_connection", server_cost, 4)
+        .number("client_cpu_ms_per_connection", client_cost, 4)
+        .number("kib_per_connection_pair", pair_kib, 2)
+        .value("reactors", options.reactors)
+        .number("server_user_s", server.cpu.user, 3)
+        .number("server_sys_s", server.cpu.sys, 3)
+        .publish(
+            options.quiet,
+            &format!(
+                "{} connections ({} in flight): {cost:.3} CPU ms per connection (server {server_cost:.3} + client {client_cost:.3}), {pair_kib:.1} KiB per connection pair (server {server_kib:.1} + client {client_kib:.1}), {rate:.1}/s",
+                options.count, options.inflight
+            ),
+        );
     Ok(())
 }
 

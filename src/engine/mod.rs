@@ -925,6 +925,9 @@ impl Engine {
     /// Decrypts records until GnuTLS has nothing complete left, including
     /// what it holds internally, or `plaintext` reaches `limit`.
     fn decrypt(&mut self, plaintext: &mut ByteQueue, limit: usize) -> Result<(), Error> {
+        if !self.has_input() {
+            return Ok(());
+        }
         // The plaintext of what is buffered is no longer than its
         // ciphertext: room for all of it at once, plus the record-sized room
         // each receive call asks for, so the loop never moves the bytes.
@@ -957,6 +960,17 @@ impl Engine {
         log::debug!("peer sent close_notify");
         self.peer_closed = true;
         self.events.push_back(EngineEvent::CloseNotify);
+    }
+
+    /// Whether a receive call can produce anything: ciphertext or plaintext
+    /// is buffered, the stream ended, or a refused hello waits to be
+    /// dropped. Otherwise `gnutls_record_recv` could only answer AGAIN (it
+    /// pulls exactly the bytes of the record it reads, so no whole record
+    /// waits inside it unseen), and offering it room would cost a buffer
+    /// and its wipe for nothing: after a handshake completes, and at every
+    /// readiness event that brought no bytes.
+    fn has_input(&self) -> bool {
+        self.buffered() != (0, 0) || self.session.transport().eof || self.refused_hello_pending
     }
 
     /// After `GNUTLS_E_AGAIN`: whether calling GnuTLS again can make

@@ -145,6 +145,23 @@ fn close_notify_is_a_clean_end_and_eof_without_it_is_truncation() {
     assert_eq!(pair.client_plain.take_all(), b"cut");
 }
 
+/// With nothing received, processing asks GnuTLS for nothing: no plaintext
+/// buffer is taken (nor wiped and pooled) for a receive that could only
+/// answer AGAIN, as after every completed handshake.
+#[test]
+fn processing_with_nothing_received_takes_no_buffer() {
+    let mut pair = Pair::default_pair();
+    pair.pump().0.unwrap();
+    while crate::buffer::take_pooled(RECORD_ROOM).is_some() {}
+    pair.client
+        .process(&mut pair.client_plain, usize::MAX)
+        .unwrap();
+    pair.server
+        .process(&mut pair.server_plain, usize::MAX)
+        .unwrap();
+    assert!(crate::buffer::take_pooled(RECORD_ROOM).is_none());
+}
+
 #[test]
 fn read_limit_keeps_the_rest_buffered() {
     let mut pair = Pair::default_pair();
