@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::{ca, client_config, run_until, server_config, TIMEOUT};
 use sslsocket::{
-    DtlsProtocol, Error, Reactor, SocketState, SslConfiguration, SslErrorKind, SslMode, TimeoutKind,
+    DtlsProtocol, Error, PreSharedKeys, PskErrorKind, Reactor, SocketState, SslConfiguration,
+    SslErrorKind, SslMode, TimeoutKind,
 };
 use udp::{client, echo_server, Fate, UdpRelay, Way};
 
@@ -656,4 +657,82 @@ fn a_second_association_resumes_the_session_and_one_under_another_name_does_not(
         other.borrow().ssl_errors,
         [vec![SslErrorKind::HostNameMismatch]]
     );
+}
+
+/// A client's identity that the server's table lacks: DTLS drops the
+/// client's Finished (made with a key the server does not have) instead of
+/// failing, so the server must tell that the handshake cannot succeed. Both
+/// ends fail at once with the identity named (not at the handshake
+/// timeout), the server asks its `pre_shared_key_authentication_required`
+/// slot, and the key that slot adds serves the client's next attempt.
+#[test]
+fn an_unknown_identity_fails_at_once_and_the_key_added_for_it_serves_the_next_attempt() {
+    let mut reactor = Reactor::new().unwrap();
+    let keys = PreSharedKeys::new();
+    keys.insert("sensor-1", [0x11; 32]).unwrap();
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .pre_shared_keys(&keys)
+        .build()
+        .unwrap();
+    let asked = Rc::new(Cell::new(0));
+    let a = asked.clone();
+    let (server, address, admitted) = echo_server(&mut reactor, config, move |socket| {
+        let a = a.clone();
+        socket
+            .pre_shared_key_authentication_required()
+            .connect(move |_, _, authenticator| {
+                a.set(a.get() + 1);
+                assert_eq!(authenticator.identity(), b"sensor-2");
+                authenticator.set_pre_shared_key([0x22; 32]).unwrap();
+            });
+    });
+    // Long enough that only the failure, not the timeout, can end it.
+    reactor
+        .dtls_server(server)
+        .unwrap()
+        .set_handshake_timeout(Some(TIMEOUT * 2));
+    let psk_client = || {
+        SslConfiguration::builder()
+            .system_ca_certificates(false)
+            .pre_shared_key("sensor-2", [0x22; 32])
+            .build()
+            .unwrap()
+    };
+    let long_handshake = |s: &mut sslsocket::DtlsSocket| s.set_handshake_timeout(Some(TIMEOUT * 2));
+
+    let (_, seen) = client(&mut reactor, psk_client(), address, "", long_handshake);
+    run_handshake(&mut reactor, &seen);
+    let unknown =
+        |e: &Error| matches!(e, Error::PreSharedKey { identity, .. } if identity == b"sensor-2");
+    assert!(!seen.borrow().handshake_complete);
+    assert!(
+        seen.borrow().errors.iter().any(unknown),
+        "{:?}",
+        seen.borrow().errors
+    );
+    run_until(&mut reactor, TIMEOUT, "the server's socket to fail", |_| {
+        !admitted.borrow()[0].1.borrow().errors.is_empty()
+    });
+    let theirs = admitted.borrow()[0].1.clone();
+    assert!(
+        matches!(
+            theirs.borrow().errors[..],
+            [Error::PreSharedKey { kind: PskErrorKind::UnknownIdentity, ref identity }]
+                if identity == b"sensor-2"
+        ),
+        "{:?}",
+        theirs.borrow().errors
+    );
+    assert!(theirs.borrow().established_nothing());
+    assert_eq!(asked.get(), 1);
+
+    let (_, again) = client(&mut reactor, psk_client(), address, "", long_handshake);
+    run_handshake(&mut reactor, &again);
+    assert!(
+        again.borrow().handshake_complete,
+        "{:?}",
+        again.borrow().errors
+    );
+    assert_eq!(asked.get(), 1);
 }

@@ -175,6 +175,21 @@ impl Engine {
         }
     }
 
+    /// A DTLS server whose lookup found no key for the client's identity
+    /// (GnuTLS then goes on with a random one, RFC 4279 §2) has seen the
+    /// client's Finished dropped: DTLS drops records that fail
+    /// authentication instead of failing, so without this the handshake
+    /// would only end at its timeout. It can no longer succeed; failing now
+    /// reports the identity as TLS does after the same Finished.
+    pub(super) fn unknown_identity_shown(&self) -> bool {
+        let transport = self.session.transport();
+        if self.role != Role::Server || transport.datagrams.is_none() {
+            return false;
+        }
+        let lookup = transport.psk_lookup.as_ref();
+        lookup.is_some_and(|l| !l.found) && self.session.discarded() > 0
+    }
+
     fn server_key_failure(&mut self, error: GnutlsError) -> Option<Error> {
         let lookup = self.session.transport().psk_lookup.clone()?;
         let proof_failed = matches!(

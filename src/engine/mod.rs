@@ -498,6 +498,10 @@ impl Engine {
                     if self.check_requested_peer() {
                         continue;
                     }
+                    if self.unknown_identity_shown() {
+                        let dropped = GnutlsError::from_code(code::DECRYPTION_FAILED);
+                        return Err(self.fail_handshake(dropped));
+                    }
                     let paused = self.phase == Phase::AwaitingDecision;
                     if paused || !self.again_can_progress(before) {
                         return Ok(());
