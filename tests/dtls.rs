@@ -88,8 +88,10 @@ fn client_and_server_exchange_whole_datagrams() {
         "the server to forget the peer",
         |r| r.dtls_server(server).unwrap().connection_count() == 0,
     );
-    // The server's socket removed itself; the client stays until removed.
+    // The server's socket removed itself; the client stays until removed,
+    // its peer's address still readable.
     assert_eq!(reactor.object_count(), 2);
+    assert_eq!(reactor.dtls(id).unwrap().peer_address(), Some(address));
 }
 
 #[test]

@@ -1272,3 +1272,69 @@ fn what_arrived_while_a_connection_waited_is_announced_when_it_is_taken() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+/// What each end heard, with the peer address it read in that slot.
+type Heard = Rc<RefCell<Vec<(&'static str, Option<SocketAddr>)>>>;
+
+fn hear_the_end(socket: &mut SslSocket, heard: &Heard, side: &'static str) {
+    let h = heard.clone();
+    socket
+        .error_occurred()
+        .connect(move |s, _, _| h.borrow_mut().push((side, s.peer_address())));
+    let h = heard.clone();
+    socket
+        .disconnected()
+        .connect(move |s, _, _| h.borrow_mut().push((side, s.peer_address())));
+}
+
+/// A server logs which peer failed or left: the addresses stay readable in
+/// the `error_occurred` and `disconnected` slots (and after), on both ends,
+/// although the connection is gone by then.
+#[test]
+fn the_peer_address_stays_readable_in_the_slots_that_hear_of_the_end() {
+    let mut reactor = Reactor::new().unwrap();
+    let id = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let server = reactor.server(id).unwrap();
+    let server_address = server.local_address();
+    let heard = Heard::default();
+    let h = heard.clone();
+    server.new_connection().connect(move |_, cx, &socket| {
+        hear_the_end(cx.socket(socket).unwrap(), &h, "server");
+    });
+    // A client that trusts no CA refuses the server's certificate.
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .build()
+        .unwrap();
+    let client = reactor.ssl_socket(config);
+    hear_the_end(reactor.socket(client).unwrap(), &heard, "client");
+    let socket = reactor.socket(client).unwrap();
+    socket
+        .connect_to_host_encrypted("127.0.0.1", server_address.port())
+        .unwrap();
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "both ends to hear of the end",
+        |_| {
+            let heard = heard.borrow();
+            ["client", "server"]
+                .iter()
+                .all(|side| heard.iter().any(|(s, _)| s == side))
+        },
+    );
+    let socket = reactor.socket(client).unwrap();
+    assert_eq!(socket.peer_address(), Some(server_address));
+    let client_address = socket.local_address().expect("the client's address");
+    let heard = heard.borrow();
+    for (side, address) in heard.iter() {
+        let expected = if *side == "client" {
+            server_address
+        } else {
+            client_address
+        };
+        assert_eq!(*address, Some(expected), "{heard:?}");
+    }
+}

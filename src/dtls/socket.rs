@@ -141,6 +141,9 @@ pub struct DtlsSocket {
     local: Option<SocketAddr>,
     /// The name a client expects the server's certificate to carry.
     verify_name: String,
+    /// The local and the peer's address of the association, from its start
+    /// until the next one: still there in the slots that hear of its end.
+    addresses: Option<(SocketAddr, SocketAddr)>,
     pub(super) engine: Option<Box<Engine>>,
     settings: Settings,
     pub(super) deadlines: Deadlines,
@@ -171,6 +174,7 @@ impl DtlsSocket {
             link: None,
             local: None,
             verify_name: String::new(),
+            addresses: None,
             engine: None,
             deadlines: Deadlines::new(settings.timeouts),
             settings,
@@ -268,6 +272,10 @@ impl DtlsSocket {
             engine.ignore_all_ssl_errors();
         }
         self.engine = Some(Box::new(engine));
+        self.addresses = self
+            .link
+            .as_ref()
+            .and_then(|l| l.local_address().zip(l.peer_address()));
         self.set_state(SocketState::Handshaking);
     }
 
@@ -434,15 +442,18 @@ impl DtlsSocket {
         self.last_error.as_deref()
     }
 
-    /// The peer's address, while associated.
+    /// The peer's address, once associated; it stays readable after the
+    /// association ends, in the `error_occurred` and `disconnected` slots
+    /// and after, until the next [`connect_to_peer`](Self::connect_to_peer).
     pub fn peer_address(&self) -> Option<SocketAddr> {
-        self.link.as_ref().and_then(Link::peer_address)
+        self.addresses.map(|(_, peer)| peer)
     }
 
-    /// The local address datagrams leave from, while associated (a
-    /// server's sockets share the server's).
+    /// The local address datagrams leave from (a server's sockets share the
+    /// server's); like [`peer_address`](Self::peer_address), it stays
+    /// readable after the association ends.
     pub fn local_address(&self) -> Option<SocketAddr> {
-        self.link.as_ref().and_then(Link::local_address)
+        self.addresses.map(|(local, _)| local)
     }
 
     /// The name a client verifies the server's certificate against.

@@ -129,7 +129,7 @@ impl SslSocket {
     }
 
     fn take_connection(&mut self, tcp: Tcp) -> Result<()> {
-        self.tcp = Some(tcp);
+        self.attach(tcp);
         self.registered = true;
         self.on_tcp_connected()
     }

@@ -150,6 +150,10 @@ pub struct SslSocket {
     /// The connection ended (closed or failed): writing is refused until
     /// the next `connect_to_host`.
     ended: bool,
+    /// The local and the peer's address of the connection, from when it
+    /// was made until the next `connect_to_host`: still there in the slots
+    /// that hear of its end.
+    addresses: Option<(SocketAddr, SocketAddr)>,
     auto_delete: bool,
     deleted: bool,
     user_data: UserData,
@@ -196,6 +200,7 @@ impl SslSocket {
             signals: SocketSignals::default(),
             last_error: None,
             ended: false,
+            addresses: None,
             auto_delete: false,
             deleted: false,
             user_data: UserData::default(),
@@ -221,7 +226,7 @@ impl SslSocket {
     ) -> Self {
         let mut socket = Self::new(id, config);
         tcp.set_nodelay(socket.nodelay);
-        socket.tcp = Some(tcp);
+        socket.attach(tcp);
         socket.server = Some(server);
         socket.auto_delete = true;
         socket.deadlines = Deadlines::new(timeouts);
@@ -347,6 +352,7 @@ impl SslSocket {
         self.port = port;
         self.last_error = None;
         self.ended = false;
+        self.addresses = None;
         self.engine = None;
         self.stats.restart();
         self.mode = SslMode::UnencryptedMode;
@@ -721,14 +727,25 @@ impl SslSocket {
         self.peer_address().map_or(self.port, |a| a.port())
     }
 
-    /// The peer's address, once connected.
+    /// The peer's address (a proxy's, through a proxy), once connected; it
+    /// stays readable after the connection ends, in the `error_occurred`
+    /// and `disconnected` slots and after, until the next
+    /// [`connect_to_host`](Self::connect_to_host).
     pub fn peer_address(&self) -> Option<SocketAddr> {
-        self.tcp.as_ref().and_then(Tcp::peer_addr)
+        self.addresses.map(|(_, peer)| peer)
     }
 
-    /// The local address, once connected.
+    /// The local address, once connected; like
+    /// [`peer_address`](Self::peer_address), it stays readable after the
+    /// connection ends.
     pub fn local_address(&self) -> Option<SocketAddr> {
-        self.tcp.as_ref().and_then(Tcp::local_addr)
+        self.addresses.map(|(local, _)| local)
+    }
+
+    /// Takes `tcp` as the connection, and notes its addresses.
+    fn attach(&mut self, tcp: Tcp) {
+        self.addresses = tcp.local_addr().zip(tcp.peer_addr());
+        self.tcp = Some(tcp);
     }
 
     /// The negotiated protocol version, once encrypted.
