@@ -497,6 +497,55 @@ fn our_server_refuses_a_client_without_certificate() {
     assert_eq!(p.alerts_sent, vec![116]);
 }
 
+/// Our client holds one certificate, of a CA the server does not name in
+/// its request: it sends it anyway (as OpenSSL and Qt do; GnuTLS alone
+/// would send none), so the server reports what is wrong with it, not that
+/// none came.
+#[test]
+fn our_client_sends_its_one_certificate_even_when_the_server_names_other_cas() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_ca_certificates_file(ca("root-ca.pem"))
+        .add_local_certificate_files(ca("other-client.pem"), ca("other-client.key"), None)
+        .build()
+        .unwrap();
+    let (id, client) = client_socket(&mut reactor, config, false);
+    let socket = reactor.socket(id).unwrap();
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert_client_refused(&p, SslErrorKind::UnableToGetLocalIssuerCertificate);
+    // In TLS 1.3 the client's handshake ends before the server judges its
+    // certificate; the server's unknown_ca alert then ends the connection.
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the client to hear the refusal",
+        |_| !client.borrow().errors().is_empty(),
+    );
+}
+
+#[test]
+fn our_server_refuses_a_tls_1_2_client_without_certificate_with_handshake_failure() {
+    let mut reactor = Reactor::new().unwrap();
+    let (port, probes) = serve_with(&mut reactor, "127.0.0.1:0", mutual_tls_config(), pong);
+    let mut client = s_client_with(port, &["-tls1_2"]);
+    client.write_stdin(b"without a certificate\n");
+    let status = run_until_exit(&mut reactor, &mut client);
+    assert!(!status.success(), "s_client: {status}");
+    assert_eq!(client.stdout_text(), "", "no answer without a certificate");
+    run_until_all_disconnected(&mut reactor, &probes, 1);
+    let probes = probes.borrow();
+    let p = probes[0].borrow();
+    assert_client_refused(&p, SslErrorKind::NoPeerCertificate);
+    // RFC 5246 §7.4.6: handshake_failure (GnuTLS's own choice is
+    // decode_error, which blames the client's encoding).
+    assert_eq!(p.alerts_sent, vec![40]);
+}
+
 #[test]
 fn our_server_refuses_a_client_certificate_from_another_ca() {
     let mut reactor = Reactor::new().unwrap();

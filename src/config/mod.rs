@@ -531,6 +531,12 @@ impl SslConfigurationBuilder {
     /// and an RSA chain, or chains for different names): GnuTLS picks the one
     /// that fits the client's algorithms and SNI name.
     ///
+    /// As a client's certificate: with one chain, the client sends it
+    /// whenever the server asks for a certificate, whatever CAs the server
+    /// names as acceptable (as OpenSSL and Qt do); with several, it sends
+    /// the one whose issuer the server names, and none if it names none of
+    /// theirs.
+    ///
     /// The key file's bytes and the builder's copy of the passphrase are
     /// wiped from memory once they are no longer needed.
     pub fn add_local_certificate_files(

@@ -38,6 +38,7 @@
 //! them, on that key, so that ignoring it names that key. A resumed
 //! session's restored key is judged again the same way.
 
+use super::refusal::HANDSHAKE_FAILURE;
 use super::{checks, Accepted, Engine, EngineEvent, Phase};
 use crate::error::{Alert, Error, PskErrorKind, SslError, SslErrorKind};
 use crate::gnutls::{code, GnutlsError, PeerAuthentication, RawAlert, Role};
@@ -45,7 +46,6 @@ use crate::raw_public_key::RawPublicKey;
 
 /// Alerts (RFC 8446 §6.2).
 const BAD_RECORD_MAC: u8 = 20;
-const HANDSHAKE_FAILURE: u8 = 40;
 const ILLEGAL_PARAMETER: u8 = 47;
 const ACCESS_DENIED: u8 = 49;
 const DECRYPT_ERROR: u8 = 51;

@@ -798,7 +798,7 @@ impl Engine {
             code::NO_CERTIFICATE_FOUND | code::CERTIFICATE_REQUIRED
                 if self.role == Role::Server =>
             {
-                self.send_alert_for(error);
+                self.refuse_missing_certificate(error);
                 Error::CertificateVerification(vec![SslError::new(
                     SslErrorKind::NoPeerCertificate,
                     None,
@@ -911,6 +911,20 @@ impl Engine {
         self.send_alert(RawAlert {
             fatal: true,
             description: refusal::PROTOCOL_VERSION,
+        });
+    }
+
+    /// Tells a client that sent no certificate, where one is required, why
+    /// it is refused: TLS 1.3's `certificate_required`, and TLS 1.2's
+    /// `handshake_failure` (RFC 5246 §7.4.6), where GnuTLS would send
+    /// `decode_error`, which says the client's message was malformed.
+    fn refuse_missing_certificate(&mut self, error: GnutlsError) {
+        if error.code() != code::NO_CERTIFICATE_FOUND {
+            return self.send_alert_for(error);
+        }
+        self.send_alert(RawAlert {
+            fatal: true,
+            description: refusal::HANDSHAKE_FAILURE,
         });
     }
 

@@ -17,7 +17,7 @@ use crate::gnutls::{self, code, GnutlsError, Offer};
 use crate::refusal::{HandshakeOffer, HandshakeParameter, HandshakeRefusal, RefusedBy};
 
 /// The alerts a peer refuses a hello with.
-const HANDSHAKE_FAILURE: u8 = 40;
+pub(super) const HANDSHAKE_FAILURE: u8 = 40;
 const INSUFFICIENT_SECURITY: u8 = 71;
 pub(super) const PROTOCOL_VERSION: u8 = 70;
 

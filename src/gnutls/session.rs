@@ -79,9 +79,12 @@ impl Session {
     ) -> Result<Self, GnutlsError> {
         super::global::init();
         // A server sends its TLS 1.3 session tickets itself, once it has
-        // judged the client (Session::send_session_tickets).
+        // judged the client (Session::send_session_tickets). A client with
+        // one certificate sends it even when the server names other CAs, as
+        // OpenSSL and Qt do: the server then reports what is wrong with it,
+        // rather than that none came.
         let mut flags = match role {
-            Role::Client => sys::GNUTLS_CLIENT,
+            Role::Client => sys::GNUTLS_CLIENT | sys::GNUTLS_FORCE_CLIENT_CERT,
             Role::Server => sys::GNUTLS_SERVER | sys::GNUTLS_NO_AUTO_SEND_TICKET,
         } | sys::GNUTLS_NONBLOCK;
         if options.raw_public_keys {
