@@ -738,3 +738,39 @@ fn an_unknown_identity_fails_at_once_and_the_key_added_for_it_serves_the_next_at
     );
     assert_eq!(asked.get(), 1);
 }
+
+/// What was negotiated is readable on a DTLS socket as on an `SslSocket`:
+/// the ALPN protocol both configurations offered, the group and the cipher.
+#[test]
+fn an_association_tells_what_was_negotiated() {
+    let mut reactor = Reactor::new().unwrap();
+    let server_config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_local_certificate_files(ca("server.pem"), ca("server.key"), None)
+        .alpn_protocols(["h2", "coap"])
+        .build()
+        .unwrap();
+    let (_, address, _) = echo_server(&mut reactor, server_config, |_| {});
+    let client_config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .add_ca_certificates_file(ca("root-ca.pem"))
+        .alpn_protocols(["coap"])
+        .build()
+        .unwrap();
+    let (id, seen) = client(&mut reactor, client_config, address, "localhost", |_| {});
+    run_handshake(&mut reactor, &seen);
+    assert!(
+        seen.borrow().handshake_complete,
+        "{:?}",
+        seen.borrow().errors
+    );
+    let socket = reactor.dtls(id).unwrap();
+    assert_eq!(socket.alpn_protocol().as_deref(), Some(&b"coap"[..]));
+    assert!(socket.key_exchange_group().is_some());
+    assert!(socket.session_cipher_algorithm().is_some());
+    assert_eq!(
+        socket.peer_raw_public_key(),
+        None,
+        "a certificate chain came"
+    );
+}

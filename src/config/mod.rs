@@ -757,6 +757,10 @@ impl SslConfigurationBuilder {
     /// them keeps the system default's suites, CBC and static RSA included,
     /// for TLS 1.2 too. `gnutls-cli --priority 'NORMAL:…' -l` lists what a
     /// priority string allows.
+    ///
+    /// DTLS follows the same range: DTLS 1.2 where it reaches TLS 1.2 or
+    /// later (GnuTLS 3.7 has no DTLS 1.3), DTLS 1.0 where it reaches TLS 1.1
+    /// (see [`DtlsProtocol`](crate::DtlsProtocol)).
     pub fn protocols(mut self, minimum: SslProtocol, maximum: SslProtocol) -> Self {
         self.protocols = (minimum, maximum);
         self

@@ -20,6 +20,7 @@ use crate::config::{ServerKey, SslConfiguration};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError, TimeoutKind};
 use crate::gnutls::{DEFAULT_RETRANSMISSION, MIN_MTU};
+use crate::raw_public_key::RawPublicKey;
 use crate::ssl_socket::{Deadlines, SocketState, SslMode, Timeouts};
 use crate::timer::Wake;
 use crate::user_data::UserData;
@@ -220,7 +221,8 @@ impl DtlsSocket {
     /// Starts a DTLS client handshake with the server at `address`, whose
     /// certificate must carry `verify_name` (empty: the address itself, as
     /// an IP address entry); the name is also sent in SNI. Qt's `setPeer`
-    /// followed by `doHandshake`.
+    /// followed by `doHandshake`. With a pre-shared key the server shows
+    /// no certificate, and the name is only sent in SNI: `""` will do.
     ///
     /// The socket binds the address set with
     /// [`set_local_address`](Self::set_local_address), or else the loopback
@@ -421,7 +423,11 @@ impl DtlsSocket {
         }
     }
 
-    /// Where the socket is: `Unconnected`, `Handshaking`, `Encrypted`.
+    /// Where the socket is: `Unconnected`, `Handshaking`, `Encrypted`, or
+    /// `Closing` while the `close_notify` that
+    /// [`disconnect_from_peer`](Self::disconnect_from_peer) asked for goes
+    /// out (the reactor sends it once the current slot returns, so the state
+    /// changes then, not in the call), before `Unconnected` again.
     pub fn state(&self) -> SocketState {
         self.state
     }
@@ -473,6 +479,31 @@ impl DtlsSocket {
     /// The negotiated cipher suite, once encrypted.
     pub fn session_cipher(&self) -> Option<String> {
         self.engine.as_ref().and_then(|e| e.cipher_suite())
+    }
+
+    /// The negotiated bulk cipher ("AES-128-GCM", …), once encrypted.
+    pub fn session_cipher_algorithm(&self) -> Option<&'static str> {
+        self.engine.as_ref().and_then(|e| e.cipher())
+    }
+
+    /// The negotiated key exchange group ("X25519", "SECP256R1", …), once
+    /// encrypted.
+    pub fn key_exchange_group(&self) -> Option<&'static str> {
+        self.engine.as_ref().and_then(|e| e.group())
+    }
+
+    /// The application protocol ALPN selected from the configuration's
+    /// [`alpn_protocols`](crate::SslConfigurationBuilder::alpn_protocols),
+    /// once encrypted.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.engine.as_ref().and_then(|e| e.alpn_protocol())
+    }
+
+    /// The RFC 7250 raw public key the peer authenticated with, as
+    /// [`SslSocket::peer_raw_public_key`](crate::SslSocket::peer_raw_public_key)
+    /// says.
+    pub fn peer_raw_public_key(&self) -> Option<RawPublicKey> {
+        self.engine.as_ref().and_then(|e| e.peer_raw_public_key())
     }
 
     /// The peer's certificate chain, leaf first (empty for a peer that
