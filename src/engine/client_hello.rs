@@ -21,6 +21,10 @@ pub(crate) struct ClientHello {
     pub(crate) server_certificate_types: Option<Vec<u8>>,
 }
 
+/// What a client that sent no `signature_algorithms` accepts in TLS 1.2:
+/// SHA-1 with RSA, DSA or ECDSA (RFC 5246 §7.4.1.4.1).
+const IMPLIED_SIGNATURE_ALGORITHMS: [u16; 3] = [0x0201, 0x0202, 0x0203];
+
 const SUPPORTED_GROUPS: u16 = 10;
 const SIGNATURE_ALGORITHMS: u16 = 13;
 const SERVER_CERTIFICATE_TYPE: u16 = 20;
@@ -66,6 +70,15 @@ fn u16s(bytes: &[u8]) -> Vec<u16> {
 }
 
 impl ClientHello {
+    /// The signature algorithms the client accepts in TLS 1.2: those it
+    /// listed, or SHA-1's when it sent no `signature_algorithms`.
+    pub(crate) fn tls12_signature_algorithms(&self) -> &[u16] {
+        if self.signature_algorithms.is_empty() {
+            return &IMPLIED_SIGNATURE_ALGORITHMS;
+        }
+        &self.signature_algorithms
+    }
+
     /// Reads the body of a ClientHello handshake message (after its
     /// four-byte header).
     pub(crate) fn parse(body: &[u8]) -> Self {

@@ -136,14 +136,12 @@ impl Failure<'_> {
             return Some(HandshakeParameter::Group);
         }
         let signable: Vec<&str> = self.signable().collect();
-        let sent_schemes = tls13 || !hello.signature_algorithms.is_empty();
+        let schemes = match tls13 {
+            true => &hello.signature_algorithms[..],
+            false => hello.tls12_signature_algorithms(),
+        };
         if !self.key_algorithms.is_empty()
-            && sent_schemes
-            && !has_common(
-                Registry::SignatureSchemes,
-                &signable,
-                &hello.signature_algorithms,
-            )
+            && !has_common(Registry::SignatureSchemes, &signable, schemes)
         {
             return Some(HandshakeParameter::SignatureAlgorithm);
         }
@@ -243,13 +241,6 @@ fn our_offer(offer: &Offer) -> HandshakeOffer {
 
 /// A client's offer, by name.
 fn their_offer(hello: &ClientHello) -> HandshakeOffer {
-    let named = |registry: Registry, codes: &[u16]| {
-        codes
-            .iter()
-            .filter(|&&c| !is_placeholder(c))
-            .map(|&c| registry.name(c))
-            .collect()
-    };
     let mut protocol_versions: Vec<String> = named(Registry::Versions, &hello.versions);
     if hello.legacy_versions {
         protocol_versions = protocol_versions
@@ -274,9 +265,35 @@ fn their_offer(hello: &ClientHello) -> HandshakeOffer {
         protocol_versions,
         cipher_suites,
         groups: named(Registry::Groups, &hello.groups),
-        signature_algorithms: named(Registry::SignatureSchemes, &hello.signature_algorithms),
+        signature_algorithms: their_signature_algorithms(hello),
         certificate_types,
     }
+}
+
+/// A client's signature algorithms by name; without the extension, and
+/// without TLS 1.3 on offer, the SHA-1 ones TLS 1.2 implies, marked so.
+fn their_signature_algorithms(hello: &ClientHello) -> Vec<String> {
+    let tls13 = hello.versions.contains(&0x0304);
+    if tls13 || !hello.signature_algorithms.is_empty() {
+        return named(Registry::SignatureSchemes, &hello.signature_algorithms);
+    }
+    let implied = named(
+        Registry::SignatureSchemes,
+        hello.tls12_signature_algorithms(),
+    );
+    implied
+        .into_iter()
+        .map(|name| format!("{name} (implied: no signature_algorithms)"))
+        .collect()
+}
+
+/// Code points by name, without GREASE and other placeholders.
+fn named(registry: Registry, codes: &[u16]) -> Vec<String> {
+    codes
+        .iter()
+        .filter(|&&c| !is_placeholder(c))
+        .map(|&c| registry.name(c))
+        .collect()
 }
 
 #[cfg(test)]
@@ -421,16 +438,36 @@ mod tests {
             versions: vec![0x0303],
             legacy_versions: true,
             cipher_suites: vec![0xc02b],
+            signature_algorithms: vec![0x0403],
             ..ClientHello::default()
         };
         let refusal = refused(hello);
-        // TLS 1.2 is common, the suite too, and a TLS 1.2 hello without
-        // groups or schemes leaves them to the server: nothing to blame.
+        // TLS 1.2 is common, the suite and the scheme too, and a TLS 1.2
+        // hello without groups leaves them to the server: nothing to blame.
         assert_eq!(refusal.parameter(), None, "{refusal}");
         assert_eq!(
             refusal.theirs().unwrap().protocol_versions,
             ["TLS1.2 or earlier"]
         );
+    }
+
+    #[test]
+    fn a_tls_1_2_hello_without_schemes_offers_sha1_which_we_refuse() {
+        let hello = ClientHello {
+            versions: vec![0x0303],
+            cipher_suites: vec![0xc02b],
+            groups: vec![29],
+            ..ClientHello::default()
+        };
+        let refusal = refused(hello);
+        assert_eq!(
+            refusal.parameter(),
+            Some(HandshakeParameter::SignatureAlgorithm),
+            "{refusal}"
+        );
+        let theirs = &refusal.theirs().unwrap().signature_algorithms;
+        assert_eq!(theirs.len(), 3, "{theirs:?}");
+        assert!(theirs[0].starts_with("RSA-SHA1 (implied"), "{theirs:?}");
     }
 
     #[test]
