@@ -204,7 +204,7 @@ impl fmt::Display for TimeoutKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TimeoutKind::Connect => "connecting",
-            TimeoutKind::Handshake => "the TLS handshake",
+            TimeoutKind::Handshake => "the handshake",
             TimeoutKind::Idle => "waiting for data",
             TimeoutKind::Send => "sending (the peer took nothing)",
             TimeoutKind::Close => "closing",
