@@ -6,6 +6,7 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::network::{gnutls_serv, in_private_network, PORT};
 use common::*;
 
 use sslsocket::{
@@ -1048,4 +1049,95 @@ fn statistics_count_what_moved_and_how_it_ended() {
             "kept after the end"
         );
     }
+}
+
+#[test]
+fn last_error_is_set_when_error_occurred_runs_and_a_connection_started_there_clears_it() {
+    // Qt sets error() before it emits errorOccurred. A slot that reads
+    // last_error() sees the error it is told about, and a connection it
+    // starts there begins with none.
+    let mut server = start_s_server(&["-www"]);
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut reactor = Reactor::new().unwrap();
+    let id = reactor.ssl_socket(client_config());
+    let seen = Rc::new(RefCell::new(Vec::<String>::new()));
+    let socket = reactor.socket(id).unwrap();
+    let log = Rc::clone(&seen);
+    let port = server.port;
+    socket.error_occurred().connect(move |s, _, e| {
+        let last = s.last_error().map(ToString::to_string);
+        log.borrow_mut()
+            .push(format!("error {e}; last_error {last:?}"));
+        if log.borrow().len() == 1 {
+            s.connect_to_host_encrypted("localhost", port).unwrap();
+        }
+    });
+    let log = Rc::clone(&seen);
+    socket.handshake_complete().connect(move |s, _, _| {
+        let last = s.last_error().map(ToString::to_string);
+        log.borrow_mut()
+            .push(format!("encrypted; last_error {last:?}"));
+    });
+    socket.connect_to_host("127.0.0.1", closed_port).unwrap();
+    run_until(&mut reactor, TIMEOUT, "the second connection", |_| {
+        seen.borrow().len() >= 2
+    });
+    let seen = seen.borrow();
+    let (first, second) = (&seen[0], &seen[1]);
+    let error = first.split("; last_error").next().unwrap();
+    let error = error.trim_start_matches("error ");
+    assert!(
+        first.ends_with(&format!("last_error Some({error:?})")),
+        "{first}"
+    );
+    assert_eq!(second, "encrypted; last_error None", "{seen:?}");
+    server.proc.kill();
+}
+
+#[test]
+fn a_fatal_alert_is_the_error_even_when_a_write_fails_after_it() {
+    // TLS 1.3: the client's handshake is over before the server judges its
+    // (missing) certificate; gnutls-serv then sends certificate_required
+    // and closes while our client is still writing. The alert is why the
+    // write failed, and the error must say so every time, not "broken
+    // pipe" or "connection reset" (before: those, in 9 of 10 runs).
+    in_private_network(
+        "a_fatal_alert_is_the_error_even_when_a_write_fails_after_it",
+        || {
+            let mut server = gnutls_serv(&[
+                "--require-client-cert",
+                "--x509cafile",
+                &ca_str("root-ca.pem"),
+                "--x509certfile",
+                &ca_str("server.pem"),
+                "--x509keyfile",
+                &ca_str("server.key"),
+                "--priority",
+                "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+            ]);
+            for round in 0..6 {
+                let mut reactor = Reactor::new().unwrap();
+                let (id, probe) = client_socket(&mut reactor, client_config(), false);
+                let socket = reactor.socket(id).unwrap();
+                socket.handshake_complete().connect(|s, _, _| {
+                    s.write(&vec![b'x'; 1 << 20]).unwrap();
+                });
+                socket.connect_to_host_encrypted("localhost", PORT).unwrap();
+                run_until(&mut reactor, TIMEOUT, "the error", |_| {
+                    !probe.borrow().errors().is_empty()
+                });
+                let p = probe.borrow();
+                assert_eq!(
+                    p.errors(),
+                    vec![Caught::AlertReceived(116)],
+                    "round {round}: {:?}",
+                    p.error_texts
+                );
+            }
+            server.kill();
+        },
+    );
 }

@@ -2,6 +2,8 @@
 //! `drive.rs` queues [`DtlsEvent`]s during I/O, [`DtlsSocket::dispatch`]
 //! emits them afterwards, outside any GnuTLS call.
 
+use std::rc::Rc;
+
 use zeroize::Zeroizing;
 
 use super::DtlsSocket;
@@ -151,8 +153,10 @@ impl DtlsSocket {
                 self.deleted |= self.auto_delete;
             }
             DtlsEvent::Error(error) => {
+                // Set before the slots run, as SslSocket's (Qt's order).
+                let error: Rc<Error> = Rc::from(error);
+                self.last_error = Some(Rc::clone(&error));
                 emit(self, cx, |s| &mut s.signals.error_occurred, &*error);
-                self.last_error = Some(error);
             }
         }
     }

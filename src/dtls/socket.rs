@@ -155,7 +155,7 @@ pub struct DtlsSocket {
     pub(super) close_requested: bool,
     pub(super) events: std::collections::VecDeque<DtlsEvent>,
     pub(super) signals: DtlsSignals,
-    pub(super) last_error: Option<Box<Error>>,
+    pub(super) last_error: Option<Rc<Error>>,
     pub(super) auto_delete: bool,
     pub(super) deleted: bool,
     user_data: UserData,

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use super::{ConnectionStatistics, SocketState, SslSocket};
 use crate::context::Context;
@@ -516,12 +517,15 @@ impl SslSocket {
                 self.deleted |= self.auto_delete && may_go;
             }
             SocketEvent::Error(boxed) => {
-                let e = *boxed;
-                emit(self, cx, |s| &mut s.signals.error_occurred, &e);
+                // As Qt sets error() before errorOccurred: the slot reads
+                // this error from last_error(), and a connection it starts
+                // there clears it.
+                let e: Rc<Error> = Rc::from(boxed);
+                self.last_error = Some(Rc::clone(&e));
+                emit(self, cx, |s| &mut s.signals.error_occurred, &*e);
                 if let Some(server) = &mut self.server {
                     server.failed(cx, self.id, &e);
                 }
-                self.last_error = Some(Box::new(e));
             }
         }
     }

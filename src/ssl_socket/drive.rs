@@ -120,10 +120,16 @@ impl SslSocket {
         if let Err(error) = self.transmit() {
             // Serviced without a readable event, the socket has not looked
             // at what arrived before the failure (data, then a reset): take
-            // it first, then report the failure.
+            // it first. What the peer said there (a fatal alert, then its
+            // close) is why the write failed: it is the error to report,
+            // not the broken pipe that followed.
             if let Some(tcp) = self.tcp.as_mut() {
                 tcp.assume_readable();
-                let _ = self.receive();
+                if let Err(cause) = self.receive() {
+                    if !matches!(cause, Error::Network(_)) {
+                        return Err(cause);
+                    }
+                }
             }
             return Err(error);
         }

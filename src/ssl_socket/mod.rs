@@ -20,6 +20,7 @@ mod write_progress;
 
 use std::any::Any;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::buffer::ByteQueue;
@@ -146,7 +147,7 @@ pub struct SslSocket {
     close: drive::Close,
     events: Events,
     signals: SocketSignals,
-    last_error: Option<Box<Error>>,
+    last_error: Option<Rc<Error>>,
     /// The connection ended (closed or failed): writing is refused until
     /// the next `connect_to_host`.
     ended: bool,
