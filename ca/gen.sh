@@ -209,6 +209,16 @@ added_files() {
     # satisfy an ignore rule pinned to the real CA certificate.
     forged broken/forged-intermediate "$INT_SUBJ" intermediate-ca.pem
     forged broken/forged-root "$ROOT_SUBJ" root-ca.pem
+    # escaped-names: a self-signed certificate whose name values hold the
+    # characters RFC 4514 escapes (, + " \ < > ; a leading # or space, a
+    # trailing space) and non-ASCII text: subject_info returns the values,
+    # subject_dn the escaped string.
+    if [ ! -e escaped-names.pem ]; then
+        ec_key "$TMP/escaped.key"
+        openssl req -new -x509 -key "$TMP/escaped.key" -days "$DAYS" -utf8 \
+            -subj '/O=#hash org /OU=a\\b/OU= Jürgen/CN=Doe, John \+ Co <x>; "q"  back ' \
+            -out escaped-names.pem
+    fi
 }
 
 # forged BASE ISSUER_SUBJECT REAL_CA_CERT: BASE.pem (forged leaf + the real

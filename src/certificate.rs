@@ -173,14 +173,17 @@ impl Certificate {
         self.parsed().map(|c| c.issuer_dn()).unwrap_or_default()
     }
 
-    /// Every value of one subject attribute.
+    /// Every value of one subject attribute, as the certificate holds it
+    /// (Qt's `subjectInfo`): a common name `Doe, John` is `"Doe, John"`, where
+    /// [`subject_dn`](Self::subject_dn) escapes it as `CN=Doe\, John`.
     pub fn subject_info(&self, attribute: SubjectInfo) -> Vec<String> {
         self.parsed()
             .map(|c| c.dn_attribute(attribute.oid(), false))
             .unwrap_or_default()
     }
 
-    /// Every value of one issuer attribute.
+    /// Every value of one issuer attribute, unescaped as in
+    /// [`subject_info`](Self::subject_info).
     pub fn issuer_info(&self, attribute: SubjectInfo) -> Vec<String> {
         self.parsed()
             .map(|c| c.dn_attribute(attribute.oid(), true))
@@ -367,6 +370,25 @@ mod tests {
 
     fn ca(name: &str) -> Vec<u8> {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("ca").join(name)).unwrap()
+    }
+
+    #[test]
+    fn name_values_are_the_values_and_the_dn_is_escaped() {
+        let cert = Certificate::from_pem(&ca("escaped-names.pem")).unwrap();
+        assert_eq!(
+            cert.subject_common_name().as_deref(),
+            Some("Doe, John + Co <x>; \"q\"  back ")
+        );
+        assert_eq!(cert.subject_info(SubjectInfo::Organization), ["#hash org "]);
+        assert_eq!(
+            cert.issuer_info(SubjectInfo::OrganizationalUnitName),
+            ["a\\b", " Jürgen"]
+        );
+        assert_eq!(
+            cert.subject_dn(),
+            "CN=Doe\\, John \\+ Co \\<x\\>\\; \\\"q\\\"  back\\ ,\
+             OU=\\ Jürgen,OU=a\\\\b,O=\\#hash org\\ "
+        );
     }
 
     #[test]

@@ -144,7 +144,8 @@ impl X509Crt {
     }
 
     /// Every value of the attribute `oid` (a NUL-terminated OID string) in the
-    /// subject (or the issuer).
+    /// subject (or the issuer), as the certificate holds it: GnuTLS's RFC 4514
+    /// escapes are taken out (they belong in a whole DN, not in a value).
     pub(crate) fn dn_attribute(&self, oid: &CStr, issuer: bool) -> Vec<String> {
         let mut values = Vec::new();
         for index in 0.. {
@@ -174,7 +175,7 @@ impl X509Crt {
                 }
             });
             match value {
-                Ok(bytes) => values.push(c_text(&bytes)),
+                Ok(bytes) => values.push(unescape_dn_value(&c_text(&bytes))),
                 Err(_) => break,
             }
         }
@@ -340,6 +341,22 @@ impl Drop for X509Crt {
 }
 
 /// Text from a GnuTLS buffer that may end in NUL.
+/// One DN attribute value as GnuTLS prints it, without its escapes: GnuTLS
+/// puts a backslash before `,` `+` `"` `\` `<` `>` `;`, a leading `#` or
+/// space and a trailing space, and nothing else (lib/x509/common.c,
+/// `str_escape`). A value GnuTLS cannot decode stays in its `#hex` form.
+fn unescape_dn_value(escaped: &str) -> String {
+    let mut value = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.extend(chars.next()),
+            c => value.push(c),
+        }
+    }
+    value
+}
+
 fn c_text(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
