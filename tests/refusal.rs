@@ -14,6 +14,7 @@ mod common;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use common::*;
 use sslsocket::{
@@ -370,5 +371,29 @@ fn our_server_names_a_certificate_type_an_openssl_client_lacked() {
             "no certificate type in common with the client: we accept RAWPK; it offered X.509"
         ),
         "{refusal}"
+    );
+}
+
+#[test]
+fn an_alert_instead_of_a_client_hello_is_an_alert_not_a_refusal() {
+    // A fatal handshake_failure as a client's first bytes: the server sent
+    // no hello for it to refuse.
+    let mut reactor = Reactor::new().unwrap();
+    let server = our_server(&mut reactor, ecdsa_server(None));
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    run_for(&mut reactor, Duration::from_millis(100));
+    std::io::Write::write_all(&mut client, &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]).unwrap();
+    run_until(&mut reactor, TIMEOUT, "the server's error", |_| {
+        !server.refusals.borrow().is_empty() || !server.other_errors.borrow().is_empty()
+    });
+    assert_eq!(
+        server.refusals.borrow().len(),
+        0,
+        "{:?}",
+        server.refusals.borrow()
+    );
+    assert_eq!(
+        *server.other_errors.borrow(),
+        ["the peer sent a fatal alert: Handshake failed (40)"]
     );
 }

@@ -454,6 +454,19 @@ fn assert_client_refused(p: &Probe, problem: SslErrorKind) {
     );
 }
 
+/// A client without a certificate, refused in the handshake: the problem
+/// came through `peer_verify_error` before the error, as every problem does.
+fn assert_client_refused_without_certificate(p: &Probe) {
+    assert_client_refused(p, SslErrorKind::NoPeerCertificate);
+    let reported = p.position(&Event::PeerVerifyError(SslErrorKind::NoPeerCertificate));
+    let failed = p.events.iter().position(|e| matches!(e, Event::Error(_)));
+    assert!(
+        reported.is_some() && reported < failed,
+        "peer_verify_error(NoPeerCertificate) before the error: {:?}",
+        p.events
+    );
+}
+
 #[test]
 fn our_server_accepts_a_valid_client_certificate() {
     let mut reactor = Reactor::new().unwrap();
@@ -492,7 +505,7 @@ fn our_server_refuses_a_client_without_certificate() {
     run_until_all_disconnected(&mut reactor, &probes, 1);
     let probes = probes.borrow();
     let p = probes[0].borrow();
-    assert_client_refused(&p, SslErrorKind::NoPeerCertificate);
+    assert_client_refused_without_certificate(&p);
     // TLS 1.3: certificate_required.
     assert_eq!(p.alerts_sent, vec![116]);
 }
@@ -540,7 +553,7 @@ fn our_server_refuses_a_tls_1_2_client_without_certificate_with_handshake_failur
     run_until_all_disconnected(&mut reactor, &probes, 1);
     let probes = probes.borrow();
     let p = probes[0].borrow();
-    assert_client_refused(&p, SslErrorKind::NoPeerCertificate);
+    assert_client_refused_without_certificate(&p);
     // RFC 5246 §7.4.6: handshake_failure (GnuTLS's own choice is
     // decode_error, which blames the client's encoding).
     assert_eq!(p.alerts_sent, vec![40]);

@@ -54,7 +54,14 @@ pub enum PeerVerifyMode {
     QueryPeer,
     /// Require a valid certificate from the peer: problems raise
     /// `ssl_errors` and fail the handshake unless ignored. On a server this
-    /// requires a client certificate.
+    /// requires a client certificate in the handshake itself: a client that
+    /// sends none is refused there (alert `certificate_required`, or
+    /// `handshake_failure` before TLS 1.3) and the server socket reports
+    /// `NoPeerCertificate` through `peer_verify_error`,
+    /// `peer_verify_errors()` and `error_occurred`; it cannot be ignored.
+    /// To let clients without a certificate in, use `QueryPeer` and decide
+    /// on `peer_verify_errors()` (Qt reports the missing certificate through
+    /// `sslErrors`, where it can be ignored).
     VerifyPeer,
     /// `VerifyPeer` on a client; `VerifyNone` on a server (a server asks
     /// for client certificates only when told to).

@@ -799,10 +799,11 @@ impl Engine {
                 if self.role == Role::Server =>
             {
                 self.refuse_missing_certificate(error);
-                Error::CertificateVerification(vec![SslError::new(
-                    SslErrorKind::NoPeerCertificate,
-                    None,
-                )])
+                let missing = SslError::new(SslErrorKind::NoPeerCertificate, None);
+                self.events
+                    .push_back(EngineEvent::PeerVerifyError(missing.clone()));
+                self.peer_verify_errors = vec![missing.clone()];
+                Error::CertificateVerification(vec![missing])
             }
             // Only what the end of the stream itself causes; any other
             // error (garbage before the FIN, a bad alert) is reported as is.

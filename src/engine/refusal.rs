@@ -70,7 +70,14 @@ impl Failure<'_> {
             HANDSHAKE_FAILURE | INSUFFICIENT_SECURITY => None,
             _ => return None,
         };
-        if !self.server && self.server_hello_received {
+        // A refusal answers our hello: a client's, before the server's
+        // hello; a server's, after the client's hello (an alert that comes
+        // instead of a ClientHello refuses nothing we offered).
+        let answers_our_hello = match self.server {
+            true => !self.client_hello.is_empty(),
+            false => !self.server_hello_received,
+        };
+        if !answers_our_hello {
             return None;
         }
         let theirs = self.parsed_hello().as_ref().map(their_offer);
