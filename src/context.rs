@@ -11,6 +11,7 @@ use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use mio::Registry;
@@ -51,13 +52,28 @@ slotmap::new_key_type! {
 /// assert!(format!("{id:?}").starts_with("SocketId("));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SocketId(pub(crate) ObjectKey);
+pub struct SocketId(pub(crate) ObjectKey, pub(crate) ReactorTag);
 
 /// A handle to an [`SslServer`] owned by a reactor; it prints as
 /// `server#3` (`Display`) or `ServerId(3v1)` (`Debug`), as
 /// [`SocketId`] does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerId(pub(crate) ObjectKey);
+pub struct ServerId(pub(crate) ObjectKey, pub(crate) ReactorTag);
+
+/// Which reactor made an id. Every reactor's objects take the same slot
+/// keys, so an id alone would reach another reactor's object (a socket
+/// of another thread of a pool); each id also carries its reactor's tag,
+/// and a reactor finds nothing for an id that is not its own.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ReactorTag(u64);
+
+impl ReactorTag {
+    /// A tag no other reactor of the process has (0 is no reactor's).
+    fn unique() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, AtomicOrdering::Relaxed))
+    }
+}
 
 /// `key` as `Display` shows it: its slot (slotmap's index, the `3` of
 /// `3v1`), followed by `.N` for the Nth object to use that slot (N > 1;
@@ -137,6 +153,8 @@ pub struct Context {
     quit: bool,
     /// A panic caught in user code, re-raised once the reactor is consistent.
     panic: Option<Box<dyn Any + Send>>,
+    /// Carried by every id this reactor hands out.
+    tag: ReactorTag,
 }
 
 impl Context {
@@ -152,7 +170,18 @@ impl Context {
             mailbox,
             quit: false,
             panic: None,
+            tag: ReactorTag::unique(),
         }
+    }
+
+    /// The tag of this reactor's ids.
+    pub(crate) fn tag(&self) -> ReactorTag {
+        self.tag
+    }
+
+    /// The key behind an id of this reactor; `None` for another's.
+    pub(crate) fn own(&self, key: ObjectKey, tag: ReactorTag) -> Option<ObjectKey> {
+        (tag == self.tag).then_some(key)
     }
 
     /// Creates a socket (unconnected) that uses `config` for TLS.
@@ -161,13 +190,14 @@ impl Context {
     }
 
     pub(crate) fn insert_socket(&mut self, make: impl FnOnce(SocketId) -> SslSocket) -> SocketId {
+        let tag = self.tag;
         let key = self.objects.insert_with_key(|key| Entry {
-            object: Some(Object::Socket(Box::new(make(SocketId(key))))),
+            object: Some(Object::Socket(Box::new(make(SocketId(key, tag))))),
             dirty: false,
             doomed: false,
         });
         self.mark_dirty(key);
-        SocketId(key)
+        SocketId(key, tag)
     }
 
     /// The socket behind `id`; `None` when it was removed, or while its own
@@ -189,8 +219,9 @@ impl Context {
     /// }
     /// ```
     pub fn socket(&mut self, id: SocketId) -> Option<&mut SslSocket> {
-        self.mark_dirty(id.0);
-        match self.objects.get_mut(id.0)?.object.as_mut()? {
+        let key = self.own(id.0, id.1)?;
+        self.mark_dirty(key);
+        match self.objects.get_mut(key)?.object.as_mut()? {
             Object::Socket(socket) => Some(socket),
             _ => None,
         }
@@ -201,7 +232,7 @@ impl Context {
     /// the socket whose slot is running takes effect when the slot returns.
     /// Returns whether the socket existed.
     pub fn remove_socket(&mut self, id: SocketId) -> bool {
-        self.remove(id.0)
+        self.own(id.0, id.1).is_some_and(|key| self.remove(key))
     }
 
     /// Listens on `address` (port 0 picks a free port) and serves TLS with
@@ -226,17 +257,18 @@ impl Context {
             dirty: false,
             doomed: false,
         });
-        if let Err(e) = server.attach(ServerId(key), &self.registry, token_of(key)) {
+        if let Err(e) = server.attach(ServerId(key, self.tag), &self.registry, token_of(key)) {
             self.objects.remove(key);
             return Err(Error::Network(e));
         }
         self.objects[key].object = Some(Object::Server(Box::new(server)));
-        Ok(ServerId(key))
+        Ok(ServerId(key, self.tag))
     }
 
     /// The server behind `id` (`None` when removed or while its slot runs).
     pub fn server(&mut self, id: ServerId) -> Option<&mut SslServer> {
-        match self.objects.get_mut(id.0)?.object.as_mut()? {
+        let key = self.own(id.0, id.1)?;
+        match self.objects.get_mut(key)?.object.as_mut()? {
             Object::Server(server) => Some(server),
             _ => None,
         }
@@ -250,7 +282,10 @@ impl Context {
         id: ServerId,
         configure: impl FnOnce(&mut SslServer, &mut Context),
     ) -> bool {
-        let Some(entry) = self.objects.get_mut(id.0) else {
+        let Some(entry) = self
+            .own(id.0, id.1)
+            .and_then(|key| self.objects.get_mut(key))
+        else {
             return false;
         };
         if !matches!(entry.object, Some(Object::Server(_))) {
@@ -269,7 +304,7 @@ impl Context {
 
     /// Stops listening and removes the server (its accepted sockets stay).
     pub fn remove_server(&mut self, id: ServerId) -> bool {
-        self.remove(id.0)
+        self.own(id.0, id.1).is_some_and(|key| self.remove(key))
     }
 
     /// Inserts the object `make` builds for its key; it is serviced soon.
@@ -560,7 +595,7 @@ impl Context {
     /// Passes a notice from an accepted socket to its server, which takes
     /// it when it is serviced next (it may be out being serviced now).
     pub(crate) fn notify_server(&mut self, id: ServerId, notice: ServerNotice) {
-        if self.objects.contains_key(id.0) {
+        if id.1 == self.tag && self.objects.contains_key(id.0) {
             self.server_notices.push((id, notice));
             self.mark_dirty(id.0);
         }
@@ -602,7 +637,7 @@ impl Context {
 
     fn deliver_lookups(&mut self) {
         for answer in self.resolver.take_answers() {
-            if let Some(socket) = self.socket(SocketId(answer.socket)) {
+            if let Some(socket) = self.socket(SocketId(answer.socket, self.tag)) {
                 socket.on_host_lookup(answer.lookup, answer.addresses);
             }
         }
@@ -665,11 +700,29 @@ mod tests {
         };
         keys.remove(third);
         let reused = keys.insert(());
-        assert_eq!(SocketId(first).to_string(), "socket#1");
-        assert_eq!(format!("{:?}", SocketId(first)), "SocketId(1v1)");
-        assert_eq!(ServerId(third).to_string(), "server#3");
-        assert_eq!(format!("{:?}", ServerId(third)), "ServerId(3v1)");
-        assert_eq!(SocketId(reused).to_string(), "socket#3.2");
-        assert_eq!(format!("{:?}", SocketId(reused)), "SocketId(3v3)");
+        assert_eq!(
+            SocketId(first, ReactorTag::default()).to_string(),
+            "socket#1"
+        );
+        assert_eq!(
+            format!("{:?}", SocketId(first, ReactorTag::default())),
+            "SocketId(1v1)"
+        );
+        assert_eq!(
+            ServerId(third, ReactorTag::default()).to_string(),
+            "server#3"
+        );
+        assert_eq!(
+            format!("{:?}", ServerId(third, ReactorTag::default())),
+            "ServerId(3v1)"
+        );
+        assert_eq!(
+            SocketId(reused, ReactorTag::default()).to_string(),
+            "socket#3.2"
+        );
+        assert_eq!(
+            format!("{:?}", SocketId(reused, ReactorTag::default())),
+            "SocketId(3v3)"
+        );
     }
 }

@@ -160,7 +160,7 @@ impl SslServer {
         timeouts.set(TimeoutKind::Handshake, Some(DEFAULT_HANDSHAKE_TIMEOUT));
         timeouts.set(TimeoutKind::Send, Some(DEFAULT_SEND_TIMEOUT));
         Ok(Self {
-            id: ServerId(Default::default()),
+            id: ServerId(Default::default(), Default::default()),
             listener,
             config,
             readable: true,

@@ -1141,3 +1141,59 @@ fn a_fatal_alert_is_the_error_even_when_a_write_fails_after_it() {
         },
     );
 }
+
+#[test]
+fn data_written_for_a_failed_connection_is_never_sent_on_the_next() {
+    // A request queued for a TLS connection that failed (here: refused at
+    // the TCP level) must not go out on the socket's next connection, to
+    // another peer and in plaintext.
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let plain_port = listener.local_addr().unwrap().port();
+    let mut reactor = Reactor::new().unwrap();
+    let id = reactor.ssl_socket(client_config());
+    let socket = reactor.socket(id).unwrap();
+    let mut reconnected = false;
+    socket.error_occurred().connect(move |s, _, _| {
+        if !std::mem::replace(&mut reconnected, true) {
+            s.connect_to_host("127.0.0.1", plain_port).unwrap();
+        }
+    });
+    socket.connected().connect(|s, _, _| {
+        s.write(b"second\n").unwrap();
+        s.disconnect_from_host();
+    });
+    socket.write(b"Authorization: secret\n").unwrap();
+    socket
+        .connect_to_host_encrypted("127.0.0.1", closed_port)
+        .unwrap();
+    let mut accepted = None;
+    run_until(&mut reactor, TIMEOUT, "the second connection", |_| {
+        accepted = accepted.take().or_else(|| listener.accept().ok());
+        accepted.is_some()
+    });
+    let (mut stream, _) = accepted.unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let mut received = Vec::new();
+    run_until(
+        &mut reactor,
+        TIMEOUT,
+        "the end of the second connection",
+        |_| {
+            let mut buf = [0u8; 256];
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) => true,
+                Ok(n) => {
+                    received.extend_from_slice(&buf[..n]);
+                    false
+                }
+                Err(_) => false,
+            }
+        },
+    );
+    assert_eq!(String::from_utf8_lossy(&received), "second\n");
+}

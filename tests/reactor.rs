@@ -270,3 +270,39 @@ fn a_panicking_slot_leaves_the_reactor_consistent_and_usable() {
     socket.write(b"after the panic").unwrap();
     run_for(&mut reactor, Duration::from_secs(20));
 }
+
+#[test]
+fn an_id_of_another_reactor_reaches_nothing() {
+    // Every reactor's first socket takes the same slot: the id must still
+    // name only the socket of the reactor that made it (a pool's threads
+    // each run a reactor).
+    let config = SslConfiguration::builder()
+        .system_ca_certificates(false)
+        .build()
+        .unwrap();
+    let mut a = Reactor::new().unwrap();
+    let mut b = Reactor::new().unwrap();
+    let of_a = a.ssl_socket(config.clone());
+    let of_b = b.ssl_socket(config.clone());
+    assert_eq!(of_a.to_string(), of_b.to_string(), "the same slot");
+    assert_ne!(of_a, of_b);
+    assert!(b.socket(of_a).is_none());
+    assert!(a.socket(of_b).is_none());
+    assert!(!b.context().remove_socket(of_a));
+    assert!(
+        a.socket(of_a).is_some(),
+        "removing a foreign id removed nothing"
+    );
+
+    let handle = b.handle();
+    let worker = thread::spawn(move || handle.call(of_a, |_| ()).wait());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !worker.is_finished() && Instant::now() < deadline {
+        b.step(Some(Duration::from_millis(10))).unwrap();
+    }
+    let answer = worker.join().unwrap();
+    assert!(
+        matches!(answer, Err(sslsocket::CallError::NoSuchSocket(id)) if id == of_a),
+        "{answer:?}"
+    );
+}

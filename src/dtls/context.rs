@@ -27,14 +27,15 @@ impl Context {
     /// The DTLS socket behind `id`; `None` when it was removed, or while
     /// its own slot runs. Marks it for servicing.
     pub fn dtls(&mut self, id: DtlsSocketId) -> Option<&mut DtlsSocket> {
-        self.dtls_socket_at(id.0)
+        self.dtls_socket_at(self.own(id.0, id.1)?)
     }
 
     /// Removes a DTLS socket at once, without `close_notify` (see
     /// [`DtlsSocket::abort`]); from its own slot, once the slot returns.
     /// Returns whether it existed.
     pub fn remove_dtls_socket(&mut self, id: DtlsSocketId) -> bool {
-        self.remove_object(id.0)
+        self.own(id.0, id.1)
+            .is_some_and(|key| self.remove_object(key))
     }
 
     /// Serves DTLS on the UDP `address` (port 0 picks a free port) with
@@ -46,17 +47,18 @@ impl Context {
         config: SslConfiguration,
     ) -> Result<DtlsServerId> {
         let mut server = DtlsServer::bind(address, config)?;
+        let tag = self.tag();
         let key = self.try_insert_object(|key, registry| {
-            server.attach(DtlsServerId(key), registry)?;
+            server.attach(DtlsServerId(key, tag), registry)?;
             Ok::<_, crate::error::Error>(Object::DtlsServer(Box::new(server)))
         })?;
-        Ok(DtlsServerId(key))
+        Ok(DtlsServerId(key, tag))
     }
 
     /// The DTLS server behind `id` (`None` when removed or while its slot
     /// runs).
     pub fn dtls_server(&mut self, id: DtlsServerId) -> Option<&mut DtlsServer> {
-        match self.object_mut(id.0)? {
+        match self.object_mut(self.own(id.0, id.1)?)? {
             Object::DtlsServer(server) => Some(server),
             _ => None,
         }
@@ -65,15 +67,17 @@ impl Context {
     /// Stops serving and removes the server; its peers' sockets end their
     /// associations. Returns whether it existed.
     pub fn remove_dtls_server(&mut self, id: DtlsServerId) -> bool {
-        self.remove_object(id.0)
+        self.own(id.0, id.1)
+            .is_some_and(|key| self.remove_object(key))
     }
 
     pub(super) fn insert_dtls_socket(
         &mut self,
         make: impl FnOnce(DtlsSocketId) -> DtlsSocket,
     ) -> DtlsSocketId {
-        let key = self.insert_object(|key| Object::Dtls(Box::new(make(DtlsSocketId(key)))));
-        DtlsSocketId(key)
+        let tag = self.tag();
+        let key = self.insert_object(|key| Object::Dtls(Box::new(make(DtlsSocketId(key, tag)))));
+        DtlsSocketId(key, tag)
     }
 
     /// The DTLS socket at `key`, marked for servicing.

@@ -31,7 +31,7 @@ mod server;
 mod socket;
 mod verifier;
 
-use crate::context::{handle_format, ObjectKey};
+use crate::context::{handle_format, ObjectKey, ReactorTag};
 
 pub use server::DtlsServer;
 pub use socket::{DtlsProtocol, DtlsSocket};
@@ -57,12 +57,12 @@ pub(crate) fn admits(
 /// (`Display`) or `DtlsSocketId(3v1)` (`Debug`), as
 /// [`SocketId`](crate::SocketId) does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DtlsSocketId(pub(crate) ObjectKey);
+pub struct DtlsSocketId(pub(crate) ObjectKey, pub(crate) ReactorTag);
 
 /// A handle to a [`DtlsServer`] owned by a reactor; it prints as
 /// `dtls-server#3` (`Display`) or `DtlsServerId(3v1)` (`Debug`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DtlsServerId(pub(crate) ObjectKey);
+pub struct DtlsServerId(pub(crate) ObjectKey, pub(crate) ReactorTag);
 
 handle_format!(DtlsSocketId, "dtls");
 handle_format!(DtlsServerId, "dtls-server");

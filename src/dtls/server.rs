@@ -123,7 +123,7 @@ impl DtlsServer {
             .timeouts
             .set(TimeoutKind::Idle, Some(DEFAULT_IDLE_TIMEOUT));
         Ok(Self {
-            id: DtlsServerId(Default::default()),
+            id: DtlsServerId(Default::default(), Default::default()),
             port: Rc::new(port),
             config,
             verifier: DtlsClientVerifier::new()?,

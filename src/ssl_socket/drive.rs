@@ -120,13 +120,15 @@ impl SslSocket {
         if let Err(error) = self.transmit() {
             // Serviced without a readable event, the socket has not looked
             // at what arrived before the failure (data, then a reset): take
-            // it first. What the peer said there (a fatal alert, then its
-            // close) is why the write failed: it is the error to report,
-            // not the broken pipe that followed.
+            // it first. A fatal alert found there (then the peer's close)
+            // is why the write failed: it is the error to report, not the
+            // broken pipe that followed. Anything else the receive finds
+            // (the reset itself, a stream cut short) yields to the write's
+            // error.
             if let Some(tcp) = self.tcp.as_mut() {
                 tcp.assume_readable();
                 if let Err(cause) = self.receive() {
-                    if !matches!(cause, Error::Network(_)) {
+                    if matches!(cause, Error::AlertReceived(_) | Error::HandshakeRefused(_)) {
                         return Err(cause);
                     }
                 }
@@ -602,6 +604,9 @@ impl SslSocket {
         self.pin_wait = None;
         // The engine stays, inert, so the session's details (protocol,
         // certificates) remain readable until the next connection.
+        // What was written for this connection goes with it: a later
+        // connection, to another peer or without TLS, must not send it.
+        self.write_buffer = ByteQueue::new();
         self.plain_out = ByteQueue::new();
         self.progress = super::write_progress::WriteProgress::default();
         self.write_full = false;

@@ -444,7 +444,10 @@ impl SslSocket {
     /// (or before) `connect_to_host`, which connects in plaintext (for
     /// STARTTLS), it is sent **in plaintext** as soon as TCP connects, until
     /// `start_client_encryption`. Write secrets after `handshake_complete`,
-    /// or on a socket connected with `connect_to_host_encrypted`.
+    /// or on a socket connected with `connect_to_host_encrypted`. When the
+    /// connection fails or ends, what it had not sent is discarded with it:
+    /// a later connection of the socket never sends it (to another peer, or
+    /// without TLS).
     pub fn write(&mut self, data: &[u8]) -> Result<usize> {
         if self.close.requested || self.ended || self.deleted {
             return Err(Error::InvalidState("the socket is closing or closed"));
