@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use super::{Proxy, ProxyErrorKind, ProxyKind};
 use crate::buffer::ByteQueue;
 use crate::error::{Error, Result};
+use crate::resolver::parse_ip_literal;
 
 /// The longest HTTP response head accepted from a proxy.
 const MAX_HEAD: usize = 16 * 1024;
@@ -117,7 +118,7 @@ impl Negotiation {
 
     fn http_response(&mut self, input: &mut ByteQueue) -> Result<Progress> {
         let data = input.as_slice();
-        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let Some(end) = head_end(data) else {
             if data.len() > MAX_HEAD {
                 return Err(proxy_error(
                     ProxyErrorKind::ProtocolError,
@@ -127,7 +128,7 @@ impl Negotiation {
             return Ok(Progress::NeedMore);
         };
         let head = String::from_utf8_lossy(&data[..end]).into_owned();
-        input.consume(end + 4);
+        input.consume(end);
         let status_line = head.lines().next().unwrap_or_default();
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
@@ -209,7 +210,8 @@ impl Negotiation {
 
     fn socks_request(&mut self, out: &mut ByteQueue) -> Result<()> {
         out.extend(&[5, 1, 0]);
-        let literal = self.host.parse::<IpAddr>().ok();
+        // "[::1]" is an address too, not a name for the proxy to look up.
+        let literal = parse_ip_literal(&self.host);
         let address = match self.proxy.kind() {
             ProxyKind::Socks5Hostname => literal,
             _ => literal.or(self.address),
@@ -323,6 +325,20 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
+/// The length of the response head in `data`, its empty last line
+/// included, once it is all there. Lines end in CRLF or, as RFC 9112 §2.2
+/// lets a recipient accept (and curl does), in LF alone.
+fn head_end(data: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    for (i, _) in data.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+        if matches!(&data[line_start..i], b"" | b"\r") {
+            return Some(i + 1);
+        }
+        line_start = i + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +407,37 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_http_head_may_end_its_lines_in_lf_alone() {
+        let proxy = Proxy::new(ProxyKind::HttpConnect, "p", 1);
+        for reply in [
+            &b"HTTP/1.1 200 OK\n\ntunnel"[..],
+            b"HTTP/1.1 200 OK\nVia: x\r\n\r\ntunnel",
+            b"HTTP/1.1 200 OK\r\nVia: x\n\ntunnel",
+        ] {
+            let mut out = ByteQueue::new();
+            let mut negotiation = Negotiation::start(&proxy, "h", 443, None, &mut out).unwrap();
+            let mut input = ByteQueue::new();
+            input.extend(reply);
+            let progress = negotiation.receive(&mut input, &mut out).unwrap();
+            assert_eq!(progress, Progress::Done, "{reply:?}");
+            assert_eq!(input.as_slice(), b"tunnel", "{reply:?}");
+        }
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n\r"), None);
+    }
+
+    #[test]
+    fn socks5_with_a_bracketed_ipv6_literal_sends_the_address() {
+        let proxy = Proxy::new(ProxyKind::Socks5Hostname, "p", 1);
+        let (result, sent) = run(&proxy, "[::1]", &[&[5, 0], &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]]);
+        assert_eq!(result.unwrap(), Progress::Done);
+        let mut expected = vec![5, 1, 0, 5, 1, 0, 4];
+        expected.extend(std::net::Ipv6Addr::LOCALHOST.octets());
+        expected.extend([1, 187]);
+        assert_eq!(sent, expected);
     }
 
     #[test]
