@@ -130,6 +130,9 @@ impl Certificate {
 
     /// Parses PEM (one or more certificates) or DER, whichever `data` is.
     pub(crate) fn from_bytes_named(data: &[u8], origin: &str) -> Result<Vec<Self>> {
+        if data.trim_ascii().is_empty() {
+            return Err(invalid(origin, "empty: no certificate in it".into()));
+        }
         if looks_like_pem(data) {
             Self::from_pem_named(data, origin)
         } else {
@@ -370,6 +373,14 @@ mod tests {
 
     fn ca(name: &str) -> Vec<u8> {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("ca").join(name)).unwrap()
+    }
+
+    #[test]
+    fn an_empty_file_is_said_to_be_empty() {
+        for data in [&b""[..], b"\n  \r\n"] {
+            let err = Certificate::from_bytes_named(data, "empty.pem").unwrap_err();
+            assert!(err.to_string().contains("empty.pem: empty"), "{err}");
+        }
     }
 
     #[test]

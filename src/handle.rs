@@ -90,6 +90,13 @@ impl ReactorHandle {
     /// [`CallError::NoSuchSocket`]; when the reactor is gone, or goes before
     /// running the call, [`CallError::ReactorGone`], at once.
     ///
+    /// A reactor that stopped (its `run` returned after `quit`) but still
+    /// exists may run the call later, when the program steps or runs it
+    /// again, so the reply waits for it: a worker that may call after the
+    /// quit should use [`Reply::wait_timeout`], or the program should drop
+    /// the reactor before it joins the worker (the reply then says
+    /// `ReactorGone`).
+    ///
     /// ```
     /// use sslsocket::{Reactor, SocketState, SslConfiguration};
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -112,7 +112,9 @@ impl<R> Reply<R> {
     /// Blocks until the reactor ran the call, and returns the closure's
     /// result. Returns an error at once when the reactor is gone, and on
     /// the reactor's own thread ([`CallError::OnReactorThread`]) unless the
-    /// answer is already there.
+    /// answer is already there. A reactor that stopped running but was not
+    /// dropped may still run the call, so this waits for it (see
+    /// [`ReactorHandle::call`](crate::ReactorHandle::call)).
     pub fn wait(self) -> Result<R, CallError> {
         self.wait_until(None)
     }

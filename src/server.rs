@@ -144,13 +144,7 @@ impl SslServer {
         config: SslConfiguration,
         shared: bool,
     ) -> Result<Self> {
-        if !config.can_serve() {
-            return Err(Error::InvalidConfiguration(
-                "a server needs a local certificate and private key, a raw public key or \
-                 pre-shared keys"
-                    .into(),
-            ));
-        }
+        config.check_can_serve("a server")?;
         let listener = match shared {
             false => TcpListener::bind(address),
             true => shared_listener(address),

@@ -754,3 +754,40 @@ fn disconnect_all_during_an_emission_stops_the_remaining_slots() {
     assert_eq!(*log.borrow(), vec!["first"]);
     assert!(!pair.socket().state_changed().is_connected());
 }
+
+#[test]
+fn start_server_encryption_without_a_certificate_is_refused_at_the_call() {
+    // As listen refuses such a configuration: said at once, the socket
+    // untouched (before: Ok, then a refusal blaming cipher suites, or a
+    // wait for the handshake timeout).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut reactor = Reactor::new().unwrap();
+    let id = reactor.ssl_socket(client_config());
+    let outcome: Rc<RefCell<Option<String>>> = Rc::default();
+    let seen = outcome.clone();
+    let socket = reactor.socket(id).unwrap();
+    socket.connected().connect(move |s, _, _| {
+        let result = s.start_server_encryption();
+        *seen.borrow_mut() = Some(match result {
+            Err(sslsocket::Error::InvalidConfiguration(text)) => text,
+            other => format!("unexpected: {other:?}"),
+        });
+        s.write(b"still plaintext\n").unwrap();
+    });
+    socket.connect_to_host("127.0.0.1", port).unwrap();
+    run_until(&mut reactor, TIMEOUT, "the call's outcome", |_| {
+        outcome.borrow().is_some()
+    });
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let text = outcome.borrow().clone().unwrap();
+    assert!(text.contains("needs a local certificate"), "{text}");
+    let socket = reactor.socket(id).unwrap();
+    assert_eq!(socket.state(), SocketState::Connected);
+    assert_eq!(socket.mode(), sslsocket::SslMode::UnencryptedMode);
+    run_for(&mut reactor, Duration::from_millis(50));
+    let mut line = [0u8; 16];
+    std::io::Read::read_exact(&mut peer, &mut line).unwrap();
+    assert_eq!(&line, b"still plaintext\n");
+}

@@ -354,9 +354,16 @@ impl SslConfiguration {
     }
 
     /// Whether a server with this configuration can authenticate itself:
-    /// with a certificate, a raw public key or pre-shared keys.
-    pub(crate) fn can_serve(&self) -> bool {
-        self.local_certificate().is_some() || self.authentication().serves()
+    /// with a certificate, a raw public key or pre-shared keys; if not, the
+    /// error that says so, naming `server` ("a server", "a DTLS server").
+    pub(crate) fn check_can_serve(&self, server: &str) -> Result<()> {
+        if self.local_certificate().is_some() || self.authentication().serves() {
+            return Ok(());
+        }
+        Err(Error::InvalidConfiguration(format!(
+            "{server} needs a local certificate and private key, a raw public key or \
+             pre-shared keys"
+        )))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::certificate::{
     contains, invalid, looks_like_pem, read_file, read_secret_file, Certificate,
 };
 use crate::error::{Error, Result};
-use crate::gnutls::{CertificateCredentials, Encoding};
+use crate::gnutls::{code, CertificateCredentials, Encoding, GnutlsError};
 use crate::pkcs11::{load_token_identity, TokenLogin};
 use crate::private_key::PrivateKey;
 
@@ -263,7 +263,7 @@ fn load_pkcs12(
     };
     let index = credentials
         .add_pkcs12(&data, encoding, password)
-        .map_err(|e| invalid(&origin, format!("cannot load the PKCS#12 bundle: {e}")))?;
+        .map_err(|e| invalid(&origin, pkcs12_error(e)))?;
     let chain = credentials
         .chain(index)
         .map_err(|e| invalid(&origin, e.to_string()))?
@@ -271,6 +271,17 @@ fn load_pkcs12(
         .map(|crt| Certificate::from_crt(crt, &origin))
         .collect::<Result<Vec<_>>>()?;
     Ok((index, chain, origin))
+}
+
+/// What a failed PKCS#12 import says: a bundle's integrity check (its MAC)
+/// fails when the password is not the one it was made with.
+fn pkcs12_error(e: GnutlsError) -> String {
+    match e.code() {
+        code::MAC_VERIFY_FAILED => {
+            "cannot open the PKCS#12 bundle: wrong password (its integrity check failed)".into()
+        }
+        _ => format!("cannot load the PKCS#12 bundle: {e}"),
+    }
 }
 
 #[cfg(test)]

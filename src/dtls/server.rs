@@ -109,13 +109,7 @@ pub struct DtlsServer {
 
 impl DtlsServer {
     pub(super) fn bind(address: SocketAddr, config: SslConfiguration) -> Result<Self> {
-        if !config.can_serve() {
-            return Err(Error::InvalidConfiguration(
-                "a DTLS server needs a local certificate and private key, a raw public key or \
-                 pre-shared keys"
-                    .into(),
-            ));
-        }
+        config.check_can_serve("a DTLS server")?;
         config.dtls_priority()?;
         let port = Port::bind(address).map_err(|source| Error::Listen { address, source })?;
         let mut settings = Settings::with_handshake_timeout(DEFAULT_HANDSHAKE_TIMEOUT);

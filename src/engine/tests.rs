@@ -401,6 +401,7 @@ fn pkcs12_and_encrypted_keys_serve() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("server.p12"), "{err}");
+    assert!(err.to_string().contains("wrong password"), "{err}");
 }
 
 #[test]

@@ -386,7 +386,10 @@ declare_signals! {
     /// ```
     read_channel_finished: (),
     /// The connection is closed; the payload is what it moved and how it
-    /// ended (see [`SslSocket::statistics`]).
+    /// ended (see [`SslSocket::statistics`]). Only a connection that was
+    /// up ends: a connection that never came up (the name not found, TCP
+    /// refused, the proxy failed) reports `error_occurred` and
+    /// `state_changed(Unconnected)`, without `disconnected` (as in Qt).
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
@@ -397,15 +400,29 @@ declare_signals! {
     /// ```
     disconnected: Box<ConnectionStatistics>,
     /// Something failed; the payload says what (Qt's `errorOccurred`, as
-    /// the server's signal is named). Emitted before `disconnected` when a
-    /// connection breaks.
+    /// the server's signal is named), and [`SslSocket::last_error`] says the
+    /// same. Emitted before `state_changed(Unconnected)` and `disconnected`
+    /// when a connection breaks; the state is already `Unconnected`.
+    ///
+    /// As in Qt, reconnect from the event loop rather than from this slot:
+    /// a connection started here is under way when the failed one's
+    /// `state_changed` and `disconnected` follow, and their slots would
+    /// take them for the new one's. A timer of zero delay does it:
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
     /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
     /// # let id = reactor.ssl_socket(config);
     /// # let socket = reactor.socket(id).unwrap();
-    /// socket.error_occurred().connect(|s, _, error| eprintln!("{}: {error}", s.id()));
+    /// socket.error_occurred().connect(|s, cx, error| {
+    ///     eprintln!("{}: {error}", s.id());
+    ///     let id = s.id();
+    ///     cx.start_timer(std::time::Duration::ZERO, move |cx, _| {
+    ///         if let Some(socket) = cx.socket(id) {
+    ///             socket.connect_to_host_encrypted("example.org", 443).ok();
+    ///         }
+    ///     });
+    /// });
     /// ```
     error_occurred: Error,
 }

@@ -394,6 +394,8 @@ impl SslSocket {
             ));
         }
         let engine = if server {
+            self.config
+                .check_can_serve("start_server_encryption: a server")?;
             Engine::server(&self.config)?
         } else {
             let name = self.expected_name();
@@ -472,9 +474,13 @@ impl SslSocket {
         self.write_high_water = bytes;
     }
 
-    /// Copies received plaintext into `buf`; returns how many bytes (0 when
-    /// nothing is buffered). Data received before the connection ended stays
-    /// readable after it.
+    /// Copies received plaintext into `buf`; returns how many bytes: 0 when
+    /// nothing is buffered yet on a socket that is connecting or connected.
+    /// Data received before the connection ended stays readable after it;
+    /// once it is all read, an unconnected socket answers
+    /// [`Error::InvalidState`] (Qt's `read` returns -1 there), so a loop can
+    /// tell "nothing yet" from "nothing more". The `std::io::Read`
+    /// implementation answers `Ok(0)` there instead: its end of stream.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.read_buffer.is_empty() && self.state == SocketState::Unconnected {
             return Err(Error::InvalidState(
