@@ -266,8 +266,11 @@ impl Context {
     }
 
     /// The server behind `id` (`None` when removed or while its slot runs).
+    /// Marks it for servicing, so what is changed through it (a pending
+    /// connection taken, `close`, a new connection limit) takes effect.
     pub fn server(&mut self, id: ServerId) -> Option<&mut SslServer> {
         let key = self.own(id.0, id.1)?;
+        self.mark_dirty(key);
         match self.objects.get_mut(key)?.object.as_mut()? {
             Object::Server(server) => Some(server),
             _ => None,

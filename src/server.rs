@@ -89,7 +89,11 @@ enum ServerEvent {
 /// if it disconnects, until the program takes it. When the queue holds
 /// [`max_pending_connections`](Self::max_pending_connections) sockets the
 /// server stops accepting (the kernel's backlog pushes back) until the
-/// program takes some.
+/// program takes some. Sockets accepted before the queue filled, still in
+/// their handshake, join it when their handshake completes, so the queue
+/// can hold a few more than the maximum: the maximum stops accepting, it
+/// drops nothing. For a hard bound on connections, use
+/// [`set_max_connections`](Self::set_max_connections).
 ///
 /// # Limits
 ///

@@ -288,6 +288,24 @@ fn the_idle_timeout_counts_progress_either_way() {
 }
 
 #[test]
+fn the_idle_timeout_bounds_a_close_the_peer_never_lets_finish() {
+    let _serial = one_at_a_time();
+    // No close or send timeout: the idle timeout alone ends a close whose
+    // peer takes nothing and says nothing (it applies once connected).
+    let (mut server, port) = quiet_server(10, "deaf");
+    let errors = client_against(port, Duration::from_secs(6), |s| {
+        s.set_idle_timeout(Some(Duration::from_secs(1)));
+        s.set_send_timeout(None);
+        s.handshake_complete().connect(|s, _, _| {
+            s.write(&pattern(8 * 1024 * 1024)).unwrap();
+            s.disconnect_from_host();
+        });
+    });
+    server.kill();
+    assert_eq!(errors, [Caught::Timeout(TimeoutKind::Idle)]);
+}
+
+#[test]
 fn a_close_the_peer_never_lets_finish_is_aborted_at_the_close_timeout() {
     let _serial = one_at_a_time();
     let (mut server, port) = quiet_server(10, "deaf");

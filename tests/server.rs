@@ -7,6 +7,7 @@ mod common;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use common::*;
 use sslsocket::{
@@ -1399,4 +1400,76 @@ fn the_peer_address_stays_readable_in_the_slots_that_hear_of_the_end() {
         };
         assert_eq!(*address, Some(expected), "{heard:?}");
     }
+}
+
+/// What a program changes through `cx.server(id)` outside the server's own
+/// slots (here, from timers) takes effect at once: a raised connection
+/// limit admits the clients waiting in the backlog, and `close` stops
+/// listening (before, neither happened until something else serviced the
+/// server).
+#[test]
+fn changes_made_from_a_timer_through_context_server_take_effect() {
+    let mut reactor = Reactor::new().unwrap();
+    let sid = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let server = reactor.server(sid).unwrap();
+    server.set_handshake_timeout(None);
+    server.set_max_connections(Some(1));
+    let address = server.local_address();
+    let _first = std::net::TcpStream::connect(address).unwrap();
+    let _second = std::net::TcpStream::connect(address).unwrap();
+    run_until(&mut reactor, TIMEOUT, "one connection", |r| {
+        r.server(sid).unwrap().connection_count() == 1
+    });
+    reactor.start_timer(Duration::from_millis(20), move |cx, _| {
+        cx.server(sid).unwrap().set_max_connections(None);
+    });
+    run_until(&mut reactor, TIMEOUT, "the second connection", |r| {
+        r.server(sid).unwrap().connection_count() == 2
+    });
+
+    reactor.start_timer(Duration::from_millis(20), move |cx, _| {
+        cx.server(sid).unwrap().close();
+    });
+    run_until(&mut reactor, TIMEOUT, "the server's removal", |r| {
+        r.server(sid).is_none()
+    });
+    let refused = std::net::TcpStream::connect(address);
+    assert!(refused.is_err(), "the listener is still open: {refused:?}");
+}
+
+#[test]
+fn an_accepted_socket_knows_how_long_its_handshake_took() {
+    let mut reactor = Reactor::new().unwrap();
+    let sid = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), server_config())
+        .unwrap();
+    let measured: Rc<RefCell<Option<Option<Duration>>>> = Rc::default();
+    let seen = measured.clone();
+    let server = reactor.server(sid).unwrap();
+    let port = server.local_address().port();
+    server.new_connection().connect(move |_, cx, &id| {
+        let seen = seen.clone();
+        cx.socket(id)
+            .unwrap()
+            .handshake_complete()
+            .connect(move |s, _, _| {
+                *seen.borrow_mut() = Some(s.statistics().handshake_duration);
+            });
+    });
+    let (id, _client) = client_socket(&mut reactor, client_config(), false);
+    reactor
+        .socket(id)
+        .unwrap()
+        .connect_to_host_encrypted("localhost", port)
+        .unwrap();
+    run_until(&mut reactor, TIMEOUT, "the server's handshake", |_| {
+        measured.borrow().is_some()
+    });
+    let duration = measured.borrow().unwrap();
+    assert!(
+        duration.is_some(),
+        "no handshake duration on the server side"
+    );
 }

@@ -137,24 +137,30 @@ impl Deadlines {
         let waiting = |kind| after(self.output_waiting_since?, kind);
         let program = self.program.map(|at| (at, TimeoutKind::Deadline));
         let candidates = match state {
-            SocketState::Unconnected => [None, None, None],
+            SocketState::Unconnected => [None, None, None, None],
             SocketState::HostLookup | SocketState::Connecting => [
                 after(self.phase_started, TimeoutKind::Connect),
                 program,
+                None,
                 None,
             ],
             SocketState::Handshaking => [
                 after(self.phase_started, TimeoutKind::Handshake),
                 waiting(TimeoutKind::Send),
                 program,
+                None,
             ],
             SocketState::Connected | SocketState::Encrypted => [
                 after(self.last_progress, TimeoutKind::Idle),
                 waiting(TimeoutKind::Send),
                 program,
+                None,
             ],
+            // A close in progress is still a connection: a peer that takes
+            // nothing and sends nothing is idle there too.
             SocketState::Closing => [
                 after(self.phase_started, TimeoutKind::Close),
+                after(self.last_progress, TimeoutKind::Idle),
                 waiting(TimeoutKind::Send),
                 program,
             ],

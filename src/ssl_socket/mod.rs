@@ -236,6 +236,7 @@ impl SslSocket {
             socket.engine = Some(Box::new(engine));
             socket.mode = SslMode::SslServerMode;
             socket.state = SocketState::Handshaking;
+            socket.stats.handshake_started();
         }
         socket
     }
@@ -272,7 +273,8 @@ impl SslSocket {
     }
 
     /// Fails the connection with [`TimeoutKind::Idle`] when no byte moves,
-    /// either way, for this long once it is connected (default: never;
+    /// either way, for this long once it is connected, while it closes too
+    /// (the handshake has its own timeout, which bounds it) (default: never;
     /// sockets a server accepts get the server's).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.deadlines.timeouts.set(TimeoutKind::Idle, timeout);
