@@ -1070,6 +1070,14 @@ fn a_public_key_pin_is_required_on_top_of_verification() {
         .pin_public_keys("localhost", ["sha256//not-a-digest"])
         .build();
     assert!(malformed.is_err(), "a malformed pin is refused at build");
+    let wildcard = SslConfiguration::builder()
+        .pin_public_keys("*.wild.test", [pin_of("server.pem")])
+        .build();
+    assert!(
+        wildcard.is_err(),
+        "a wildcard host would match no connection"
+    );
+
     let unchecked = SslConfiguration::builder()
         .peer_verify_mode(sslsocket::PeerVerifyMode::VerifyNone)
         .pin_public_keys("localhost", [pin_of("server.pem")])
@@ -1158,6 +1166,20 @@ fn trust_on_first_use_asks_once_remembers_and_refuses_a_changed_key() {
     assert_completed(&p, "the new key stored");
     let p = fetch_with(&tofu(&db), port, nothing);
     assert_completed(&p, "the new key known");
+
+    // The new key replaced the old one: the first server's key, back on
+    // the port, is a changed key now (before, both stayed trusted).
+    changed.kill();
+    let mut back = Spawn::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", &ca_str("broken/self-signed.pem")])
+        .args(["-key", &ca_str("broken/self-signed.key")])
+        .start();
+    back.wait_for_line("ACCEPT", TIMEOUT);
+    let p = fetch_with(&tofu(&db), port, nothing);
+    let errors = assert_refused(&p, "the replaced key");
+    assert_eq!(kinds(&errors), [SslErrorKind::PublicKeyChanged]);
+    back.kill();
 }
 
 #[test]
@@ -1165,6 +1187,14 @@ fn trust_on_first_use_still_checks_the_name_and_can_answer_later() {
     let dir = TempDir::new("trust-tofu-name");
     let db = dir.join("known_hosts");
     let wrong = served("broken/wrong-host.pem", "broken/wrong-host.key", &dir);
+    // A key is not stored for a handshake with another problem left.
+    thread_local!(static STORED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) });
+    let p = fetch_with(&tofu(&db), wrong.port, |s, _| {
+        STORED.set(Some(s.store_peer_public_key().is_ok()));
+    });
+    assert_refused(&p, "a key for a wrong name");
+    assert_eq!(STORED.get(), Some(false), "stored despite HostNameMismatch");
+    assert!(!db.exists(), "the database was written");
     let p = fetch_with(&tofu(&db), wrong.port, store_unknown);
     let errors = assert_refused(&p, "a stored key does not excuse the name");
     assert_eq!(

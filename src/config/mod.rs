@@ -686,7 +686,14 @@ impl SslConfigurationBuilder {
     /// hold several, separated by `;`. A mismatch is
     /// [`SslErrorKind::PublicKeyPinMismatch`](crate::SslErrorKind::PublicKeyPinMismatch)
     /// on the leaf, refused like any other problem unless the program
-    /// ignores it. Malformed pins fail [`build`](Self::build).
+    /// ignores it (with [`PeerVerifyMode::QueryPeer`] it is only reported,
+    /// as every problem is). Malformed pins fail [`build`](Self::build).
+    ///
+    /// `host` is the name the connection expects (the peer verify name, or
+    /// else the host connected to), matched exactly: without regard to case
+    /// or a trailing dot, and an IP address in any spelling (`[::1]`, `::1`,
+    /// `0:0:0:0:0:0:0:1`). There are no wildcards: a host with a `*` other
+    /// than `"*"` alone, which would match no connection, fails `build`.
     ///
     /// ```
     /// # fn main() -> Result<(), sslsocket::Error> {
@@ -721,9 +728,11 @@ impl SslConfigurationBuilder {
     /// [`PublicKeyChanged`](crate::SslErrorKind::PublicKeyChanged). The
     /// program answers from its `ssl_errors` slot (or later, with
     /// [`handshake_must_interrupt_on_error`](Self::handshake_must_interrupt_on_error)):
-    /// accept once (ignore the problem), accept and store
-    /// ([`SslSocket::store_peer_public_key`](crate::SslSocket::store_peer_public_key)),
-    /// or refuse. The other problems (name, dates, purpose, revocation) are
+    /// accept once ([`SslSocket::ignore_all_ssl_errors`](crate::SslSocket::ignore_all_ssl_errors),
+    /// which covers this connection only; an `ignore_ssl_errors` list stays
+    /// with the socket for its later connections), accept and store
+    /// ([`SslSocket::store_peer_public_key`](crate::SslSocket::store_peer_public_key),
+    /// which replaces the key stored before), or refuse. The other problems (name, dates, purpose, revocation) are
     /// checked as usual. The file is read, and written when a key is
     /// stored, on the reactor thread.
     pub fn trust_on_first_use(mut self, path: impl AsRef<Path>) -> Self {

@@ -9,8 +9,10 @@
 //! and looks up; the engine checks.
 
 use crate::error::{Error, Result};
+use crate::resolver::parse_ip_literal;
 
-/// Pins per host name; `*` names every host.
+/// Pins per host name; `*` names every host. Hosts are kept in the form
+/// [`host_key`] gives, and looked up in it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PublicKeyPins {
     entries: Vec<(String, Vec<String>)>,
@@ -35,7 +37,7 @@ impl PublicKeyPins {
                 "no public key pin given for {host:?}"
             )));
         }
-        self.entries.push((host.to_ascii_lowercase(), parsed));
+        self.entries.push((valid_host(host)?, parsed));
         Ok(())
     }
 
@@ -46,7 +48,7 @@ impl PublicKeyPins {
 
     /// The pins that apply to a connection expecting `name`, if any.
     pub(crate) fn for_name(&self, name: &str) -> Option<Vec<&str>> {
-        let name = name.to_ascii_lowercase();
+        let name = host_key(name);
         let pins: Vec<&str> = self
             .entries
             .iter()
@@ -55,6 +57,34 @@ impl PublicKeyPins {
             .collect();
         (!pins.is_empty()).then_some(pins)
     }
+}
+
+/// The form a host is compared in: an IP address (with or without
+/// brackets, in any of its spellings) as its canonical text, a name in
+/// lower case without a trailing dot.
+fn host_key(host: &str) -> String {
+    if let Some(ip) = parse_ip_literal(host) {
+        return ip.to_string();
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    name.to_ascii_lowercase()
+}
+
+/// The key of a host given with pins: `*` (every host), an IP address or
+/// a host name. A wildcard name (`*.example.org`) or an empty one is an
+/// error: a pin for it would apply to no connection, silently.
+fn valid_host(host: &str) -> Result<String> {
+    if host == "*" {
+        return Ok(host.to_owned());
+    }
+    let key = host_key(host);
+    if key.is_empty() || key.contains('*') {
+        return Err(Error::InvalidConfiguration(format!(
+            "public key pins name one host exactly (a name or an IP address), or \"*\" \
+             for every host; {host:?} would match no connection"
+        )));
+    }
+    Ok(key)
 }
 
 /// `pin` if it has the form `sha256//` + 44 characters of base64.
@@ -87,6 +117,27 @@ mod tests {
         assert_eq!(pins.for_name("example.org"), Some(vec![A, B, A]));
         assert_eq!(pins.for_name("other.example"), Some(vec![A]));
         assert_eq!(PublicKeyPins::default().for_name("example.org"), None);
+    }
+
+    #[test]
+    fn a_host_is_matched_in_every_spelling_of_it() {
+        let mut pins = PublicKeyPins::default();
+        pins.add("[::1]", [A]).unwrap();
+        pins.add("a.Wild.test.", [B]).unwrap();
+        for spelling in ["::1", "[::1]", "0:0:0:0:0:0:0:1", "[0::1]"] {
+            assert_eq!(pins.for_name(spelling), Some(vec![A]), "{spelling}");
+        }
+        assert_eq!(pins.for_name("a.wild.test"), Some(vec![B]));
+        assert_eq!(pins.for_name("A.WILD.TEST."), Some(vec![B]));
+        assert_eq!(pins.for_name("b.wild.test"), None);
+    }
+
+    #[test]
+    fn a_host_no_connection_could_have_is_refused() {
+        let mut pins = PublicKeyPins::default();
+        for bad in ["*.wild.test", "", ".", "a*.example"] {
+            assert!(pins.add(bad, [A]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -735,6 +735,24 @@ impl Engine {
         let Some(leaf) = chain.first() else {
             return Err(Error::InvalidState("the server sent no certificate yet"));
         };
+        // A key is stored for a handshake that will be accepted: one whose
+        // other problems the program ignored already.
+        let unknown_key = |e: &SslError| {
+            matches!(
+                e.kind(),
+                SslErrorKind::PublicKeyUnknown | SslErrorKind::PublicKeyChanged
+            )
+        };
+        let unresolved = self
+            .pending_errors
+            .iter()
+            .any(|e| !unknown_key(e) && !self.is_ignored(e));
+        if unresolved {
+            return Err(Error::InvalidState(
+                "the handshake has other problems the program did not ignore: ignore them \
+                 first, or refuse",
+            ));
+        }
         keys.store(server.name(), &server.service(), leaf)
             .map_err(|e| {
                 Error::InvalidConfiguration(format!("cannot store {server}'s key: {e}"))

@@ -115,6 +115,7 @@ pub(crate) mod code {
     pub(crate) const INVALID_REQUEST: i32 = sys::GNUTLS_E_INVALID_REQUEST;
     pub(crate) const DECRYPTION_FAILED: i32 = sys::GNUTLS_E_DECRYPTION_FAILED;
     pub(crate) const MAC_VERIFY_FAILED: i32 = sys::GNUTLS_E_MAC_VERIFY_FAILED;
+    pub(crate) const FILE_ERROR: i32 = sys::GNUTLS_E_FILE_ERROR;
     pub(crate) const HANDSHAKE_TOO_LARGE: i32 = sys::GNUTLS_E_HANDSHAKE_TOO_LARGE;
     pub(crate) const UNEXPECTED_PACKET: i32 = sys::GNUTLS_E_UNEXPECTED_PACKET;
     pub(crate) const REQUESTED_DATA_NOT_AVAILABLE: i32 = sys::GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE;

@@ -91,7 +91,11 @@ impl KnownKeys {
         }
     }
 
-    /// Remembers the key of `certificate` (DER) for `host`'s `service`.
+    /// Remembers the key of `certificate` (DER) as the one `host`'s
+    /// `service` is known by: the keys stored for it before are removed
+    /// first (`gnutls_store_pubkey` only appends, and
+    /// `gnutls_verify_stored_pubkey` accepts any key stored for the host, so
+    /// a key replaced would stay trusted).
     pub(crate) fn store(
         &self,
         host: &str,
@@ -100,6 +104,8 @@ impl KnownKeys {
     ) -> Result<(), GnutlsError> {
         let names = self.names(host, service)?;
         let cert = borrowed(certificate)?;
+        self.forget(host, service)
+            .map_err(|_| GnutlsError::from_code(code::FILE_ERROR))?;
         // SAFETY: as in `check`; expiration 0 keeps the key until replaced.
         check(unsafe {
             sys::gnutls_store_pubkey(
@@ -114,5 +120,51 @@ impl KnownKeys {
             )
         })?;
         Ok(())
+    }
+
+    /// Removes the entries of `host`'s `service` from the file, rewriting
+    /// it whole (written beside it, then renamed over it).
+    fn forget(&self, host: &str, service: &str) -> std::io::Result<()> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let kept = without_entries_of(&text, host, service);
+        if kept.len() == text.len() {
+            return Ok(());
+        }
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".new");
+        std::fs::write(&temporary, kept)?;
+        std::fs::rename(&temporary, &self.path)
+    }
+}
+
+/// The lines of a database (`|g0|host|service|expiration|key` for keys,
+/// `|c0|host|service|…` for commitments) that are not about `host`'s
+/// `service`.
+fn without_entries_of(text: &str, host: &str, service: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|line| {
+            let mut fields = line.split('|').skip(2);
+            (fields.next(), fields.next()) != (Some(host), Some(service))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_one_host_and_service_are_removed_and_nothing_else() {
+        let text = "|g0|a.example|443|0|KEYA\n|g0|a.example|8443|0|KEYB\n\
+                    |c0|a.example|443|0|1|HASH\n|g0|b.example|443|0|KEYC\n|g0|a.example|443|0|KEYD";
+        assert_eq!(
+            without_entries_of(text, "a.example", "443"),
+            "|g0|a.example|8443|0|KEYB\n|g0|b.example|443|0|KEYC\n"
+        );
+        assert_eq!(without_entries_of(text, "c.example", "443"), text);
     }
 }

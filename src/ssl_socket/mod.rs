@@ -809,10 +809,13 @@ impl SslSocket {
     /// Trust on first use
     /// ([`trust_on_first_use`](crate::SslConfigurationBuilder::trust_on_first_use)):
     /// stores the server's public key as the one this host and port are
-    /// known by from now on, and accepts it for this handshake (its
-    /// `PublicKeyUnknown` or `PublicKeyChanged` is answered; other problems
-    /// still need their own answer). Call it from the `ssl_errors` slot, or
-    /// while the handshake is interrupted, then
+    /// known by from now on (replacing the one stored before, which is no
+    /// longer accepted), and accepts it for this handshake (its
+    /// `PublicKeyUnknown` or `PublicKeyChanged` is answered). The
+    /// handshake's other problems must be ignored first: while one is not,
+    /// nothing is stored and this returns [`Error::InvalidState`], so a key
+    /// is never stored for a handshake that is then refused. Call it from
+    /// the `ssl_errors` slot, or while the handshake is interrupted, then
     /// [`continue_interrupted_handshake`](Self::continue_interrupted_handshake).
     ///
     /// ```no_run
