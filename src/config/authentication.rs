@@ -295,7 +295,14 @@ impl SslConfigurationBuilder {
     /// nothing is checked, raw keys included, as for certificates.
     /// A client that trusts raw keys asks servers for one before a
     /// certificate; a server accepts one from clients whenever it asks for
-    /// a certificate (verify mode `QueryPeer` or `VerifyPeer`).
+    /// a certificate (verify mode `QueryPeer` or `VerifyPeer`). Which type
+    /// a client presents follows the client's order of preference (TLS
+    /// lets the server pick from the client's list, and GnuTLS takes the
+    /// client's first choice it supports): a client that lists X.509 before
+    /// raw keys (`gnutls-cli --priority NORMAL:+CTYPE-CLI-RAWPK`) is asked
+    /// for an X.509 certificate, and with none to send it fails as
+    /// `NoPeerCertificate`; `-CTYPE-CLI-ALL:+CTYPE-CLI-RAWPK` puts raw keys
+    /// first.
     ///
     /// ```
     /// use sslsocket::{PrivateKey, RawPublicKey, SslConfiguration};
