@@ -116,6 +116,11 @@ fn a_datagram_larger_than_the_data_mtu_is_refused_whole() {
         Err(Error::InvalidInput(_))
     ));
     assert!(socket.set_mtu(100).is_err());
+    assert!(
+        socket.set_mtu(20_000).is_err(),
+        "GnuTLS would cap it silently"
+    );
+    assert_eq!(socket.mtu(), 600, "a refused MTU changes nothing");
     socket.write_datagram(&vec![2; limit]).unwrap();
     run_until(&mut reactor, TIMEOUT, "the echo", |_| {
         !seen.borrow().datagrams.is_empty()
@@ -313,6 +318,32 @@ fn the_handshake_completes_through_drops_duplicates_and_reordering() {
             "the client sent flights again"
         );
     }
+}
+
+#[test]
+fn empty_datagrams_from_the_peers_address_are_dropped_and_end_nothing() {
+    // Every datagram after the first each way, handshake and data alike,
+    // follows an empty one from the same address. Before, GnuTLS took the
+    // empty pull for the end of the stream: the association failed with
+    // GNUTLS_E_PREMATURE_TERMINATION on both sides.
+    let (seen, _relay, mut reactor) = through_relay(
+        |_, n| match n {
+            1 => Fate::Pass,
+            _ => Fate::AfterAnEmptyOne,
+        },
+        Duration::from_secs(20),
+    );
+    assert!(
+        seen.borrow().handshake_complete,
+        "{:?}",
+        seen.borrow().errors
+    );
+    run_until(&mut reactor, TIMEOUT, "the 20 echoes", |_| {
+        seen.borrow().datagrams.len() == 20 || !seen.borrow().errors.is_empty()
+    });
+    let seen = seen.borrow();
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    assert_eq!(seen.datagrams.len(), 20);
 }
 
 #[test]

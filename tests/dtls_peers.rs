@@ -283,6 +283,59 @@ fn our_client_talks_to_openssl_s_server_and_refuses_an_expired_certificate() {
     assert_eq!(expired.ssl_errors, [vec![SslErrorKind::CertificateExpired]]);
 }
 
+/// OpenSSL packs its flight densely: a datagram may end one message and
+/// start the next, whose rest comes in the next datagram. When such a
+/// flight is all received at once, the client must take it all at once:
+/// before, it stopped after the certificate check with datagrams still
+/// queued, until s_server sent its flight again a second later (seen here
+/// as a second ServerHello in s_server's -msg trace).
+#[test]
+fn our_client_answers_an_openssl_flight_without_waiting_for_its_retransmission() {
+    let args = [
+        "-dtls1_2",
+        "-msg",
+        "-cert",
+        &ca_str("server.pem"),
+        "-cert_chain",
+        &ca_str("intermediate-ca.pem"),
+        "-key",
+        &ca_str("server.key"),
+    ];
+    let mut server = s_server(&args, None, None, false);
+    let mut reactor = Reactor::new().unwrap();
+    let rounds = 6;
+    for round in 0..rounds {
+        let (_, seen) = client(
+            &mut reactor,
+            client_config(),
+            local(server.port),
+            "localhost",
+            |s| {
+                s.handshake_complete()
+                    .connect(|s, _, _| s.disconnect_from_peer());
+            },
+        );
+        run_until(&mut reactor, TIMEOUT, "the association to end", |_| {
+            seen.borrow().disconnected
+        });
+        let seen = seen.borrow();
+        assert!(seen.handshake_complete, "round {round}: {:?}", seen.errors);
+    }
+    // OpenSSL 3's -msg names no DTLS message: its ServerHello here is the
+    // only 73-byte handshake message it sends (12 + 61 bytes).
+    let trace = server.proc.stdout_text();
+    let hellos = trace
+        .matches(
+            ">>> Not TLS data or unknown version (version=65277, content_type=22) [length 0049]",
+        )
+        .count();
+    assert_eq!(
+        hellos, rounds,
+        "ServerHello sent more than once per handshake"
+    );
+    server.proc.kill();
+}
+
 /// `openssl s_client -dtls1_2 -quiet ARGS` connecting to our server on
 /// `port`.
 fn s_client(port: u16, args: &[&str]) -> Proc {

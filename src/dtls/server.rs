@@ -220,6 +220,8 @@ impl DtlsServer {
 
     /// Stops serving: the port closes once the current slot returns, and
     /// the peers' sockets end their associations (with `close_notify`).
+    /// The server is then removed from the reactor: `dtls_server(id)`
+    /// answers `None`.
     pub fn close(&mut self) {
         self.closed = true;
     }

@@ -19,7 +19,7 @@ use crate::certificate::Certificate;
 use crate::config::{ServerKey, SslConfiguration};
 use crate::engine::Engine;
 use crate::error::{Error, Result, SslError, TimeoutKind};
-use crate::gnutls::{DEFAULT_RETRANSMISSION, MIN_MTU};
+use crate::gnutls::{DEFAULT_RETRANSMISSION, MAX_MTU, MIN_MTU};
 use crate::raw_public_key::RawPublicKey;
 use crate::ssl_socket::{Deadlines, SocketState, SslMode, Timeouts};
 use crate::timer::Wake;
@@ -75,9 +75,9 @@ impl Settings {
 
     /// Checks an MTU a program gives.
     pub(super) fn check_mtu(mtu: usize) -> Result<usize> {
-        if mtu < MIN_MTU {
+        if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
             return Err(Error::InvalidInput(format!(
-                "an MTU of {mtu} bytes: at least {MIN_MTU} are needed"
+                "an MTU of {mtu} bytes: {MIN_MTU} to {MAX_MTU} are accepted"
             )));
         }
         Ok(mtu)
@@ -338,7 +338,8 @@ impl DtlsSocket {
 
     /// Sets the path MTU: the largest datagram the path carries, without
     /// IP and UDP headers (1500-byte Ethernet: 1472 over IPv4, 1452 over
-    /// IPv6); at least 256 bytes (GnuTLS takes at most 16384). Handshake
+    /// IPv6); 256 to 16384 bytes (GnuTLS's largest), others are refused
+    /// with [`Error::InvalidInput`]. Handshake
     /// messages are fragmented to fit it, and it bounds
     /// [`data_mtu`](Self::data_mtu). Takes effect at once. Qt's
     /// `setMtuHint`. Default: 1200 bytes (GnuTLS's), or the server's
@@ -379,7 +380,9 @@ impl DtlsSocket {
     /// Fails the association with [`TimeoutKind::Idle`] when no datagram
     /// moves, either way, for this long once it is encrypted: UDP has no
     /// connection to break, so a peer that went away is noticed only this
-    /// way. Default: never (the server's setting for its sockets).
+    /// way. The association ends silently: the peer, presumed gone, is
+    /// sent nothing. Default: never (the server's setting for its
+    /// sockets).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.deadlines.timeouts.set(TimeoutKind::Idle, timeout);
         self.settings.timeouts = self.deadlines.timeouts;

@@ -481,6 +481,9 @@ impl Engine {
         if !self.local_keys_ready()? {
             return Ok(());
         }
+        // One more call when GnuTLS answered AGAIN with datagrams still
+        // queued and nothing else moved (see below); reset by progress.
+        let mut nudged = false;
         loop {
             let before = self.buffered();
             let result = self.session.handshake();
@@ -502,10 +505,24 @@ impl Engine {
                         let dropped = GnutlsError::from_code(code::DECRYPTION_FAILED);
                         return Err(self.fail_handshake(dropped));
                     }
-                    let paused = self.phase == Phase::AwaitingDecision;
-                    if paused || !self.again_can_progress(before) {
+                    if self.phase == Phase::AwaitingDecision {
                         return Ok(());
                     }
+                    if self.again_can_progress(before) {
+                        nudged = false;
+                        continue;
+                    }
+                    // DTLS: GnuTLS may answer AGAIN after a record it held
+                    // from an earlier datagram (a fragment of the next
+                    // message) without pulling the datagrams that complete
+                    // it. No readiness event will come for those, already
+                    // received: ask once more, or the handshake waits for
+                    // the peer's retransmission.
+                    if !nudged && self.incoming_datagrams() > 0 {
+                        nudged = true;
+                        continue;
+                    }
+                    return Ok(());
                 }
                 code::INTERRUPTED => {}
                 code::WARNING_ALERT_RECEIVED => self.warning_alert(),

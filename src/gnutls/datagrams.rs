@@ -10,6 +10,10 @@
 
 use std::collections::VecDeque;
 
+/// A DTLS record header's length (RFC 6347 §4.1): a datagram shorter than
+/// this holds no record.
+const RECORD_HEADER: usize = 13;
+
 /// The datagram queues of one DTLS session.
 #[derive(Debug, Default)]
 pub(crate) struct Datagrams {
@@ -20,8 +24,16 @@ pub(crate) struct Datagrams {
 }
 
 impl Datagrams {
-    /// Queues a datagram received from the peer.
+    /// Queues a datagram received from the peer; one too short to hold a
+    /// record is dropped, as DTLS drops invalid records (RFC 6347
+    /// §4.1.2.7). An empty one must never reach GnuTLS: a pull of 0 bytes
+    /// is the end of the stream to it, which would end the association for
+    /// anyone who can send one datagram from the peer's address.
     pub(crate) fn receive(&mut self, datagram: Vec<u8>) {
+        if datagram.len() < RECORD_HEADER {
+            log::trace!("DTLS: a {}-byte datagram dropped", datagram.len());
+            return;
+        }
         self.incoming_bytes += datagram.len();
         self.incoming.push_back(datagram);
     }
@@ -82,12 +94,12 @@ mod tests {
     #[test]
     fn each_pull_returns_one_whole_datagram_and_each_push_stays_one() {
         let mut d = Datagrams::default();
-        d.receive(b"first".to_vec());
-        d.receive(b"second!".to_vec());
-        assert_eq!(d.incoming_len(), 12);
+        d.receive(b"first record.".to_vec());
+        d.receive(b"second record!".to_vec());
+        assert_eq!(d.incoming_len(), 27);
         let mut out = [0u8; 64];
-        assert_eq!(d.pull(&mut out), Some(5));
-        assert_eq!(&out[..5], b"first");
+        assert_eq!(d.pull(&mut out), Some(13));
+        assert_eq!(&out[..13], b"first record.");
         let mut small = [0u8; 3];
         assert_eq!(d.pull(&mut small), Some(3), "cut to the room given");
         assert_eq!(d.pull(&mut out), None);
@@ -99,5 +111,15 @@ mod tests {
         assert_eq!(d.next_outgoing(), Some(&b"a"[..]));
         d.sent();
         assert_eq!(d.next_outgoing(), Some(&b"bc"[..]));
+    }
+
+    #[test]
+    fn a_datagram_too_short_for_a_record_is_dropped() {
+        let mut d = Datagrams::default();
+        d.receive(Vec::new());
+        d.receive(vec![0x17; 12]);
+        assert!(!d.has_incoming(), "an empty pull would end the session");
+        d.receive(vec![0x17; 13]);
+        assert_eq!(d.incoming_count(), 1);
     }
 }

@@ -29,6 +29,9 @@ const NO_TOTAL_TIMEOUT: c_uint = c_uint::MAX / 2;
 /// headers from the MTU without checking for underflow.
 pub(crate) const MIN_MTU: usize = 256;
 
+/// The largest path MTU GnuTLS keeps (it caps larger values to this).
+pub(crate) const MAX_MTU: usize = 16_384;
+
 /// What a verified cookie tells the session that answers its ClientHello:
 /// the sequence numbers to continue from (`gnutls_dtls_prestate_st`).
 #[derive(Clone, Copy)]

@@ -46,7 +46,7 @@ mod x509;
 pub(crate) use auth::{PeerAuthentication, SessionOptions};
 pub(crate) use cookie::{hello_verify_request, verify_cookie, CookieKey};
 pub(crate) use credentials::CertificateCredentials;
-pub(crate) use dtls::{Prestate, DEFAULT_RETRANSMISSION, MIN_MTU};
+pub(crate) use dtls::{Prestate, DEFAULT_RETRANSMISSION, MAX_MTU, MIN_MTU};
 pub(crate) use end_point::server_end_point;
 pub(crate) use error::code;
 pub use error::GnutlsError;

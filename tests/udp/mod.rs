@@ -129,6 +129,9 @@ pub enum Fate {
     Drop,
     /// Sent twice.
     Duplicate,
+    /// Sent after an empty datagram, from the same address (anyone who
+    /// knows the two ports can send one).
+    AfterAnEmptyOne,
     /// Held back and sent after the next datagram the same way (or after
     /// 30 ms, if none comes).
     Delay,
@@ -202,6 +205,10 @@ impl UdpRelay {
                         Fate::Drop => {}
                         Fate::Duplicate => {
                             send(&datagram);
+                            send(&datagram);
+                        }
+                        Fate::AfterAnEmptyOne => {
+                            send(&[]);
                             send(&datagram);
                         }
                         Fate::Delay => {
