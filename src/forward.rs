@@ -76,7 +76,11 @@ type SharedSink = Rc<RefCell<dyn MessageSink>>;
 
 impl SslSocket {
     /// Connects slots that deliver every event of this socket to `sink`
-    /// (see [`MessageSink`]), reading received data as it arrives.
+    /// (see [`MessageSink`]), reading received data as it arrives: the data
+    /// goes to this sink, and another `ready_read` slot (or a second
+    /// `forward_to`) finds nothing left to read. A sink that wants the
+    /// data and others that want the events: give the data to one and
+    /// connect the others to the signals they need.
     ///
     /// ```
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
@@ -96,10 +100,11 @@ impl SslSocket {
     /// use sslsocket::SocketMessage;
     /// # let mut reactor = sslsocket::Reactor::new().unwrap();
     /// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
-    /// # let id = reactor.ssl_socket(config);
+    /// # let id = reactor.ssl_socket(config.clone());
+    /// # let other = reactor.ssl_socket(config);
     /// let (sender, receiver) = std::sync::mpsc::channel();
     /// reactor.socket(id).unwrap().forward_to(sender);
-    /// reactor.socket(id).unwrap().forward_to(|message: SocketMessage| {
+    /// reactor.socket(other).unwrap().forward_to(|message: SocketMessage| {
     ///     if let SocketMessage::Error(id, error) = message {
     ///         eprintln!("{id}: {error}");
     ///     }
@@ -109,37 +114,42 @@ impl SslSocket {
     pub fn forward_to(&mut self, sink: impl MessageSink) {
         let sink: SharedSink = Rc::new(RefCell::new(sink));
         relay(self.connected(), &sink, |s, _| {
-            SocketMessage::Connected(s.id())
+            Some(SocketMessage::Connected(s.id()))
         });
         relay(self.handshake_complete(), &sink, |s, _| {
-            SocketMessage::Encrypted(s.id())
+            Some(SocketMessage::Encrypted(s.id()))
         });
+        // Nothing when another slot took the data first.
         relay(self.ready_read(), &sink, |s, _| {
-            SocketMessage::Data(s.id(), s.read_all())
+            let data = s.read_all();
+            (!data.is_empty()).then(|| SocketMessage::Data(s.id(), data))
         });
         relay(self.bytes_written(), &sink, |s, &n| {
-            SocketMessage::BytesWritten(s.id(), n)
+            Some(SocketMessage::BytesWritten(s.id(), n))
         });
         relay(self.read_channel_finished(), &sink, |s, _| {
-            SocketMessage::ReadChannelFinished(s.id())
+            Some(SocketMessage::ReadChannelFinished(s.id()))
         });
         relay(self.disconnected(), &sink, |s, _| {
-            SocketMessage::Disconnected(s.id())
+            Some(SocketMessage::Disconnected(s.id()))
         });
         relay(self.error_occurred(), &sink, |s, e| {
-            SocketMessage::Error(s.id(), e.clone())
+            Some(SocketMessage::Error(s.id(), e.clone()))
         });
     }
 }
 
-/// Connects a slot to `signal` that delivers `message(socket, payload)`.
+/// Connects a slot to `signal` that delivers `message(socket, payload)`,
+/// if there is one.
 fn relay<T: 'static>(
     signal: &mut Signal<SslSocket, T>,
     sink: &SharedSink,
-    message: fn(&mut SslSocket, &T) -> SocketMessage,
+    message: fn(&mut SslSocket, &T) -> Option<SocketMessage>,
 ) {
     let sink = Rc::clone(sink);
     signal.connect(move |socket, _, payload| {
-        sink.borrow_mut().deliver(message(socket, payload));
+        if let Some(message) = message(socket, payload) {
+            sink.borrow_mut().deliver(message);
+        }
     });
 }

@@ -791,3 +791,16 @@ fn start_server_encryption_without_a_certificate_is_refused_at_the_call() {
     std::io::Read::read_exact(&mut peer, &mut line).unwrap();
     assert_eq!(&line, b"still plaintext\n");
 }
+
+#[test]
+fn a_peer_verify_name_with_a_nul_is_refused_at_the_connect_call() {
+    // Before: accepted, then the handshake failed with GnuTLS's opaque
+    // "The request is invalid".
+    let mut reactor = Reactor::new().unwrap();
+    let id = reactor.ssl_socket(client_config());
+    let socket = reactor.socket(id).unwrap();
+    socket.set_peer_verify_name("localhost\0.evil");
+    let result = socket.connect_to_host_encrypted("localhost", 443);
+    assert!(matches!(result, Err(Error::InvalidInput(_))), "{result:?}");
+    assert_eq!(socket.state(), SocketState::Unconnected);
+}

@@ -194,3 +194,51 @@ fn a_line_that_is_not_utf8_is_taken_and_reported() {
     assert_eq!(socket.read_line(&mut line).unwrap(), 5);
     assert_eq!(line, "kept: good\n");
 }
+
+#[test]
+fn read_exact_beyond_a_full_read_buffer_is_an_error_and_keeps_its_data() {
+    // Before: WouldBlock for ever (the full buffer stops reading, so no
+    // ready_read comes again).
+    let mut reactor = Reactor::new().unwrap();
+    let pieces: &[&[u8]] = &[&[b'x'; 300]];
+    let (id, port) = piecewise_server(&mut reactor, pieces);
+    let socket = reactor.socket(id).unwrap();
+    socket.set_read_buffer_size(100);
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    run_until(&mut reactor, TIMEOUT, "a full read buffer", |r| {
+        r.socket(id).unwrap().bytes_available() >= 100
+    });
+    let socket = reactor.socket(id).unwrap();
+    let available = socket.bytes_available();
+    let mut wanted = vec![0u8; 1000];
+    let error = socket.read_exact(&mut wanted).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidData, "{error}");
+    assert_eq!(socket.bytes_available(), available);
+    let mut fits = [0u8; 50];
+    socket.read_exact(&mut fits).unwrap();
+    assert_eq!(fits, [b'x'; 50]);
+}
+
+#[test]
+fn read_to_string_keeps_a_character_split_between_arrivals() {
+    // "café" with its é cut in two, in two records 50 ms apart. The
+    // standard read_to_string dropped the four bytes it had read.
+    let mut reactor = Reactor::new().unwrap();
+    let pieces: &[&[u8]] = &[b"caf\xc3", b"\xa9 ok"];
+    let (id, port) = piecewise_server(&mut reactor, pieces);
+    let socket = reactor.socket(id).unwrap();
+    socket.set_user_data(String::new());
+    socket.ready_read().connect(|s, _, _| {
+        let mut text = std::mem::take(s.user_data::<String>().unwrap());
+        let result = s.read_to_string(&mut text);
+        assert!(
+            matches!(&result, Err(e) if e.kind() == ErrorKind::WouldBlock) || result.is_ok(),
+            "{result:?}"
+        );
+        *s.user_data::<String>().unwrap() = text;
+    });
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    run_until(&mut reactor, TIMEOUT, "the whole text", |r| {
+        r.socket(id).unwrap().user_data::<String>().unwrap() == "café ok"
+    });
+}

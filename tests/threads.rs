@@ -133,6 +133,42 @@ fn a_closure_gets_every_message_on_the_reactor_thread() {
 }
 
 #[test]
+fn a_second_sink_gets_the_events_and_no_empty_data() {
+    // The first sink takes the data; the second, connected after it, used
+    // to get a Data message with nothing in it for every arrival.
+    let mut reactor = Reactor::new().unwrap();
+    let (id, port) = echo_pair(reactor.context());
+    let first = Rc::new(RefCell::new(Vec::new()));
+    let second = Rc::new(RefCell::new(Vec::new()));
+    let socket = reactor.socket(id).unwrap();
+    for log in [Rc::clone(&first), Rc::clone(&second)] {
+        socket.forward_to(move |message: SocketMessage| log.borrow_mut().push(message));
+    }
+    socket.handshake_complete().connect(|s, _, _| {
+        s.write(b"to the first sink").unwrap();
+    });
+    socket
+        .ready_read()
+        .connect(|s, _, _| s.disconnect_from_host());
+    socket.connect_to_host_encrypted("localhost", port).unwrap();
+    run_until(&mut reactor, TIMEOUT, "the disconnection", |_| {
+        matches!(second.borrow().last(), Some(SocketMessage::Disconnected(_)))
+    });
+    let data = |log: &Rc<RefCell<Vec<SocketMessage>>>| -> Vec<Vec<u8>> {
+        log.borrow()
+            .iter()
+            .filter_map(|m| match m {
+                SocketMessage::Data(_, data) => Some(data.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(data(&first).concat(), b"to the first sink");
+    assert_eq!(data(&second), Vec::<Vec<u8>>::new());
+    assert!(matches!(second.borrow()[1], SocketMessage::Encrypted(s) if s == id));
+}
+
+#[test]
 fn a_worker_learns_what_became_of_its_writes_and_calls() {
     let mut reactor = Reactor::new().unwrap();
     let (id, port) = echo_pair(reactor.context());

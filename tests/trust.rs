@@ -1085,6 +1085,19 @@ fn a_public_key_pin_is_required_on_top_of_verification() {
     assert!(unchecked.is_err(), "pins that VerifyNone would never check");
 }
 
+#[test]
+fn a_trust_on_first_use_path_gnutls_cannot_take_fails_build() {
+    // Before: built, then every handshake failed with an ignorable
+    // UnspecifiedError, a configuration mistake shown as a peer's problem.
+    let built = SslConfiguration::builder()
+        .trust_on_first_use("/tmp/known\0hosts")
+        .build();
+    assert!(
+        matches!(&built, Err(sslsocket::Error::InvalidConfiguration(text)) if text.contains("NUL")),
+        "{built:?}"
+    );
+}
+
 fn tofu(db: &std::path::Path) -> SslConfiguration {
     SslConfiguration::builder()
         .system_ca_certificates(false)

@@ -732,11 +732,19 @@ impl SslConfigurationBuilder {
     /// which covers this connection only; an `ignore_ssl_errors` list stays
     /// with the socket for its later connections), accept and store
     /// ([`SslSocket::store_peer_public_key`](crate::SslSocket::store_peer_public_key),
-    /// which replaces the key stored before), or refuse. The other problems (name, dates, purpose, revocation) are
-    /// checked as usual. The file is read, and written when a key is
-    /// stored, on the reactor thread.
+    /// which replaces the key stored before), or refuse. The other problems
+    /// (name, dates, purpose, revocation) are checked as usual. The file is
+    /// read, and written when a key is stored, on the reactor thread. GnuTLS
+    /// takes the path as a C string: one that is not UTF-8 or holds a NUL
+    /// fails [`build`](Self::build).
     pub fn trust_on_first_use(mut self, path: impl AsRef<Path>) -> Self {
-        self.known_keys = Some(KnownKeys::new(path.as_ref()));
+        let path = path.as_ref();
+        if path.to_str().is_none_or(|p| p.contains('\0')) {
+            self.misuse.get_or_insert(format!(
+                "trust on first use: the database path {path:?} must be UTF-8 without NUL"
+            ));
+        }
+        self.known_keys = Some(KnownKeys::new(path));
         self
     }
 

@@ -74,7 +74,10 @@ impl Proxy {
     /// (a bare `host:port` means HTTP). User and password may be
     /// percent-encoded; the port defaults to 1080.
     pub fn parse(url: &str) -> Result<Self> {
-        let invalid = |why: &str| Error::InvalidInput(format!("proxy URL {url:?}: {why}"));
+        let invalid = |why: &str| {
+            let shown = without_password(url);
+            Error::InvalidInput(format!("proxy URL {shown:?}: {why}"))
+        };
         let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "http" => ProxyKind::HttpConnect,
@@ -129,6 +132,22 @@ impl Proxy {
         self.credentials
             .as_ref()
             .map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+}
+
+/// `url` with the password of its user information, if any, replaced by
+/// `***` (for error messages: the URL often comes from the environment).
+fn without_password(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -229,6 +248,21 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_url_is_shown_without_its_password() {
+        for url in [
+            "http://alice:S3cretPW@127.0.0.1:80800",
+            "ftp://alice:S3cretPW@proxy.example",
+            "socks5://alice:S3cret@PW@[::1:1080",
+        ] {
+            let error = Proxy::parse(url).unwrap_err().to_string();
+            assert!(!error.contains("S3cret"), "{error}");
+            assert!(error.contains("alice:***@"), "{error}");
+        }
+        assert_eq!(without_password("http://h:1/a@b"), "http://h:1/a@b");
+        assert_eq!(without_password("u@h:1"), "u@h:1");
+    }
 
     #[test]
     fn parses_curl_style_urls() {

@@ -12,7 +12,9 @@
 //! (`read_until`, `read_line`, `read_exact`, and so `lines` and `split`)
 //! would move a partial piece into the caller's buffer before reporting
 //! `WouldBlock`, where a slot that drops its buffer loses it. They are
-//! overridden here to take nothing until the whole piece is buffered.
+//! overridden here to take nothing until the whole piece is buffered;
+//! `read_to_string` takes whole characters only (the standard one drops
+//! everything it read when a character is split between two arrivals).
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 
@@ -35,6 +37,19 @@ impl SslSocket {
         }
     }
 
+    /// `InvalidData` when a read waiting for more can never complete: the
+    /// read buffer is full (see `set_read_buffer_size`), so nothing more
+    /// is read from the network until the program takes some.
+    fn full_buffer(&self, waiting_for: &str) -> Option<io::Error> {
+        let limit = self.read_buffer_size;
+        (limit > 0 && self.read_buffer.len() >= limit).then(|| {
+            io::Error::new(
+                ErrorKind::InvalidData,
+                format!("{waiting_for}, but the read buffer holds at most {limit} bytes"),
+            )
+        })
+    }
+
     /// How many buffered bytes `read_until(delimiter)` takes: through the
     /// delimiter, or at the end of the stream all that is left. `WouldBlock`
     /// while the piece is incomplete; an error when it cannot complete
@@ -46,14 +61,10 @@ impl SslSocket {
         if !self.may_receive_more() {
             return Ok(self.read_buffer.len());
         }
-        let limit = self.read_buffer_size;
-        if limit > 0 && self.read_buffer.len() >= limit {
-            return Err(io::Error::new(
-                ErrorKind::InvalidData,
-                format!("no delimiter in the {limit} bytes the read buffer holds at most"),
-            ));
+        match self.full_buffer("no delimiter in the buffered bytes") {
+            Some(full) => Err(full),
+            None => Err(ErrorKind::WouldBlock.into()),
         }
-        Err(ErrorKind::WouldBlock.into())
     }
 }
 
@@ -64,7 +75,10 @@ impl SslSocket {
 /// `read_to_end` and `read_to_string` keep the standard contract: they
 /// move what is buffered into the caller's buffer and, while the connection
 /// is open, then return `WouldBlock`: keep that buffer for the next call, or
-/// use [`SslSocket::read_all`].
+/// use [`SslSocket::read_all`]. `read_to_string` moves whole characters
+/// only: a character split between two arrivals waits in the socket for
+/// its end; bytes that are not UTF-8 are left in the socket and reported
+/// as `InvalidData`.
 impl Read for SslSocket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.read_buffer.is_empty() && !buf.is_empty() {
@@ -76,13 +90,39 @@ impl Read for SslSocket {
 
     /// Fills `buf` if that much is buffered; otherwise takes nothing and
     /// returns `WouldBlock`, or `UnexpectedEof` once the connection ended.
+    /// A read that asks for more than a limited read buffer can hold is
+    /// `InvalidData` once the buffer is full (see `set_read_buffer_size`).
     fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         if self.read_buffer.len() < buf.len() {
-            self.nothing_to_read()?;
+            if self.may_receive_more() {
+                let wanted = format!("{} bytes wanted", buf.len());
+                return Err(self
+                    .full_buffer(&wanted)
+                    .unwrap_or_else(|| ErrorKind::WouldBlock.into()));
+            }
             return Err(ErrorKind::UnexpectedEof.into());
         }
         self.read_buffer.take_into(buf);
         Ok(())
+    }
+
+    fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
+        let buffered = self.read_buffer.as_slice();
+        let whole = match std::str::from_utf8(buffered) {
+            Ok(text) => text,
+            // A character cut at the end waits for the rest of it, unless
+            // no rest can come.
+            Err(e) if e.error_len().is_none() && self.may_receive_more() => {
+                std::str::from_utf8(&buffered[..e.valid_up_to()])
+                    .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?
+            }
+            Err(e) => return Err(io::Error::new(ErrorKind::InvalidData, e)),
+        };
+        buf.push_str(whole);
+        let taken = whole.len();
+        self.read_buffer.consume(taken);
+        self.nothing_to_read()?;
+        Ok(taken)
     }
 }
 
@@ -97,6 +137,12 @@ impl Read for SslSocket {
 /// When [`SslSocket::set_read_buffer_size`] limits the buffer and a line
 /// fills it without a delimiter, the line cannot complete: they return
 /// `InvalidData` (the data stays buffered for [`SslSocket::read`]).
+///
+/// Use these on the socket itself: a `std::io::BufReader` around it keeps
+/// bytes in a buffer of its own, lost when the slot drops it. The end of
+/// the stream comes as `read_channel_finished`, not `ready_read`: a last
+/// line without its delimiter is read there (connect the same reading
+/// function to both signals).
 ///
 /// ```
 /// use std::io::{BufRead, ErrorKind};

@@ -351,6 +351,7 @@ impl SslSocket {
             ));
         }
         validate_host(host, port)?;
+        self.validate_verify_name()?;
         host.clone_into(&mut self.host);
         self.port = port;
         self.last_error = None;
@@ -394,6 +395,9 @@ impl SslSocket {
             return Err(Error::InvalidState(
                 "encryption starts on a connected, unencrypted socket",
             ));
+        }
+        if !server {
+            self.validate_verify_name()?;
         }
         let engine = if server {
             self.config
@@ -958,6 +962,20 @@ impl SslSocket {
             }
             self.state = state;
             self.events.push_back(SocketEvent::StateChanged(state));
+        }
+    }
+}
+
+impl SslSocket {
+    /// Refuses a peer verify name no certificate can carry (a control
+    /// character, a NUL above all), at the call rather than as an opaque
+    /// GnuTLS error in the handshake.
+    fn validate_verify_name(&self) -> Result<()> {
+        match &self.verify_name {
+            Some(name) if name.bytes().any(|b| b.is_ascii_control()) => Err(Error::InvalidInput(
+                format!("invalid peer verify name {name:?}"),
+            )),
+            _ => Ok(()),
         }
     }
 }
