@@ -303,6 +303,43 @@ impl std::error::Error for Error {
     }
 }
 
+/// For `?` in functions that return `std::io::Result` (as
+/// [`Reactor::run`](crate::Reactor::run) does): a network error is the
+/// `io::Error` it carries; a timeout is `TimedOut`, bad input or
+/// configuration `InvalidInput`, a call in the wrong state `NotConnected`,
+/// a refused connection its source's kind; everything else `Other`, with
+/// this error inside (`io::Error::get_ref` gives it back).
+///
+/// ```
+/// use std::io;
+/// fn connect(socket: &mut sslsocket::SslSocket) -> io::Result<()> {
+///     socket.connect_to_host_encrypted("example.org", 443)?;
+///     Ok(())
+/// }
+/// # let mut reactor = sslsocket::Reactor::new().unwrap();
+/// # let config = sslsocket::SslConfiguration::builder().system_ca_certificates(false).build().unwrap();
+/// # let id = reactor.ssl_socket(config);
+/// # let socket = reactor.socket(id).unwrap();
+/// let error = socket.connect_to_host_encrypted("", 443).map_err(io::Error::from).unwrap_err();
+/// assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+/// # let _ = connect; // compiled, not run: it would look the name up
+/// ```
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::ConnectionFailed { source, .. } | Error::Listen { source, .. } => source.kind(),
+            Error::Timeout(_) => io::ErrorKind::TimedOut,
+            Error::InvalidInput(_) | Error::InvalidConfiguration(_) => io::ErrorKind::InvalidInput,
+            Error::InvalidState(_) => io::ErrorKind::NotConnected,
+            _ => io::ErrorKind::Other,
+        };
+        match error {
+            Error::Network(inner) => inner,
+            other => io::Error::new(kind, other),
+        }
+    }
+}
+
 impl Error {
     /// The certificate problems behind a verification failure (empty for
     /// other errors).

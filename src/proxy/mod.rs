@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 /// The proxy protocols sslsocket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProxyKind {
     /// An HTTP proxy, through `CONNECT host:port` (with Basic
     /// authentication when credentials are set).
