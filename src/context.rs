@@ -598,9 +598,12 @@ impl Context {
     /// Passes a notice from an accepted socket to its server, which takes
     /// it when it is serviced next (it may be out being serviced now).
     pub(crate) fn notify_server(&mut self, id: ServerId, notice: ServerNotice) {
-        if id.1 == self.tag && self.objects.contains_key(id.0) {
+        let Some(key) = self.own(id.0, id.1) else {
+            return;
+        };
+        if self.objects.contains_key(key) {
             self.server_notices.push((id, notice));
-            self.mark_dirty(id.0);
+            self.mark_dirty(key);
         }
     }
 
@@ -703,29 +706,13 @@ mod tests {
         };
         keys.remove(third);
         let reused = keys.insert(());
-        assert_eq!(
-            SocketId(first, ReactorTag::default()).to_string(),
-            "socket#1"
-        );
-        assert_eq!(
-            format!("{:?}", SocketId(first, ReactorTag::default())),
-            "SocketId(1v1)"
-        );
-        assert_eq!(
-            ServerId(third, ReactorTag::default()).to_string(),
-            "server#3"
-        );
-        assert_eq!(
-            format!("{:?}", ServerId(third, ReactorTag::default())),
-            "ServerId(3v1)"
-        );
-        assert_eq!(
-            SocketId(reused, ReactorTag::default()).to_string(),
-            "socket#3.2"
-        );
-        assert_eq!(
-            format!("{:?}", SocketId(reused, ReactorTag::default())),
-            "SocketId(3v3)"
-        );
+        let socket = |key| SocketId(key, ReactorTag::default());
+        let server = ServerId(third, ReactorTag::default());
+        assert_eq!(socket(first).to_string(), "socket#1");
+        assert_eq!(format!("{:?}", socket(first)), "SocketId(1v1)");
+        assert_eq!(server.to_string(), "server#3");
+        assert_eq!(format!("{server:?}"), "ServerId(3v1)");
+        assert_eq!(socket(reused).to_string(), "socket#3.2");
+        assert_eq!(format!("{:?}", socket(reused)), "SocketId(3v3)");
     }
 }

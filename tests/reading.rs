@@ -154,17 +154,24 @@ fn read_exact_takes_nothing_until_enough_is_there() {
     assert_eq!(error.kind(), ErrorKind::WouldBlock);
 }
 
-#[test]
-fn a_line_longer_than_the_read_buffer_is_an_error_and_keeps_its_data() {
-    let mut reactor = Reactor::new().unwrap();
+/// A client whose read buffer (limited to 100 bytes) is full of 300 `x`
+/// the server sent: it reads nothing more until the program takes some.
+fn full_read_buffer(reactor: &mut Reactor) -> SocketId {
     let pieces: &[&[u8]] = &[&[b'x'; 300]];
-    let (id, port) = piecewise_server(&mut reactor, pieces);
+    let (id, port) = piecewise_server(reactor, pieces);
     let socket = reactor.socket(id).unwrap();
     socket.set_read_buffer_size(100);
     socket.connect_to_host_encrypted("localhost", port).unwrap();
-    run_until(&mut reactor, TIMEOUT, "a full read buffer", |r| {
+    run_until(reactor, TIMEOUT, "a full read buffer", |r| {
         r.socket(id).unwrap().bytes_available() >= 100
     });
+    id
+}
+
+#[test]
+fn a_line_longer_than_the_read_buffer_is_an_error_and_keeps_its_data() {
+    let mut reactor = Reactor::new().unwrap();
+    let id = full_read_buffer(&mut reactor);
     let socket = reactor.socket(id).unwrap();
     let available = socket.bytes_available();
     let mut line = String::new();
@@ -200,14 +207,7 @@ fn read_exact_beyond_a_full_read_buffer_is_an_error_and_keeps_its_data() {
     // Before: WouldBlock for ever (the full buffer stops reading, so no
     // ready_read comes again).
     let mut reactor = Reactor::new().unwrap();
-    let pieces: &[&[u8]] = &[&[b'x'; 300]];
-    let (id, port) = piecewise_server(&mut reactor, pieces);
-    let socket = reactor.socket(id).unwrap();
-    socket.set_read_buffer_size(100);
-    socket.connect_to_host_encrypted("localhost", port).unwrap();
-    run_until(&mut reactor, TIMEOUT, "a full read buffer", |r| {
-        r.socket(id).unwrap().bytes_available() >= 100
-    });
+    let id = full_read_buffer(&mut reactor);
     let socket = reactor.socket(id).unwrap();
     let available = socket.bytes_available();
     let mut wanted = vec![0u8; 1000];

@@ -731,11 +731,7 @@ impl Engine {
     }
 
     fn is_ignored(&self, error: &SslError) -> bool {
-        let answered = self.key_stored
-            && matches!(
-                error.kind(),
-                SslErrorKind::PublicKeyUnknown | SslErrorKind::PublicKeyChanged
-            );
+        let answered = self.key_stored && is_known_key_problem(error);
         answered || self.ignore_all || self.ignored.iter().any(|i| i.covers(error))
     }
 
@@ -754,16 +750,10 @@ impl Engine {
         };
         // A key is stored for a handshake that will be accepted: one whose
         // other problems the program ignored already.
-        let unknown_key = |e: &SslError| {
-            matches!(
-                e.kind(),
-                SslErrorKind::PublicKeyUnknown | SslErrorKind::PublicKeyChanged
-            )
-        };
         let unresolved = self
             .pending_errors
             .iter()
-            .any(|e| !unknown_key(e) && !self.is_ignored(e));
+            .any(|e| !is_known_key_problem(e) && !self.is_ignored(e));
         if unresolved {
             return Err(Error::InvalidState(
                 "the handshake has other problems the program did not ignore: ignore them \
@@ -1264,4 +1254,12 @@ fn earliest_expiry(chain: &[&[u8]]) -> Option<SystemTime> {
         .collect::<Option<Vec<_>>>()?
         .into_iter()
         .min()
+}
+
+/// A trust-on-first-use problem, which storing the peer's key answers.
+fn is_known_key_problem(error: &SslError) -> bool {
+    matches!(
+        error.kind(),
+        SslErrorKind::PublicKeyUnknown | SslErrorKind::PublicKeyChanged
+    )
 }

@@ -4,7 +4,8 @@
 //! The database is a text file the program chose, read and written by
 //! `gnutls_verify_stored_pubkey` and `gnutls_store_pubkey` (the format
 //! `gnutls-cli --tofu` uses). The calls read or append to the file on the
-//! calling thread; the file is small. What a match means for trust is the
+//! calling thread, and storing a key first rewrites the file without the
+//! host's earlier entries; the file is small. What a match means for trust is the
 //! engine's decision.
 
 use std::ffi::CString;

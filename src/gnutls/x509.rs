@@ -340,7 +340,6 @@ impl Drop for X509Crt {
     }
 }
 
-/// Text from a GnuTLS buffer that may end in NUL.
 /// One DN attribute value as GnuTLS prints it, without its escapes: GnuTLS
 /// puts a backslash before `,` `+` `"` `\` `<` `>` `;`, a leading `#` or
 /// space and a trailing space, and nothing else (lib/x509/common.c,
@@ -357,6 +356,7 @@ fn unescape_dn_value(escaped: &str) -> String {
     value
 }
 
+/// Text from a GnuTLS buffer that may end in NUL.
 fn c_text(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()

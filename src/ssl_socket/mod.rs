@@ -351,7 +351,7 @@ impl SslSocket {
             ));
         }
         validate_host(host, port)?;
-        self.validate_verify_name()?;
+        validate_verify_name(self.verify_name.as_deref())?;
         host.clone_into(&mut self.host);
         self.port = port;
         self.last_error = None;
@@ -397,7 +397,7 @@ impl SslSocket {
             ));
         }
         if !server {
-            self.validate_verify_name()?;
+            validate_verify_name(self.verify_name.as_deref())?;
         }
         let engine = if server {
             self.config
@@ -966,17 +966,15 @@ impl SslSocket {
     }
 }
 
-impl SslSocket {
-    /// Refuses a peer verify name no certificate can carry (a control
-    /// character, a NUL above all), at the call rather than as an opaque
-    /// GnuTLS error in the handshake.
-    fn validate_verify_name(&self) -> Result<()> {
-        match &self.verify_name {
-            Some(name) if name.bytes().any(|b| b.is_ascii_control()) => Err(Error::InvalidInput(
-                format!("invalid peer verify name {name:?}"),
-            )),
-            _ => Ok(()),
-        }
+/// Refuses a peer verify name no certificate can carry (a control
+/// character, a NUL above all), at the call rather than as an opaque GnuTLS
+/// error in the handshake.
+fn validate_verify_name(name: Option<&str>) -> Result<()> {
+    match name {
+        Some(name) if name.bytes().any(|b| b.is_ascii_control()) => Err(Error::InvalidInput(
+            format!("invalid peer verify name {name:?}"),
+        )),
+        _ => Ok(()),
     }
 }
 
